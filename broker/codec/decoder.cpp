@@ -121,6 +121,19 @@ codec_result<packet> decode_connect(std::string_view body) {
   return packet{std::move(p)};
 }
 
+// The Connect Reason Codes of 5.0 (section 3.2.2.2); [MQTT-3.2.2-8] allows no other value,
+// so a CONNACK carrying, say, 0x8E (Session taken over) is refused like any other misplaced code.
+bool valid_connack_code(std::uint8_t code) noexcept {
+  switch (code) {
+    case 0x00: case 0x80: case 0x81: case 0x82: case 0x83: case 0x84: case 0x85: case 0x86:
+    case 0x87: case 0x88: case 0x89: case 0x8A: case 0x8C: case 0x90: case 0x95: case 0x97:
+    case 0x99: case 0x9A: case 0x9B: case 0x9C: case 0x9D: case 0x9F:
+      return true;
+    default:
+      return false;
+  }
+}
+
 codec_result<packet> decode_connack(std::string_view body, protocol_version v) {
   reader in(body);
   connack_packet p;
@@ -130,9 +143,7 @@ codec_result<packet> decode_connack(std::string_view body, protocol_version v) {
   if (flags & 0xFE) return malformed("reserved CONNACK flag set");
   p.session_present = flags & 0x01;
   if (is_v5(v)) {
-    if (!is_known_reason_code(code) || (code != 0 && code < 0x80)) {
-      return protocol_error("invalid CONNACK reason code");
-    }
+    if (!valid_connack_code(code)) return protocol_error("invalid CONNACK reason code");
     p.code = static_cast<reason_code>(code);
     auto props = decode_properties(in, property_context::connack);
     if (!props) return props.error();
@@ -239,7 +250,12 @@ codec_result<packet> decode_subscribe(std::string_view body, protocol_version v)
     subscription s;
     s.filter = *filter;
     const std::uint8_t q = options & 0x03;
-    if (q == 3) return malformed("subscription QoS 3");
+    if (q == 3) {
+      // 5.0 (section 3.8.3.1) names Maximum QoS 3 a Protocol Error; 3.1.1 [MQTT-3-8.3-4]
+      // names it malformed.
+      if (is_v5(v)) return protocol_error("subscription QoS 3");
+      return malformed("subscription QoS 3");
+    }
     s.options.max_qos = static_cast<qos>(q);
     if (is_v5(v)) {
       if (options & 0xC0) return malformed("reserved Subscription Options bits set");

@@ -69,7 +69,13 @@ struct body_sizer {
   std::size_t operator()(const pingreq_packet&) const { return 0; }
   std::size_t operator()(const pingresp_packet&) const { return 0; }
   std::size_t operator()(const disconnect_packet& p) const { return reason_and_props(p); }
-  std::size_t operator()(const auth_packet& p) const { return reason_and_props(p); }
+  std::size_t operator()(const auth_packet& p) const {
+    // AUTH may drop its whole variable header (Success, no properties) but, unlike
+    // DISCONNECT (3.14.2.2.1), has no form with a Reason Code and no Property Length
+    // (MQTT 5.0 section 3.15.2.1): any other code is followed by Property Length 0.
+    if (is_v5(v) && p.props.empty() && p.code != reason_code::success) return 2;
+    return reason_and_props(p);
+  }
 
   template <class P>
   std::size_t reason_and_props(const P& p) const {

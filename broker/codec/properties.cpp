@@ -1,5 +1,6 @@
 #include "broker/codec/properties.hpp"
 
+#include "broker/codec/topic.hpp"
 #include "broker/codec/wire.hpp"
 
 namespace ringmq::codec {
@@ -112,7 +113,12 @@ codec_result<void> read_one(properties& p, property_id id, wire::reader& in,
     case property_id::message_expiry_interval:
       return set_u32(p.message_expiry_interval, in, true);
     case property_id::content_type: return set_utf8(p.content_type, in);
-    case property_id::response_topic: return set_utf8(p.response_topic, in);
+    case property_id::response_topic: {
+      if (auto r = set_utf8(p.response_topic, in); !r) return r;
+      // [MQTT-3.3.2-14]: the Response Topic is a Topic Name, so no wildcards (0x90, as for
+      // the Topic Name of a PUBLISH).
+      return validate_topic_name(*p.response_topic);
+    }
     case property_id::correlation_data: return set_binary(p.correlation_data, in);
     case property_id::subscription_identifier: {
       std::uint32_t v = 0;
