@@ -21,6 +21,10 @@ void put_props(const properties& p, protocol_version v, std::string& out) {
   if (is_v5(v)) encode_properties(p, out);
 }
 
+publish_view view_of(const publish_packet& p) noexcept {
+  return {p.topic, p.payload, p.qos, p.retain, p.dup, p.packet_id, &p.props};
+}
+
 // Each packet type knows its Remaining Length and how to write its body.
 struct body_sizer {
   protocol_version v;
@@ -39,9 +43,11 @@ struct body_sizer {
     return n;
   }
   std::size_t operator()(const connack_packet& p) const { return 2 + props_size(p.props, v); }
-  std::size_t operator()(const publish_packet& p) const {
-    return 2 + p.topic.size() + (p.qos != qos::at_most_once ? 2 : 0) + props_size(p.props, v) +
-           p.payload.size();
+  std::size_t operator()(const publish_packet& p) const { return (*this)(view_of(p)); }
+  std::size_t operator()(const publish_view& p) const {
+    static const properties none;
+    return 2 + p.topic.size() + (p.qos != qos::at_most_once ? 2 : 0) +
+           props_size(p.props ? *p.props : none, v) + p.payload.size();
   }
   template <packet_type T>
   std::size_t operator()(const publish_response<T>& p) const {
@@ -146,7 +152,9 @@ struct body_writer {
                   : static_cast<std::uint8_t>(to_connack_return_code(p.code)));
     put_props(p.props, v, out);
   }
-  void operator()(const publish_packet& p) const {
+  void operator()(const publish_packet& p) const { (*this)(view_of(p)); }
+  void operator()(const publish_view& p) const {
+    static const properties none;
     std::uint8_t flags = static_cast<std::uint8_t>(static_cast<std::uint8_t>(p.qos) << 1);
     if (p.dup) flags |= 0x08;
     if (p.retain) flags |= 0x01;
@@ -154,7 +162,7 @@ struct body_writer {
     wire::writer w(out);
     w.binary(p.topic);
     if (p.qos != qos::at_most_once) w.u16(p.packet_id);
-    put_props(p.props, v, out);
+    put_props(p.props ? *p.props : none, v, out);
     w.raw(p.payload);
   }
   template <packet_type T>
@@ -224,6 +232,17 @@ void encode(const packet& p, protocol_version version, std::string& out) {
   const auto remaining = std::visit(body_sizer{version}, p);
   out.reserve(out.size() + 1 + varint_size(static_cast<std::uint32_t>(remaining)) + remaining);
   std::visit(body_writer{version, out, remaining}, p);
+}
+
+std::size_t encoded_size(const publish_view& p, protocol_version version) {
+  const auto remaining = body_sizer{version}(p);
+  return 1 + varint_size(static_cast<std::uint32_t>(remaining)) + remaining;
+}
+
+void encode(const publish_view& p, protocol_version version, std::string& out) {
+  const auto remaining = body_sizer{version}(p);
+  out.reserve(out.size() + 1 + varint_size(static_cast<std::uint32_t>(remaining)) + remaining);
+  body_writer{version, out, remaining}(p);
 }
 
 std::string encode(const packet& p, protocol_version version) {

@@ -10,6 +10,21 @@
 
 namespace ringmq::codec {
 
+// A PUBLISH whose topic, payload and properties live elsewhere (the broker's
+// shared message): encoding it copies the payload once, straight to the wire buffer.
+struct publish_view {
+  std::string_view topic;
+  std::string_view payload;
+  codec::qos qos = qos::at_most_once;
+  bool retain = false;
+  bool dup = false;
+  std::uint16_t packet_id = 0;
+  const properties* props = nullptr;  // 5.0 only; null = none
+};
+
+std::size_t encoded_size(const publish_view& p, protocol_version version);
+void encode(const publish_view& p, protocol_version version, std::string& out);
+
 // The size of the whole encoded packet, fixed header included, without encoding it.
 std::size_t encoded_size(const packet& p, protocol_version version);
 

@@ -1,0 +1,52 @@
+#include "broker/core/broker.hpp"
+
+#include "broker/core/probe.hpp"
+
+namespace ringmq::core {
+
+broker::broker(const broker_settings& settings, std::size_t reader_stripes, authenticator* authn,
+               authorizer* authz)
+    : settings_(settings),
+      authn_(authn ? authn : &allow_all_),
+      authz_(authz ? authz : &allow_all_),
+      sessions_(settings.session),
+      router_(reader_stripes) {}
+
+void broker::set_auth(authenticator* authn, authorizer* authz) {
+  authn_ = authn ? authn : &allow_all_;
+  authz_ = authz ? authz : &allow_all_;
+}
+
+std::size_t broker::publish(const message_ptr& m, time_point now) {
+  if (m->retain) {
+    retained_.set(m);
+    local_probe().retained_stored.add();
+  }
+  const auto n = router_.publish(m, now);
+  if (n == 0) local_probe().dropped(drop_reason::no_subscribers);
+  return n;
+}
+
+void broker::end_session(const std::shared_ptr<session>& s, time_point now) {
+  s->end();
+  router_.unsubscribe_all(*s, s->take_subscriptions());
+  if (auto will = s->take_pending_will(now, true)) publish(will, now);
+}
+
+void broker::sweep(time_point now) {
+  auto result = sessions_.sweep(now);
+  for (auto& s : result.expired) end_session(s, now);
+  for (auto& will : result.due_wills) publish(will, now);
+}
+
+void broker::on_client_connected() noexcept {
+  const auto now = ++connected_;
+  ++total_;
+  auto max = maximum_.load();
+  while (now > max && !maximum_.compare_exchange_weak(max, now)) {
+  }
+}
+
+void broker::on_client_disconnected() noexcept { --connected_; }
+
+}  // namespace ringmq::core

@@ -1,0 +1,83 @@
+#pragma once
+// The node's MQTT state, shared by every connection: sessions, subscriptions,
+// retained messages, and who may do what. Connections run the protocol
+// (engine.hpp) against this object from any worker thread.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "broker/core/auth.hpp"
+#include "broker/core/retained_index.hpp"
+#include "broker/core/router.hpp"
+#include "broker/core/session_registry.hpp"
+
+namespace ringmq::core {
+
+struct broker_settings {
+  session_limits session;
+  std::uint32_t max_packet_size = codec::max_remaining_length + 5;  // inbound, whole packet
+  std::uint16_t max_keepalive = 65535;
+  std::uint32_t max_session_expiry = 0xFFFFFFFFu;
+  bool allow_zero_length_clientid = true;
+  std::uint32_t max_client_id_length = 65535;
+  std::uint16_t max_topic_alias = 64;       // Topic Alias Maximum offered to clients
+  std::uint16_t receive_maximum = 20;        // inbound QoS 2 awaiting PUBREL per client
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::size_t max_outbound_bytes = 8 * 1024 * 1024;
+  bool retain_available = true;
+  std::uint32_t max_subscriptions_per_client = 0;  // 0 = unlimited
+  std::string version = "ringmq";
+};
+
+class broker {
+ public:
+  broker(const broker_settings& settings, std::size_t reader_stripes,
+         authenticator* authn = nullptr, authorizer* authz = nullptr);
+
+  const broker_settings& settings() const noexcept { return settings_; }
+  session_registry& sessions() noexcept { return sessions_; }
+  router& routes() noexcept { return router_; }
+  retained_index& retained() noexcept { return retained_; }
+  authenticator& authn() noexcept { return *authn_; }
+  authorizer& authz() noexcept { return *authz_; }
+  void set_auth(authenticator* authn, authorizer* authz);
+
+  // Stores a retained message (if the flag is set) and routes it. Returns the
+  // number of sessions it reached.
+  std::size_t publish(const message_ptr& m, time_point now);
+
+  // Ends a session that will not be resumed: removes its subscriptions from
+  // the index and publishes its pending will ("the session ends").
+  void end_session(const std::shared_ptr<session>& s, time_point now);
+
+  // Expires sessions and publishes delayed wills that are due. Call about once a second.
+  void sweep(time_point now);
+
+  // Connection counters for $SYS and metrics.
+  void on_client_connected() noexcept;
+  void on_client_disconnected() noexcept;
+  std::uint64_t clients_connected() const noexcept { return connected_.load(); }
+  std::uint64_t clients_maximum() const noexcept { return maximum_.load(); }
+  std::uint64_t clients_total() const noexcept { return total_.load(); }
+
+  // Unique per connection, for claiming sessions.
+  std::uint64_t next_connection_id() noexcept { return ++connection_ids_; }
+
+ private:
+  broker_settings settings_;
+  allow_all allow_all_;
+  authenticator* authn_;
+  authorizer* authz_;
+  session_registry sessions_;
+  router router_;
+  retained_index retained_;
+  std::atomic<std::uint64_t> connected_{0};
+  std::atomic<std::uint64_t> maximum_{0};
+  std::atomic<std::uint64_t> total_{0};
+  std::atomic<std::uint64_t> connection_ids_{0};
+};
+
+}  // namespace ringmq::core

@@ -1,0 +1,553 @@
+#include "broker/core/engine.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include "broker/codec/topic.hpp"
+#include "broker/codec/utf8.hpp"
+#include "broker/core/probe.hpp"
+
+namespace ringmq::core {
+
+namespace {
+
+using codec::reason_code;
+
+// Codes a server may put in a CONNACK (MQTT 5.0 section 3.2.2.2).
+bool connack_code(reason_code c) noexcept {
+  switch (static_cast<std::uint8_t>(c)) {
+    case 0x80: case 0x81: case 0x82: case 0x83: case 0x84: case 0x85: case 0x86: case 0x87:
+    case 0x88: case 0x89: case 0x8A: case 0x8C: case 0x90: case 0x95: case 0x97: case 0x99:
+    case 0x9A: case 0x9B: case 0x9C: case 0x9D: case 0x9F:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string random_client_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string id = "ringmq-";
+  auto v = rng();
+  for (int i = 0; i < 16; ++i, v >>= 4) id.push_back(hex[v & 0xF]);
+  return id;
+}
+
+std::chrono::milliseconds keep_alive_grace(std::uint16_t keep_alive) {
+  // [MQTT-3.1.2-24]: one and a half times the Keep Alive.
+  return std::chrono::milliseconds(std::uint64_t{keep_alive} * 1500);
+}
+
+}  // namespace
+
+engine::engine(broker& b, std::shared_ptr<outbox> out, connection_info info, time_point now)
+    : broker_(b),
+      out_(std::move(out)),
+      info_(std::move(info)),
+      connection_id_(b.next_connection_id()),
+      connect_deadline_(now + b.settings().connect_timeout),
+      last_packet_(now) {
+  identity_.peer = info_.peer;
+  identity_.listener = info_.listener;
+  identity_.certificate_cn = info_.certificate_cn;
+}
+
+engine::~engine() = default;
+
+bool engine::closing() const { return out_->closing(); }
+
+void engine::send(codec::packet&& p) { out_->send(p); }
+
+void engine::close(reason_code code, std::string reason) {
+  if (out_->closing()) return;
+  if (code == reason_code::malformed_packet || code == reason_code::protocol_error) {
+    local_probe().protocol_errors.add();
+  }
+  close_reason_ = std::move(reason);
+  if (connected_ && codec::is_v5(version_)) {
+    codec::disconnect_packet d;
+    d.code = code;
+    if (code != reason_code::success) d.props.reason_string = close_reason_;
+    out_->close(codec::packet{std::move(d)});
+  } else {
+    out_->close();
+  }
+}
+
+void engine::refuse_connect(reason_code code, std::string reason) {
+  close_reason_ = std::move(reason);
+  codec::connack_packet ack;
+  ack.code = connack_code(code) ? code : reason_code::unspecified_error;
+  if (codec::is_v5(version_)) ack.props.reason_string = close_reason_;
+  out_->close(codec::packet{std::move(ack)});
+}
+
+void engine::on_packet(codec::packet&& p, time_point now) {
+  if (out_->closing()) return;  // nothing more is read from a connection being closed
+  last_packet_ = now;
+  const auto type = codec::type_of(p);
+  if (!connected_ && type != codec::packet_type::connect) {
+    // [MQTT-3.1.0-1]: the first packet must be CONNECT.
+    close(reason_code::protocol_error, "first packet is not CONNECT");
+    return;
+  }
+  switch (type) {
+    case codec::packet_type::connect:
+      if (connected_) {
+        // [MQTT-3.1.0-2]: a second CONNECT is a Protocol Error.
+        close(reason_code::protocol_error, "second CONNECT");
+        return;
+      }
+      on_connect(std::get<codec::connect_packet>(std::move(p)), now);
+      return;
+    case codec::packet_type::publish:
+      on_publish(std::get<codec::publish_packet>(std::move(p)), now);
+      return;
+    case codec::packet_type::puback:
+      session_->on_puback(std::get<codec::puback_packet>(p).packet_id, now);
+      return;
+    case codec::packet_type::pubrec: {
+      const auto& rec = std::get<codec::pubrec_packet>(p);
+      session_->on_pubrec(rec.packet_id, rec.code, now);
+      return;
+    }
+    case codec::packet_type::pubrel:
+      on_pubrel(std::get<codec::pubrel_packet>(p));
+      return;
+    case codec::packet_type::pubcomp:
+      session_->on_pubcomp(std::get<codec::pubcomp_packet>(p).packet_id, now);
+      return;
+    case codec::packet_type::subscribe:
+      on_subscribe(std::get<codec::subscribe_packet>(std::move(p)), now);
+      return;
+    case codec::packet_type::unsubscribe:
+      on_unsubscribe(std::get<codec::unsubscribe_packet>(std::move(p)));
+      return;
+    case codec::packet_type::pingreq:
+      send(codec::pingresp_packet{});
+      return;
+    case codec::packet_type::disconnect:
+      on_disconnect(std::get<codec::disconnect_packet>(p), now);
+      return;
+    case codec::packet_type::auth:
+      // No authentication method was agreed in CONNECT, so AUTH is unexpected.
+      close(reason_code::protocol_error, "AUTH without an authentication method");
+      return;
+    case codec::packet_type::connack:
+    case codec::packet_type::suback:
+    case codec::packet_type::unsuback:
+    case codec::packet_type::pingresp:
+      close(reason_code::protocol_error, "packet only a server may send");
+      return;
+  }
+}
+
+void engine::on_connect(codec::connect_packet&& p, time_point now) {
+  const auto& s = broker_.settings();
+  version_ = p.version;
+  out_->set_version(version_);
+  identity_.client_id = std::move(p.client_id);
+  identity_.username = std::move(p.username);
+  if (info_.use_identity_as_username && info_.certificate_cn) {
+    identity_.username = info_.certificate_cn;
+  }
+
+  if (p.props.authentication_method) {
+    refuse_connect(reason_code::bad_authentication_method,
+                   "authentication method not supported");
+    return;
+  }
+
+  bool assigned = false;
+  if (identity_.client_id.empty()) {
+    if (version_ == codec::protocol_version::v3_1) {
+      refuse_connect(reason_code::client_identifier_not_valid, "empty client id in MQTT 3.1");
+      return;
+    }
+    if (!p.clean_start && version_ == codec::protocol_version::v3_1_1) {
+      // [MQTT-3.1.3-8]: zero-length id with Clean Session 0.
+      refuse_connect(reason_code::client_identifier_not_valid,
+                     "empty client id without clean session");
+      return;
+    }
+    if (!s.allow_zero_length_clientid) {
+      refuse_connect(reason_code::client_identifier_not_valid, "empty client id not allowed");
+      return;
+    }
+    identity_.client_id = random_client_id();
+    assigned = true;
+  }
+  if (identity_.client_id.size() > s.max_client_id_length) {
+    refuse_connect(reason_code::client_identifier_not_valid, "client id too long");
+    return;
+  }
+
+  keep_alive_ = p.keep_alive;
+  std::optional<std::uint16_t> server_keep_alive;
+  if (s.max_keepalive < 65535 && (keep_alive_ > s.max_keepalive || keep_alive_ == 0)) {
+    if (codec::is_v5(version_)) {
+      keep_alive_ = s.max_keepalive;
+      server_keep_alive = keep_alive_;
+    } else if (keep_alive_ > s.max_keepalive) {
+      // 3.x cannot be told another Keep Alive; refused as mosquitto does.
+      refuse_connect(reason_code::client_identifier_not_valid, "keep alive above max_keepalive");
+      return;
+    }
+  }
+
+  if (p.will) {
+    if (p.will->retain && !s.retain_available) {
+      refuse_connect(reason_code::retain_not_supported, "retained will not supported");
+      return;
+    }
+  }
+
+  const auto auth = broker_.authn().authenticate(identity_, p.password);
+  if (auth != reason_code::success) {
+    local_probe().auth_failures.add();
+    refuse_connect(auth, auth == reason_code::bad_user_name_or_password
+                             ? "bad user name or password"
+                             : "not authorized");
+    return;
+  }
+  if (p.will && !broker_.authz().allowed(identity_, p.will->topic, access::publish)) {
+    refuse_connect(reason_code::not_authorized, "will topic not authorized");
+    return;
+  }
+
+  std::uint32_t requested_expiry = 0;
+  if (codec::is_v5(version_)) {
+    requested_expiry = p.props.session_expiry_interval.value_or(0);
+  } else {
+    requested_expiry = p.clean_start ? 0 : 0xFFFFFFFFu;
+  }
+  session_expiry_ = std::min(requested_expiry, s.max_session_expiry);
+
+  peer_limits peer;
+  if (p.props.receive_maximum) peer.receive_maximum = *p.props.receive_maximum;
+  if (p.props.maximum_packet_size) peer.maximum_packet_size = *p.props.maximum_packet_size;
+  problem_information_ = p.props.request_problem_information.value_or(1) == 1;
+  will_ = std::move(p.will);
+
+  auto opened = broker_.sessions().open(identity_.client_id, p.clean_start, connection_id_);
+  session_ = opened.opened;
+  if (opened.taken_over) {
+    // [MQTT-3.1.4-3]: the existing connection is closed (5.0: DISCONNECT 0x8E).
+    if (codec::is_v5(opened.taken_over->version())) {
+      codec::disconnect_packet d;
+      d.code = reason_code::session_taken_over;
+      opened.taken_over->close(codec::packet{std::move(d)});
+    } else {
+      opened.taken_over->close();
+    }
+  }
+  if (opened.replaced) broker_.end_session(opened.replaced, now);
+  session_->set_expiry_interval(session_expiry_);
+  // [MQTT-3.1.3-9]: a delayed will of this session is not sent after all.
+  session_->take_pending_will(now, true);
+
+  codec::connack_packet ack;
+  ack.session_present = opened.present && version_ != codec::protocol_version::v3_1;
+  if (codec::is_v5(version_)) {
+    if (assigned) ack.props.assigned_client_identifier = identity_.client_id;
+    if (server_keep_alive) ack.props.server_keep_alive = *server_keep_alive;
+    if (session_expiry_ != requested_expiry) ack.props.session_expiry_interval = session_expiry_;
+    ack.props.receive_maximum = s.receive_maximum;
+    if (s.max_topic_alias) ack.props.topic_alias_maximum = s.max_topic_alias;
+    if (s.max_packet_size < codec::max_remaining_length + 5) {
+      ack.props.maximum_packet_size = s.max_packet_size;
+    }
+    if (!s.retain_available) ack.props.retain_available = 0;
+    if (p.props.request_response_information.value_or(0) == 1) {
+      ack.props.response_information = "response/" + identity_.client_id;
+    }
+  }
+  send(std::move(ack));
+  connected_ = true;
+  broker_.on_client_connected();
+  if (!session_->attach(connection_id_, out_, peer, now)) {
+    // Another connection with this client id won the session meanwhile.
+    close(reason_code::session_taken_over, "session taken over");
+  }
+}
+
+void engine::on_publish(codec::publish_packet&& p, time_point now) {
+  const auto& s = broker_.settings();
+  const bool v5 = codec::is_v5(version_);
+  if (v5) {
+    if (!p.props.subscription_identifiers.empty()) {
+      // [MQTT-3.3.4-6]: a client does not send Subscription Identifiers.
+      close(reason_code::protocol_error, "Subscription Identifier in PUBLISH from a client");
+      return;
+    }
+    if (p.props.topic_alias) {
+      const auto alias = *p.props.topic_alias;
+      if (alias > s.max_topic_alias) {
+        close(reason_code::topic_alias_invalid, "Topic Alias above Topic Alias Maximum");
+        return;
+      }
+      if (!p.topic.empty()) {
+        topic_aliases_[alias] = p.topic;
+      } else {
+        auto it = topic_aliases_.find(alias);
+        if (it == topic_aliases_.end()) {
+          close(reason_code::protocol_error, "unknown Topic Alias");
+          return;
+        }
+        p.topic = it->second;
+      }
+      p.props.topic_alias.reset();
+    }
+  }
+  if (p.retain && !s.retain_available) {
+    close(reason_code::retain_not_supported, "retain not supported");
+    return;
+  }
+
+  reason_code code = reason_code::success;
+  bool route = true;
+  if (v5 && p.props.payload_format_indicator.value_or(0) == 1 &&
+      !codec::is_valid_mqtt_utf8(p.payload)) {
+    code = reason_code::payload_format_invalid;
+    route = false;
+  } else if (!broker_.authz().allowed(identity_, p.topic, access::publish)) {
+    // 5.0 says so in the acknowledgement; 3.x is acknowledged as usual and the
+    // message dropped (as mosquitto does), since 3.x has no way to say no.
+    if (v5) code = reason_code::not_authorized;
+    route = false;
+    local_probe().dropped(drop_reason::not_authorized);
+  }
+
+  const auto qos = p.qos;
+  const auto packet_id = p.packet_id;
+  if (qos == codec::qos::exactly_once && route) {
+    if (!session_->begin_inbound_qos2(packet_id)) {
+      // A retransmission of a message already received: acknowledge, do not route again.
+      codec::pubrec_packet rec;
+      rec.packet_id = packet_id;
+      send(std::move(rec));
+      return;
+    }
+    if (session_->inbound_qos2_count() > s.receive_maximum) {
+      close(reason_code::receive_maximum_exceeded, "Receive Maximum exceeded");
+      return;
+    }
+  }
+
+  local_probe().messages_received[static_cast<std::size_t>(qos)].add();
+  if (route) {
+    auto m = std::make_shared<message>();
+    m->topic = std::move(p.topic);
+    m->payload = std::move(p.payload);
+    m->qos = qos;
+    m->retain = p.retain;
+    m->props = std::move(p.props);
+    m->publisher = identity_.client_id;
+    m->received_at = now;
+    if (m->props.message_expiry_interval) {
+      m->expires_at = now + std::chrono::seconds(*m->props.message_expiry_interval);
+    }
+    const auto reached = broker_.publish(m, now);
+    if (v5 && reached == 0) code = reason_code::no_matching_subscribers;
+  }
+
+  if (qos == codec::qos::at_least_once) {
+    codec::puback_packet ack;
+    ack.packet_id = packet_id;
+    ack.code = code;
+    send(std::move(ack));
+  } else if (qos == codec::qos::exactly_once) {
+    codec::pubrec_packet rec;
+    rec.packet_id = packet_id;
+    rec.code = code;
+    send(std::move(rec));
+  }
+}
+
+void engine::on_pubrel(const codec::pubrel_packet& p) {
+  codec::pubcomp_packet comp;
+  comp.packet_id = p.packet_id;
+  if (!session_->release_inbound_qos2(p.packet_id) && codec::is_v5(version_)) {
+    comp.code = reason_code::packet_identifier_not_found;
+  }
+  send(std::move(comp));
+}
+
+void engine::on_subscribe(codec::subscribe_packet&& p, time_point now) {
+  const auto& s = broker_.settings();
+  const bool v5 = codec::is_v5(version_);
+  std::optional<std::uint32_t> identifier;
+  if (!p.props.subscription_identifiers.empty()) identifier = p.props.subscription_identifiers[0];
+
+  struct retained_request {
+    std::string filter;
+    codec::qos granted;
+  };
+  std::vector<retained_request> retained;
+  codec::suback_packet ack;
+  ack.packet_id = p.packet_id;
+  for (auto& sub : p.subscriptions) {
+    auto parts = codec::parse_topic_filter(sub.filter);
+    if (!parts) {
+      ack.codes.push_back(v5 ? reason_code::topic_filter_invalid : reason_code::unspecified_error);
+      continue;
+    }
+    if (!broker_.authz().allowed(identity_, sub.filter, access::subscribe)) {
+      ack.codes.push_back(v5 ? reason_code::not_authorized : reason_code::unspecified_error);
+      continue;
+    }
+    const stored_subscription stored{sub.options, identifier};
+    const auto added =
+        session_->add_subscription(sub.filter, stored, s.max_subscriptions_per_client);
+    if (added == session::add_result::limit_reached) {
+      ack.codes.push_back(v5 ? reason_code::quota_exceeded : reason_code::unspecified_error);
+      continue;
+    }
+    const bool is_new = added == session::add_result::added;
+    broker_.routes().subscribe(session_, sub.filter, stored);
+    ack.codes.push_back(static_cast<reason_code>(sub.options.max_qos));
+    // Retained messages are never sent for shared subscriptions.
+    const auto handling = sub.options.retain_handling;
+    if (!parts->is_shared() && (handling == 0 || (handling == 1 && is_new))) {
+      retained.push_back({std::string(parts->filter), sub.options.max_qos});
+    }
+  }
+  send(std::move(ack));
+
+  for (const auto& r : retained) {
+    for (auto& m : broker_.retained().match(r.filter)) {
+      if (!broker_.authz().allowed(identity_, m->topic, access::receive)) continue;
+      outgoing out;
+      out.qos = std::min(m->qos, r.granted);
+      out.retain = true;  // [MQTT-3.3.1-9]: sent because of a new subscription
+      if (identifier) out.subscription_ids.push_back(*identifier);
+      out.msg = std::move(m);
+      session_->deliver(std::move(out), now);
+    }
+  }
+}
+
+void engine::on_unsubscribe(codec::unsubscribe_packet&& p) {
+  codec::unsuback_packet ack;
+  ack.packet_id = p.packet_id;
+  for (const auto& filter : p.filters) {
+    if (!codec::parse_topic_filter(filter)) {
+      ack.codes.push_back(reason_code::topic_filter_invalid);
+      continue;
+    }
+    const bool existed = session_->remove_subscription(filter);
+    if (existed) broker_.routes().unsubscribe(*session_, filter);
+    ack.codes.push_back(existed ? reason_code::success : reason_code::no_subscription_existed);
+  }
+  send(std::move(ack));
+}
+
+void engine::on_disconnect(const codec::disconnect_packet& p, time_point) {
+  if (codec::is_v5(version_) && p.props.session_expiry_interval) {
+    if (session_expiry_ == 0 && *p.props.session_expiry_interval != 0) {
+      // [MQTT-3.14.2-2]: cannot turn a session that ends into one that persists.
+      close(reason_code::protocol_error, "Session Expiry Interval set on DISCONNECT");
+      return;
+    }
+    session_expiry_ =
+        std::min(*p.props.session_expiry_interval, broker_.settings().max_session_expiry);
+    session_->set_expiry_interval(session_expiry_);
+  }
+  normal_disconnect_ = p.code != reason_code::disconnect_with_will_message;
+  close_reason_ = normal_disconnect_ ? "client disconnected" : "client disconnected with will";
+  out_->close();
+}
+
+void engine::on_decode_error(const codec::codec_error& error, codec::protocol_version version,
+                             time_point) {
+  if (out_->closing()) return;
+  const std::string reason(error.detail);
+  if (!connected_) {
+    version_ = version;
+    out_->set_version(version);
+    if (error.code == reason_code::unsupported_protocol_version || codec::is_v5(version)) {
+      local_probe().protocol_errors.add();
+      refuse_connect(error.code, reason);
+    } else {
+      close(error.code, reason);
+    }
+    return;
+  }
+  close(error.code, reason);
+}
+
+void engine::on_timer(time_point now) {
+  if (out_->closing()) return;
+  if (!connected_) {
+    if (now >= connect_deadline_) close(reason_code::maximum_connect_time, "no CONNECT in time");
+    return;
+  }
+  if (keep_alive_ > 0 && now >= last_packet_ + keep_alive_grace(keep_alive_)) {
+    close(reason_code::keep_alive_timeout, "keep alive timeout");
+  }
+}
+
+std::optional<time_point> engine::next_deadline() const {
+  if (!connected_) return connect_deadline_;
+  if (keep_alive_ > 0) return last_packet_ + keep_alive_grace(keep_alive_);
+  return std::nullopt;
+}
+
+message_ptr engine::make_will(time_point now) const {
+  auto m = std::make_shared<message>();
+  m->topic = will_->topic;
+  m->payload = will_->payload;
+  m->qos = will_->qos;
+  m->retain = will_->retain;
+  m->props = will_->props;
+  m->props.will_delay_interval.reset();  // a property of the will, not of the message
+  m->publisher = identity_.client_id;
+  m->received_at = now;
+  if (m->props.message_expiry_interval) {
+    m->expires_at = now + std::chrono::seconds(*m->props.message_expiry_interval);
+  }
+  return m;
+}
+
+void engine::handle_will(time_point now, bool taken_over) {
+  if (!will_ || normal_disconnect_) return;
+  const std::uint32_t delay =
+      codec::is_v5(version_) ? will_->props.will_delay_interval.value_or(0) : 0;
+  auto m = make_will(now);
+  will_.reset();
+  if (taken_over) {
+    // MQTT 5.0 section 3.1.4: sent if it has no delay or the session ended with
+    // the takeover; otherwise the new connection resumes the session in time.
+    if (delay == 0 || session_->ended()) broker_.publish(m, now);
+    return;
+  }
+  if (delay == 0 || session_expiry_ == 0) {
+    broker_.publish(m, now);
+    return;
+  }
+  // Sent after the delay, or when the session ends if that comes first.
+  session_->set_pending_will(std::move(m), now + std::chrono::seconds(std::min(delay,
+                                                                             session_expiry_)));
+}
+
+void engine::on_connection_lost(time_point now) {
+  if (lost_) return;
+  lost_ = true;
+  if (!out_->closing()) {
+    close_reason_ = "connection lost";
+    out_->close();
+  }
+  if (!connected_) return;
+  broker_.on_client_disconnected();
+  const bool taken_over = session_->owner() != connection_id_;
+  for (auto& m : session_->detach(connection_id_, now)) {
+    broker_.routes().redispatch(std::move(m), now);
+  }
+  handle_will(now, taken_over);
+  if (!taken_over && session_expiry_ == 0 && broker_.sessions().remove(session_)) {
+    broker_.end_session(session_, now);
+  }
+}
+
+}  // namespace ringmq::core

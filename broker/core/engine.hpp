@@ -1,0 +1,94 @@
+#pragma once
+// The MQTT protocol engine of one network connection, Sans-I/O: decoded
+// packets and clock ticks go in; encoded packets come out through the
+// connection's outbox, and a close is requested through it. It knows no
+// sockets and no threads, so every rule of the specification is a unit test.
+//
+// One engine per connection, driven by exactly one thread at a time (the
+// connection's worker). State that outlives the connection is in the session.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "broker/codec/error.hpp"
+#include "broker/codec/packets.hpp"
+#include "broker/core/auth.hpp"
+#include "broker/core/broker.hpp"
+
+namespace ringmq::core {
+
+struct connection_info {
+  std::string peer;      // "address:port"
+  std::string listener;  // listener name
+  std::optional<std::string> certificate_cn;
+  bool use_identity_as_username = false;
+};
+
+class engine {
+ public:
+  engine(broker& b, std::shared_ptr<outbox> out, connection_info info, time_point now);
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  void on_packet(codec::packet&& p, time_point now);
+  // The stream could not be decoded; `version` is the best known protocol version.
+  void on_decode_error(const codec::codec_error& error, codec::protocol_version version,
+                       time_point now);
+  // Timers: the CONNECT deadline and Keep Alive.
+  void on_timer(time_point now);
+  std::optional<time_point> next_deadline() const;
+  // The network connection is gone (closed by either side). Idempotent.
+  void on_connection_lost(time_point now);
+
+  // True once the engine asked for the connection to be closed.
+  bool closing() const;
+  bool connected() const noexcept { return connected_; }
+  codec::protocol_version version() const noexcept { return version_; }
+  const client_identity& identity() const noexcept { return identity_; }
+  const std::shared_ptr<session>& current_session() const noexcept { return session_; }
+  std::uint16_t keep_alive() const noexcept { return keep_alive_; }
+  // Why the connection ended, for the log ("normal disconnect", "keep alive timeout", ...).
+  const std::string& close_reason() const noexcept { return close_reason_; }
+
+ private:
+  void on_connect(codec::connect_packet&& p, time_point now);
+  void on_publish(codec::publish_packet&& p, time_point now);
+  void on_pubrel(const codec::pubrel_packet& p);
+  void on_subscribe(codec::subscribe_packet&& p, time_point now);
+  void on_unsubscribe(codec::unsubscribe_packet&& p);
+  void on_disconnect(const codec::disconnect_packet& p, time_point now);
+
+  void refuse_connect(codec::reason_code code, std::string reason);
+  // Closes the connection: a DISCONNECT with `code` first when 5.0 allows it.
+  void close(codec::reason_code code, std::string reason);
+  void send(codec::packet&& p);
+  // Publishes the will now, or parks it in the session for its delay.
+  void handle_will(time_point now, bool taken_over);
+  message_ptr make_will(time_point now) const;
+
+  broker& broker_;
+  std::shared_ptr<outbox> out_;
+  connection_info info_;
+  std::uint64_t connection_id_;
+  time_point connect_deadline_;
+
+  bool connected_ = false;
+  bool lost_ = false;
+  bool normal_disconnect_ = false;
+  bool problem_information_ = true;  // 5.0 Request Problem Information
+  codec::protocol_version version_ = codec::protocol_version::v3_1_1;
+  client_identity identity_;
+  std::shared_ptr<session> session_;
+  std::uint16_t keep_alive_ = 0;
+  time_point last_packet_{};
+  std::uint32_t session_expiry_ = 0;
+  std::optional<codec::will_message> will_;
+  std::unordered_map<std::uint16_t, std::string> topic_aliases_;  // inbound, per connection
+  std::string close_reason_;
+};
+
+}  // namespace ringmq::core

@@ -1,0 +1,72 @@
+#include "broker/core/outbox.hpp"
+
+namespace ringmq::core {
+
+outbox::outbox(codec::protocol_version version, wake_function wake, std::size_t soft_limit_bytes)
+    : version_(version), wake_(std::move(wake)), soft_limit_(soft_limit_bytes) {}
+
+template <class Encode>
+bool outbox::append(Encode&& encode) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (closing_) return false;
+    encode(pending_);
+    ++packets_;
+    if (!wake_scheduled_) wake = wake_scheduled_ = true;
+  }
+  if (wake && wake_) wake_();
+  return true;
+}
+
+bool outbox::send(const codec::packet& p) {
+  return append([&](std::string& out) { codec::encode(p, version_, out); });
+}
+
+bool outbox::send(const codec::publish_view& p) {
+  return append([&](std::string& out) { codec::encode(p, version_, out); });
+}
+
+bool outbox::congested() const {
+  std::lock_guard lock(mutex_);
+  return pending_.size() > soft_limit_;
+}
+
+std::size_t outbox::pending_bytes() const {
+  std::lock_guard lock(mutex_);
+  return pending_.size();
+}
+
+void outbox::close(std::optional<codec::packet> last) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (closing_) return;
+    if (last) {
+      codec::encode(*last, version_, pending_);
+      ++packets_;
+    }
+    closing_ = true;
+    if (!wake_scheduled_) wake = wake_scheduled_ = true;
+  }
+  if (wake && wake_) wake_();
+}
+
+bool outbox::closing() const {
+  std::lock_guard lock(mutex_);
+  return closing_;
+}
+
+void outbox::take(std::string& into) {
+  std::lock_guard lock(mutex_);
+  into.clear();
+  into.swap(pending_);
+  wake_scheduled_ = false;
+}
+
+std::size_t outbox::take_packet_count() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(packets_, 0);
+}
+
+}  // namespace ringmq::core

@@ -1,0 +1,64 @@
+#pragma once
+// The thread-safe channel into one network connection. Anyone (the connection's
+// own engine, a publisher on another worker delivering to this client, a
+// takeover, an admin kick) appends encoded packets or asks for a close; the
+// connection's worker is woken at most once per batch and writes everything
+// that accumulated with one write. The lock is a leaf: nothing else is locked
+// while it is held.
+
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "broker/codec/encoder.hpp"
+
+namespace ringmq::core {
+
+class outbox {
+ public:
+  // `wake` schedules a flush on the connection's worker; it must not run the
+  // flush inline (it is called from any thread).
+  using wake_function = std::function<void()>;
+
+  outbox(codec::protocol_version version, wake_function wake, std::size_t soft_limit_bytes);
+
+  codec::protocol_version version() const noexcept { return version_; }
+  void set_version(codec::protocol_version v) noexcept { version_ = v; }
+
+  // Encodes `p` for this connection. Returns false when the connection is closing.
+  bool send(const codec::packet& p);
+  bool send(const codec::publish_view& p);
+
+  // True when more than the soft limit is waiting: QoS 0 deliveries are dropped then.
+  bool congested() const;
+  std::size_t pending_bytes() const;
+
+  // Asks the connection to close after writing what is queued (with `last`
+  // first appended, e.g. a DISCONNECT), and refuses further sends.
+  void close(std::optional<codec::packet> last = std::nullopt);
+  bool closing() const;
+
+  // Called by the connection's worker: moves the queued bytes into `into`
+  // (swapping buffers, so the memory is reused) and clears the wake flag.
+  void take(std::string& into);
+
+  // Packets appended since the last call; for counters.
+  std::size_t take_packet_count();
+
+ private:
+  template <class Encode>
+  bool append(Encode&& encode);
+
+  mutable std::mutex mutex_;
+  std::string pending_;
+  std::size_t packets_ = 0;
+  bool wake_scheduled_ = false;
+  bool closing_ = false;
+  codec::protocol_version version_;
+  wake_function wake_;
+  std::size_t soft_limit_;
+};
+
+}  // namespace ringmq::core

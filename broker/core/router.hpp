@@ -1,0 +1,59 @@
+#pragma once
+// The router resolves a topic to the sessions subscribed to it and delivers.
+// It is the seam for clustering: today every route is local; remote nodes
+// become one more kind of target behind the same publish().
+//
+// The subscription trie is read under this thread's stripe of a striped lock
+// (no lock shared between workers on the publish path) and written under all
+// stripes. Deliveries happen while the stripe is held, so the trie's session
+// pointers stay valid without reference counting per message.
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "broker/core/message.hpp"
+#include "broker/core/session.hpp"
+#include "broker/core/striped_lock.hpp"
+#include "broker/core/subscription_trie.hpp"
+
+namespace ringmq::core {
+
+class router {
+ public:
+  explicit router(std::size_t stripes);
+
+  // Delivers `m` to every matching subscription (one copy per session, with
+  // the highest granted QoS and every matching subscription identifier; one
+  // member per shared group). Returns how many sessions it was given to.
+  std::size_t publish(const message_ptr& m, time_point now);
+
+  // Indexes `s`'s subscription to `filter` (which may be "$share/g/f"),
+  // replacing the previous options of the same filter.
+  void subscribe(const std::shared_ptr<session>& s, const std::string& filter,
+                 const stored_subscription& sub);
+  void unsubscribe(const session& s, const std::string& filter);
+  void unsubscribe_all(const session& s,
+                       const std::map<std::string, stored_subscription>& filters);
+
+  // Gives a message that a departed shared-subscription member did not
+  // acknowledge to another member of its group.
+  void redispatch(outgoing&& m, time_point now);
+
+  std::size_t subscription_count() const;
+
+ private:
+  struct route {
+    std::shared_ptr<session> target;
+    stored_subscription sub;
+  };
+  using trie = subscription_trie<const session*, route>;
+
+  session* pick_member(const trie::shared_group& group) const;
+
+  mutable striped_lock lock_;
+  trie trie_;
+};
+
+}  // namespace ringmq::core

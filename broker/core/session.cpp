@@ -1,0 +1,332 @@
+#include "broker/core/session.hpp"
+
+#include <algorithm>
+
+#include "broker/core/probe.hpp"
+
+namespace ringmq::core {
+
+namespace {
+
+std::size_t qos_index(codec::qos q) noexcept { return static_cast<std::size_t>(q); }
+
+// MQTT's largest packet: 1 type byte, 4 length bytes, 268435455 bytes of body.
+constexpr std::size_t protocol_max_packet = 1 + 4 + codec::max_remaining_length;
+
+}  // namespace
+
+session::session(std::string client_id, const session_limits& limits)
+    : client_id_(std::move(client_id)), limits_(limits) {}
+
+session::~session() = default;
+
+std::shared_ptr<outbox> session::claim(std::uint64_t connection_id) {
+  std::lock_guard lock(mutex_);
+  owner_ = connection_id;
+  online_.store(false, std::memory_order_relaxed);
+  return std::exchange(out_, nullptr);
+}
+
+bool session::attach(std::uint64_t connection_id, std::shared_ptr<outbox> out,
+                     const peer_limits& peer, time_point now) {
+  std::lock_guard lock(mutex_);
+  if (owner_ != connection_id) return false;
+  out_ = std::move(out);
+  peer_ = peer;
+  disconnected_at_.reset();
+  online_.store(true, std::memory_order_relaxed);
+  // [MQTT-4.4.0-1]: resend unacknowledged PUBLISH (DUP set) and PUBREL, in order.
+  for (auto& f : inflight_) {
+    if (f.at == stage::awaiting_pubcomp) {
+      codec::pubrel_packet rel;
+      rel.packet_id = f.packet_id;
+      out_->send(codec::packet{std::move(rel)});
+    } else {
+      transmit(f.m, f.packet_id, true, now);
+    }
+  }
+  fill_window(now);
+  return true;
+}
+
+std::vector<outgoing> session::detach(std::uint64_t connection_id, time_point now) {
+  std::lock_guard lock(mutex_);
+  std::vector<outgoing> shared;
+  if (owner_ != connection_id) return shared;
+  out_.reset();
+  owner_ = 0;
+  online_.store(false, std::memory_order_relaxed);
+  disconnected_at_ = now;
+  // Messages of shared subscriptions go back to the group unless the client
+  // already received them (PUBREC seen: only PUBREL/PUBCOMP remain).
+  for (auto it = inflight_.begin(); it != inflight_.end();) {
+    if (!it->m.share.empty() && it->at != stage::awaiting_pubcomp) {
+      shared.push_back(std::move(it->m));
+      it = inflight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (!it->share.empty()) {
+      shared.push_back(std::move(*it));
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return shared;
+}
+
+std::uint64_t session::owner() const {
+  std::lock_guard lock(mutex_);
+  return owner_;
+}
+
+void session::set_expiry_interval(std::uint32_t seconds) {
+  std::lock_guard lock(mutex_);
+  expiry_interval_ = seconds;
+}
+
+std::uint32_t session::expiry_interval() const {
+  std::lock_guard lock(mutex_);
+  return expiry_interval_;
+}
+
+std::optional<time_point> session::expires_at() const {
+  std::lock_guard lock(mutex_);
+  // 0xFFFFFFFF means the session does not expire (MQTT 5.0 section 3.1.2.11.2).
+  if (!disconnected_at_ || expiry_interval_ == 0xFFFFFFFFu) return std::nullopt;
+  return *disconnected_at_ + std::chrono::seconds(expiry_interval_);
+}
+
+void session::set_pending_will(message_ptr will, time_point due) {
+  std::lock_guard lock(mutex_);
+  pending_will_ = std::move(will);
+  pending_will_due_ = due;
+}
+
+message_ptr session::take_pending_will(time_point now, bool force) {
+  std::lock_guard lock(mutex_);
+  if (!pending_will_ || (!force && now < pending_will_due_)) return nullptr;
+  return std::exchange(pending_will_, nullptr);
+}
+
+std::optional<time_point> session::pending_will_due() const {
+  std::lock_guard lock(mutex_);
+  if (!pending_will_) return std::nullopt;
+  return pending_will_due_;
+}
+
+std::size_t session::window() const noexcept {
+  return std::min<std::size_t>(limits_.max_inflight, peer_.receive_maximum);
+}
+
+std::uint16_t session::next_packet_id() {
+  // Ids in flight are few (the window), so a scan on wrap-around is cheap.
+  while (true) {
+    if (++last_packet_id_ == 0) last_packet_id_ = 1;
+    const auto id = last_packet_id_;
+    const bool used = std::any_of(inflight_.begin(), inflight_.end(),
+                                  [id](const inflight& f) { return f.packet_id == id; });
+    if (!used) return id;
+  }
+}
+
+bool session::transmit(const outgoing& m, std::uint16_t packet_id, bool dup, time_point now) {
+  auto& probe = local_probe();
+  const auto version = out_->version();
+  const codec::properties* props = nullptr;
+  codec::properties adjusted;
+  if (codec::is_v5(version)) {
+    props = &m.msg->props;
+    // Subscription identifiers and the remaining expiry are per delivery.
+    if (!m.subscription_ids.empty() || m.msg->expires_at) {
+      adjusted = m.msg->props;
+      adjusted.subscription_identifiers = m.subscription_ids;
+      if (m.msg->expires_at) adjusted.message_expiry_interval = m.msg->remaining_expiry(now);
+      props = &adjusted;
+    }
+  }
+  const codec::publish_view view{m.msg->topic, m.msg->payload, m.qos, m.retain, dup, packet_id,
+                                 props};
+  const std::size_t limit =
+      peer_.maximum_packet_size ? peer_.maximum_packet_size : protocol_max_packet;
+  if (codec::encoded_size(view, version) > limit) {
+    // [MQTT-3.1.2-25]: discard a packet larger than the client accepts.
+    probe.dropped(drop_reason::too_large);
+    return false;
+  }
+  if (!out_->send(view)) return false;
+  probe.messages_sent[qos_index(m.qos)].add();
+  return true;
+}
+
+void session::fill_window(time_point now) {
+  if (!out_) return;
+  while (!queue_.empty() && inflight_.size() < window()) {
+    outgoing m = std::move(queue_.front());
+    queue_.pop_front();
+    if (m.msg->expired(now)) {
+      local_probe().dropped(drop_reason::expired);
+      continue;
+    }
+    const auto id = next_packet_id();
+    if (!transmit(m, id, false, now)) continue;  // too large: as if acknowledged
+    const auto at = m.qos == codec::qos::exactly_once ? stage::awaiting_pubrec
+                                                      : stage::awaiting_puback;
+    inflight_.push_back({std::move(m), id, at});
+  }
+}
+
+void session::enqueue(outgoing&& m) {
+  if (limits_.max_queued_messages && queue_.size() >= limits_.max_queued_messages) {
+    local_probe().dropped(drop_reason::queue_full);
+    return;
+  }
+  queue_.push_back(std::move(m));
+}
+
+void session::deliver(outgoing&& m, time_point now) {
+  if (m.msg->expired(now)) {
+    local_probe().dropped(drop_reason::expired);
+    return;
+  }
+  std::lock_guard lock(mutex_);
+  if (ended()) return;
+  if (m.qos == codec::qos::at_most_once) {
+    if (!out_) {
+      if (limits_.queue_qos0_offline) {
+        enqueue(std::move(m));
+      } else {
+        local_probe().dropped(drop_reason::offline_qos0);
+      }
+      return;
+    }
+    if (out_->congested()) {
+      local_probe().dropped(drop_reason::slow_consumer);
+      return;
+    }
+    transmit(m, 0, false, now);
+    return;
+  }
+  // QoS 1/2 keep their order behind anything already queued.
+  if (!out_ || !queue_.empty() || inflight_.size() >= window()) {
+    enqueue(std::move(m));
+    return;
+  }
+  const auto id = next_packet_id();
+  if (!transmit(m, id, false, now)) return;
+  const auto at = m.qos == codec::qos::exactly_once ? stage::awaiting_pubrec
+                                                    : stage::awaiting_puback;
+  inflight_.push_back({std::move(m), id, at});
+}
+
+std::deque<session::inflight>::iterator session::find_inflight(std::uint16_t packet_id,
+                                                               stage at) {
+  // Acknowledgements mostly arrive in order, so the match is usually the front.
+  return std::find_if(inflight_.begin(), inflight_.end(), [&](const inflight& f) {
+    return f.packet_id == packet_id && f.at == at;
+  });
+}
+
+void session::on_puback(std::uint16_t packet_id, time_point now) {
+  std::lock_guard lock(mutex_);
+  auto it = find_inflight(packet_id, stage::awaiting_puback);
+  if (it == inflight_.end()) return;  // unknown id: nothing to release
+  inflight_.erase(it);
+  fill_window(now);
+}
+
+void session::on_pubrec(std::uint16_t packet_id, codec::reason_code code, time_point now) {
+  std::lock_guard lock(mutex_);
+  auto it = find_inflight(packet_id, stage::awaiting_pubrec);
+  codec::pubrel_packet rel;
+  rel.packet_id = packet_id;
+  if (it == inflight_.end()) {
+    // Already released (a duplicate PUBREC after reconnect) or never sent.
+    if (find_inflight(packet_id, stage::awaiting_pubcomp) == inflight_.end()) {
+      rel.code = codec::reason_code::packet_identifier_not_found;
+    }
+    if (out_) out_->send(codec::packet{std::move(rel)});
+    return;
+  }
+  if (!codec::is_success(code)) {
+    // [MQTT-4.3.3]: a PUBREC with an error code ends the exchange; no PUBREL.
+    inflight_.erase(it);
+    fill_window(now);
+    return;
+  }
+  it->at = stage::awaiting_pubcomp;
+  // The message itself is no longer needed; only the id is kept.
+  it->m.msg = nullptr;
+  if (out_) out_->send(codec::packet{std::move(rel)});
+}
+
+void session::on_pubcomp(std::uint16_t packet_id, time_point now) {
+  std::lock_guard lock(mutex_);
+  auto it = find_inflight(packet_id, stage::awaiting_pubcomp);
+  if (it == inflight_.end()) return;
+  inflight_.erase(it);
+  fill_window(now);
+}
+
+bool session::begin_inbound_qos2(std::uint16_t packet_id) {
+  std::lock_guard lock(mutex_);
+  return inbound_qos2_.insert(packet_id).second;
+}
+
+bool session::release_inbound_qos2(std::uint16_t packet_id) {
+  std::lock_guard lock(mutex_);
+  return inbound_qos2_.erase(packet_id) > 0;
+}
+
+std::size_t session::inbound_qos2_count() const {
+  std::lock_guard lock(mutex_);
+  return inbound_qos2_.size();
+}
+
+session::add_result session::add_subscription(const std::string& filter,
+                                              const stored_subscription& sub, std::size_t limit) {
+  std::lock_guard lock(mutex_);
+  auto it = subscriptions_.find(filter);
+  if (it != subscriptions_.end()) {
+    it->second = sub;
+    return add_result::replaced;
+  }
+  if (limit && subscriptions_.size() >= limit) return add_result::limit_reached;
+  subscriptions_.emplace(filter, sub);
+  return add_result::added;
+}
+
+bool session::remove_subscription(const std::string& filter) {
+  std::lock_guard lock(mutex_);
+  return subscriptions_.erase(filter) > 0;
+}
+
+std::map<std::string, stored_subscription> session::subscriptions() const {
+  std::lock_guard lock(mutex_);
+  return subscriptions_;
+}
+
+std::size_t session::subscription_count() const {
+  std::lock_guard lock(mutex_);
+  return subscriptions_.size();
+}
+
+std::map<std::string, stored_subscription> session::take_subscriptions() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(subscriptions_, {});
+}
+
+std::size_t session::inflight_count() const {
+  std::lock_guard lock(mutex_);
+  return inflight_.size();
+}
+
+std::size_t session::queued_count() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+}  // namespace ringmq::core

@@ -1,0 +1,165 @@
+#pragma once
+// A client's session: what outlives a network connection (MQTT 5.0 section
+// 4.1). Its subscriptions, the outbound messages in flight and queued behind
+// them, the inbound QoS 2 packet ids awaiting PUBREL, and a will waiting out
+// its delay. The rules of QoS 1/2 delivery live here and nowhere else.
+//
+// A session is a monitor: every public method takes its mutex. Publishers on
+// any worker deliver into it directly; the connection it is attached to (one
+// at a time) drains the encoded packets from its outbox. Never call into the
+// router or the registry while holding a session's lock (lock order: router
+// stripe -> session -> outbox).
+
+#include <atomic>
+#include <boost/unordered/unordered_flat_set.hpp>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/codec/packets.hpp"
+#include "broker/core/message.hpp"
+#include "broker/core/outbox.hpp"
+
+namespace ringmq::core {
+
+// What the broker allows every session (from the configuration).
+struct session_limits {
+  std::uint16_t max_inflight = 20;
+  std::uint32_t max_queued_messages = 1000;
+  bool queue_qos0_offline = false;
+};
+
+// What the client asked for in CONNECT (5.0 properties; defaults for 3.x).
+struct peer_limits {
+  std::uint16_t receive_maximum = 65535;
+  std::uint32_t maximum_packet_size = 0;  // 0 = no limit beyond the protocol's
+};
+
+// One subscription as the session remembers it (the router indexes the same).
+struct stored_subscription {
+  codec::subscribe_options options;
+  std::optional<std::uint32_t> identifier;
+};
+
+// One message on its way to this session.
+struct outgoing {
+  message_ptr msg;
+  codec::qos qos = codec::qos::at_most_once;  // min(published, granted)
+  bool retain = false;                        // the RETAIN flag as sent
+  std::vector<std::uint32_t> subscription_ids;
+  std::string share;  // "$share/{group}/{filter}" when delivered through a shared subscription
+};
+
+class session {
+ public:
+  session(std::string client_id, const session_limits& limits);
+  ~session();
+
+  const std::string& client_id() const noexcept { return client_id_; }
+
+  // --- connection lifecycle -------------------------------------------------
+  // Reserves the session for connection `connection_id` (under the registry's
+  // lock, so two racing CONNECTs cannot both win). Returns the outbox of the
+  // connection that held it, which the caller closes (takeover).
+  std::shared_ptr<outbox> claim(std::uint64_t connection_id);
+  // Attaches the claiming connection once its CONNACK is queued: resends every
+  // unacknowledged message with DUP set, then fills the window from the queue.
+  // False when another connection claimed the session in between.
+  bool attach(std::uint64_t connection_id, std::shared_ptr<outbox> out, const peer_limits& peer,
+              time_point now);
+  // Detaches connection `connection_id` (no-op if another holds the session).
+  // Messages received through shared subscriptions and not yet acknowledged are
+  // removed and returned, so the router can give them to another member.
+  std::vector<outgoing> detach(std::uint64_t connection_id, time_point now);
+  bool online() const noexcept { return online_.load(std::memory_order_relaxed); }
+  std::uint64_t owner() const;
+
+  // Session Expiry Interval in seconds; 0 ends the session with the connection.
+  void set_expiry_interval(std::uint32_t seconds);
+  std::uint32_t expiry_interval() const;
+  // When an offline session expires; nullopt while online or never.
+  std::optional<time_point> expires_at() const;
+
+  // Marks the session as ended (replaced by clean start, expired or removed).
+  void end() noexcept { ended_.store(true, std::memory_order_relaxed); }
+  bool ended() const noexcept { return ended_.load(std::memory_order_relaxed); }
+
+  // --- will with delay ---------------------------------------------------------
+  void set_pending_will(message_ptr will, time_point due);
+  // The pending will if it is due (or `force`), removing it.
+  message_ptr take_pending_will(time_point now, bool force);
+  std::optional<time_point> pending_will_due() const;
+
+  // --- outbound ----------------------------------------------------------------
+  // Delivers one message: sent now, queued, or dropped (counted). Any thread.
+  void deliver(outgoing&& m, time_point now);
+  void on_puback(std::uint16_t packet_id, time_point now);
+  void on_pubrec(std::uint16_t packet_id, codec::reason_code code, time_point now);
+  void on_pubcomp(std::uint16_t packet_id, time_point now);
+
+  // --- inbound QoS 2 -----------------------------------------------------------
+  // False when the id is already awaiting PUBREL (a retransmission: do not route again).
+  bool begin_inbound_qos2(std::uint16_t packet_id);
+  // False when the id was not awaiting PUBREL.
+  bool release_inbound_qos2(std::uint16_t packet_id);
+  std::size_t inbound_qos2_count() const;
+
+  // --- subscriptions -------------------------------------------------------------
+  enum class add_result { added, replaced, limit_reached };
+  // Adds or replaces; a new filter beyond `limit` subscriptions (0 = none) is refused.
+  add_result add_subscription(const std::string& filter, const stored_subscription& sub,
+                              std::size_t limit = 0);
+  bool remove_subscription(const std::string& filter);
+  std::map<std::string, stored_subscription> subscriptions() const;
+  std::size_t subscription_count() const;
+  // Removes and returns every subscription (session end).
+  std::map<std::string, stored_subscription> take_subscriptions();
+
+  // --- views -----------------------------------------------------------------------
+  std::size_t inflight_count() const;
+  std::size_t queued_count() const;
+
+ private:
+  enum class stage : std::uint8_t { awaiting_puback, awaiting_pubrec, awaiting_pubcomp };
+  struct inflight {
+    outgoing m;
+    std::uint16_t packet_id = 0;
+    stage at = stage::awaiting_puback;
+  };
+
+  std::size_t window() const noexcept;
+  std::uint16_t next_packet_id();
+  // Encodes and sends; false when it could not be sent (counted as a drop).
+  bool transmit(const outgoing& m, std::uint16_t packet_id, bool dup, time_point now);
+  void fill_window(time_point now);
+  void enqueue(outgoing&& m);
+  std::deque<inflight>::iterator find_inflight(std::uint16_t packet_id, stage at);
+
+  const std::string client_id_;
+  const session_limits limits_;
+
+  mutable std::mutex mutex_;
+  std::shared_ptr<outbox> out_;
+  peer_limits peer_;
+  std::uint64_t owner_ = 0;
+  std::atomic<bool> online_{false};
+  std::atomic<bool> ended_{false};
+  std::uint32_t expiry_interval_ = 0;
+  std::optional<time_point> disconnected_at_;
+
+  std::deque<inflight> inflight_;
+  std::deque<outgoing> queue_;
+  std::uint16_t last_packet_id_ = 0;
+  boost::unordered_flat_set<std::uint16_t> inbound_qos2_;
+  std::map<std::string, stored_subscription> subscriptions_;
+
+  message_ptr pending_will_;
+  time_point pending_will_due_{};
+};
+
+}  // namespace ringmq::core
