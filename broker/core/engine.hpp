@@ -41,6 +41,9 @@ class engine {
   // Timers: the CONNECT deadline and Keep Alive.
   void on_timer(time_point now);
   std::optional<time_point> next_deadline() const;
+  // The server closes the connection (shutdown, admin kick): 5.0 clients get
+  // a DISCONNECT with `code`.
+  void shutdown(codec::reason_code code, std::string reason) { close(code, std::move(reason)); }
   // The network connection is gone (closed by either side). Idempotent.
   void on_connection_lost(time_point now);
 

@@ -1,0 +1,72 @@
+// ringmq: the broker's command line.
+//   ringmq -c FILE [--set key.path=value ...]
+//   ringmq --version
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <unistd.h>
+
+#include "broker/app/logging.hpp"
+#include "broker/app/node.hpp"
+#include "broker/config/config.hpp"
+#include "broker/version.hpp"
+
+extern char** environ;
+
+namespace {
+
+constexpr int exit_bad_config = 2;
+constexpr int exit_fatal = 1;
+
+std::vector<std::string> environment() {
+  std::vector<std::string> out;
+  for (char** e = environ; *e; ++e) out.emplace_back(*e);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"ringmq: a clustered MQTT broker", "ringmq"};
+  std::string config_file;
+  std::vector<std::string> sets;
+  bool show_version = false;
+  cli.add_option("-c,--config", config_file, "YAML configuration file");
+  cli.add_option("--set", sets, "override one key: --set mqtt.max_inflight=50 (repeatable)");
+  cli.add_flag("--version", show_version, "print the version and exit");
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e) == 0 ? 0 : exit_bad_config;
+  }
+  if (show_version) {
+    std::cout << "ringmq " << ringmq::version << " (" << ringmq::git_revision << ")\n";
+    return 0;
+  }
+
+  ringmq::config::load_options options;
+  options.file = config_file;
+  options.set = sets;
+  options.environment = environment();
+  auto loaded = ringmq::config::load(options);
+  if (loaded.error) {
+    std::cerr << "ringmq: bad configuration: " << loaded.error->to_string() << "\n";
+    return exit_bad_config;
+  }
+  const auto& cfg = *loaded.value;
+  if (!ringmq::app::setup_logging(cfg.log, cfg.node.id)) {
+    std::cerr << "ringmq: bad configuration: log.level: unknown level " << cfg.log.level << "\n";
+    return exit_bad_config;
+  }
+  try {
+    ringmq::app::node node(cfg);
+    node.start();
+    return node.run();
+  } catch (const std::exception& e) {
+    spdlog::critical("fatal: {}", e.what());
+    return exit_fatal;
+  }
+}

@@ -1,0 +1,241 @@
+#pragma once
+// One MQTT network connection: turns transport I/O into engine calls. It lives
+// on one worker; everything here runs on that worker's thread. Reads decode as
+// many packets as arrived; writes take whatever the outbox accumulated, one
+// write in flight at a time.
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "broker/codec/decoder.hpp"
+#include "broker/core/engine.hpp"
+#include "broker/core/probe.hpp"
+#include "broker/net/connection_tracker.hpp"
+
+namespace ringmq::net {
+
+struct connection_settings {
+  std::size_t read_chunk = 16 * 1024;
+  std::chrono::milliseconds close_timeout{5'000};  // flushing the last packets of a closing connection
+};
+
+template <class Transport>
+class connection final : public connection_handle,
+                         public std::enable_shared_from_this<connection<Transport>> {
+ public:
+  connection(Transport transport, core::broker& broker, connection_tracker& tracker,
+             core::connection_info info, const connection_settings& settings)
+      : transport_(std::move(transport)),
+        broker_(broker),
+        tracker_(tracker),
+        info_(std::move(info)),
+        settings_(settings),
+        decoder_(broker.settings().max_packet_size),
+        timer_(transport_.get_executor()) {}
+
+  void start() {
+    auto self = this->shared_from_this();
+    tracker_id_ = tracker_.add(self);
+    std::weak_ptr<connection> weak = self;
+    auto executor = transport_.get_executor();
+    out_ = std::make_shared<core::outbox>(
+        codec::protocol_version::v3_1_1,
+        [weak, executor] {
+          boost::asio::post(executor, [weak] {
+            if (auto c = weak.lock()) c->flush();
+          });
+        },
+        broker_.settings().max_outbound_bytes);
+    const auto now = core::clock::now();
+    engine_.emplace(broker_, out_, info_, now);
+    arm_timer();
+    read();
+  }
+
+  void shutdown(codec::reason_code code) override {
+    boost::asio::post(transport_.get_executor(), [self = this->shared_from_this(), code] {
+      if (self->closed_ || !self->engine_) return;
+      self->engine_->shutdown(code, "server shutting down");
+      self->flush();
+    });
+  }
+
+  void describe(std::function<void(connection_view)> done) override {
+    boost::asio::post(transport_.get_executor(),
+                      [self = this->shared_from_this(), done = std::move(done)] {
+                        done(self->view());
+                      });
+  }
+
+ private:
+  connection_view view() const {
+    connection_view v;
+    v.id = tracker_id_;
+    v.peer = info_.peer;
+    v.listener = info_.listener;
+    if (engine_) {
+      v.connected = engine_->connected();
+      v.client_id = engine_->identity().client_id;
+      v.username = engine_->identity().username;
+      v.protocol = std::string(codec::to_string(engine_->version()));
+      v.keep_alive = engine_->keep_alive();
+    }
+    v.connected_at_ms = connected_at_ms_;
+    return v;
+  }
+
+  void read() {
+    auto buffer = decoder_.prepare(settings_.read_chunk);
+    transport_.async_read_some(
+        boost::asio::buffer(buffer.data(), buffer.size()),
+        [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+          self->on_read(ec, n);
+        });
+  }
+
+  void on_read(const boost::system::error_code& ec, std::size_t n) {
+    if (closed_) return;
+    if (ec) {
+      lost(ec == boost::asio::error::eof ? "connection closed by client" : ec.message());
+      return;
+    }
+    decoder_.commit(n);
+    auto& probe = core::local_probe();
+    probe.bytes_received.add(n);
+    const auto now = core::clock::now();
+    const bool was_connected = engine_->connected();
+    while (!engine_->closing()) {
+      auto next = decoder_.next();
+      if (!next) {
+        engine_->on_decode_error(next.error(), decoder_.version(), now);
+        break;
+      }
+      if (!*next) break;
+      probe.packets_received.add();
+      engine_->on_packet(std::move(**next), now);
+    }
+    if (!was_connected && engine_->connected()) on_connected();
+    if (engine_->closing()) {
+      begin_close();
+      return;
+    }
+    // An idle connection keeps no read buffer (memory per idle client matters).
+    decoder_.shrink(0);
+    read();
+  }
+
+  void on_connected() {
+    connected_at_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+    const auto& id = engine_->identity();
+    spdlog::info("client connected: client_id={} peer={} listener={} protocol={} keep_alive={}",
+                 id.client_id, info_.peer, info_.listener, codec::to_string(engine_->version()),
+                 engine_->keep_alive());
+  }
+
+  void flush() {
+    if (writing_ || closed_) return;
+    if (out_->closing() && !closing_started_) {
+      // Closed from elsewhere (takeover, admin, shutdown): bound the final flush.
+      begin_close();
+      return;
+    }
+    out_->take(write_buffer_);
+    if (write_buffer_.empty()) {
+      if (out_->closing()) finish();
+      return;
+    }
+    core::local_probe().packets_sent.add(out_->take_packet_count());
+    writing_ = true;
+    transport_.async_write(
+        boost::asio::buffer(write_buffer_),
+        [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+          self->writing_ = false;
+          if (self->closed_) return;
+          if (ec) {
+            self->lost(ec.message());
+            return;
+          }
+          core::local_probe().bytes_sent.add(n);
+          if (self->write_buffer_.capacity() > 64 * 1024) std::string().swap(self->write_buffer_);
+          self->flush();
+        });
+  }
+
+  // The engine decided to close: write what is queued (a CONNACK or
+  // DISCONNECT with the reason), then close; a peer that does not read gets
+  // `close_timeout` before the socket is closed anyway.
+  void begin_close() {
+    if (closing_started_) return;
+    closing_started_ = true;
+    timer_.expires_after(settings_.close_timeout);
+    timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) self->finish();
+    });
+    flush();
+  }
+
+  void arm_timer() {
+    const auto deadline = engine_->next_deadline();
+    if (!deadline || closing_started_) return;
+    timer_.expires_at(*deadline);
+    timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
+      if (ec || self->closed_ || self->closing_started_) return;
+      self->engine_->on_timer(core::clock::now());
+      if (self->engine_->closing()) {
+        self->begin_close();
+      } else {
+        self->arm_timer();
+      }
+    });
+  }
+
+  void lost(const std::string& why) {
+    if (!engine_->closing() || engine_->close_reason().empty()) reason_override_ = why;
+    finish();
+  }
+
+  void finish() {
+    if (closed_) return;
+    closed_ = true;
+    timer_.cancel();
+    transport_.close();
+    const bool was_connected = engine_->connected();
+    engine_->on_connection_lost(core::clock::now());
+    tracker_.remove(tracker_id_);
+    const auto& reason = reason_override_.empty() ? engine_->close_reason() : reason_override_;
+    if (was_connected) {
+      spdlog::info("client disconnected: client_id={} peer={} reason={}",
+                   engine_->identity().client_id, info_.peer, reason);
+    } else {
+      spdlog::debug("connection closed before CONNECT completed: peer={} reason={}", info_.peer,
+                    reason);
+    }
+  }
+
+  Transport transport_;
+  core::broker& broker_;
+  connection_tracker& tracker_;
+  core::connection_info info_;
+  connection_settings settings_;
+  codec::stream_decoder decoder_;
+  boost::asio::steady_timer timer_;
+  std::shared_ptr<core::outbox> out_;
+  std::optional<core::engine> engine_;
+  std::string write_buffer_;
+  std::string reason_override_;
+  std::uint64_t tracker_id_ = 0;
+  std::int64_t connected_at_ms_ = 0;
+  bool writing_ = false;
+  bool closing_started_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace ringmq::net
