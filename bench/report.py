@@ -1,20 +1,104 @@
 #!/usr/bin/python3
-"""Renders bench/results/*.json into the tables of bench/README.md.
+"""Renders bench/results/ into the tables and plots of bench/README.md.
 
 Each generated block sits between `<!-- NAME:begin -->` and `<!-- NAME:end -->`
-markers, so the prose around it is kept as written.
+markers, so the prose around it is kept as written. Plots are PNG files made
+with gnuplot (Debian's gnuplot-nox) next to this file.
 """
 
 import json
 import pathlib
 import re
+import statistics
+import subprocess
 
 ROOT = pathlib.Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 README = ROOT / "README.md"
 
+# scenario -> (what it shows, metric key, unit, higher is better, target ratio or None)
+SCENARIOS = {
+    "qos1-pairs": ("QoS 1, 100 publisher/subscriber pairs, max rate", "throughput", "msg/s", True, 7),
+    "qos2-pairs": ("QoS 2, 100 pairs, max rate", "throughput", "msg/s", True, 10),
+    "qos0-fanout": ("QoS 0, 1 publisher -> 100 subscribers, max rate", "throughput", "msg/s", True, 2),
+    "qos0-fanin": ("QoS 0, 50 publishers -> 1 subscriber, max rate", "throughput", "msg/s", True, 1),
+    "qos0-fanin-200k": ("QoS 0, 50 -> 1 at a fixed 200k msg/s: messages lost", "lost", "msgs", False, None),
+    "latency-qos0": ("QoS 0, 10 pairs at 10k msg/s: p99 latency", "latency_us.p99", "us", False, None),
+    "latency-qos1": ("QoS 1, 10 pairs at 10k msg/s: p99 latency", "latency_us.p99", "us", False, None),
+    "persistent-qos1": ("QoS 1, 10 offline sessions x 1000 queued, drained on reconnect", "throughput", "msg/s", True, None),
+    "idle": ("idle connections: broker memory per connection", "rss_per_connection_bytes", "bytes", False, None),
+    "idle-rate": ("idle connections: connection rate", "connect_rate", "conn/s", True, 1),
+}
 
-def micro_table() -> str:
+
+def load(name):
+    path = RESULTS / f"{name}.jsonl"
+    if not path.exists():
+        return []
+    runs = []
+    for line in path.read_text().splitlines():
+        try:
+            runs.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return runs
+
+
+def metric(run, key):
+    value = run
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value if isinstance(value, (int, float)) else None
+
+
+def medians(name, key):
+    source = "idle" if name == "idle-rate" else name
+    out = {}
+    for broker in ("ringmq", "mosquitto"):
+        values = [metric(r, key) for r in load(source) if r.get("label") == broker]
+        values = [v for v in values if v is not None]
+        out[broker] = (statistics.median(values), len(values)) if values else (None, 0)
+    return out
+
+
+def fmt(v, unit):
+    if v is None:
+        return "-"
+    if unit == "us":
+        return f"{v:,.0f} us" if v >= 100 else f"{v:,.1f} us"
+    return f"{v:,.0f}"
+
+
+def load_table():
+    rows = ["| scenario | metric | ringmq | mosquitto | ringmq / mosquitto | target |",
+            "|---|---|---:|---:|---:|---|"]
+    any_data = False
+    for name, (what, key, unit, higher, target) in SCENARIOS.items():
+        m = medians(name, key)
+        r, _ = m["ringmq"]
+        q, _ = m["mosquitto"]
+        if r is None and q is None:
+            continue
+        any_data = True
+        ratio = "-"
+        if r is not None and q not in (None, 0) and r != 0:
+            ratio = f"{(r / q if higher else q / r):.1f} x" + ("" if higher else " better")
+        goal = f">= {target} x" if target else ""
+        if name.startswith("latency"):
+            goal = "< 1000 us"
+        if name == "qos0-fanin-200k":
+            goal = "0"
+        if name == "idle":
+            goal = "<= mosquitto + 2048"
+        rows.append(f"| `{name}`: {what} | {key} ({unit}) | {fmt(r, unit)} | {fmt(q, unit)} | {ratio} | {goal} |")
+    if not any_data:
+        return "_No load results yet: run `./dev bench`._"
+    return "\n".join(rows)
+
+
+def micro_table():
     rows = []
     context = None
     for path in sorted(RESULTS.glob("micro-*.json")):
@@ -23,37 +107,94 @@ def micro_table() -> str:
         for b in data.get("benchmarks", []):
             if b.get("aggregate_name") != "median":
                 continue
-            name = b["run_name"]
             unit = b.get("time_unit", "ns")
-            value = b["real_time"]
-            scale = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[unit]
-            ns = value * scale
+            ns = b["real_time"] * {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[unit]
             extra = ""
             if "bytes_per_second" in b:
                 extra = f"{b['bytes_per_second'] / 1e9:.2f} GB/s"
             elif "items_per_second" in b:
                 extra = f"{b['items_per_second'] / 1e6:.2f} M items/s"
-            rows.append(f"| `{name}` | {ns:,.0f} | {extra} |")
+            rows.append(f"| `{b['run_name']}` | {ns:,.0f} | {extra} |")
     if not rows:
         return "_No micro-benchmark results yet: run `./dev bench`._"
     head = "| benchmark | ns per operation (median of 3) | throughput |\n|---|---:|---|"
     note = ""
     if context:
-        note = (f"\n\nMeasured {context.get('date', '')} on {context.get('num_cpus', '?')} CPUs "
-                f"at {context.get('mhz_per_cpu', '?')} MHz, pinned to one core, release build.")
+        note = (f"\n\nMeasured {context.get('date', '')} on {context.get('num_cpus', '?')} CPUs, "
+                "pinned to one core, release build.")
     return head + "\n" + "\n".join(rows) + note
 
 
-def replace_block(text: str, name: str, body: str) -> str:
+def plots():
+    made = []
+    tput = [n for n in ("qos1-pairs", "qos2-pairs", "qos0-fanout", "qos0-fanin", "persistent-qos1")]
+    data = []
+    for name in tput:
+        m = medians(name, "throughput")
+        if m["ringmq"][0] is None and m["mosquitto"][0] is None:
+            continue
+        data.append(f"{name} {m['ringmq'][0] or 0} {m['mosquitto'][0] or 0}")
+    if data:
+        (RESULTS / "throughput.dat").write_text("\n".join(data) + "\n")
+        script = f"""
+set terminal pngcairo size 900,420 font ',10'
+set output '{ROOT / 'throughput.png'}'
+set title 'Throughput, messages per second received (median of runs, higher is better)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set logscale y
+set format y '%.0s%c'
+set grid ytics
+set key top right
+set xtics nomirror
+plot '{RESULTS / 'throughput.dat'}' using 2:xtic(1) title 'ringmq' lc rgb '#1f77b4', '' using 3 title 'mosquitto' lc rgb '#ff7f0e'
+"""
+        if subprocess.run(["gnuplot"], input=script, text=True).returncode == 0:
+            made.append("throughput.png")
+    lat = []
+    for name in ("latency-qos0", "latency-qos1"):
+        for broker in ("ringmq", "mosquitto"):
+            row = [f"{name}/{broker}"]
+            for q in ("p50", "p90", "p99", "p999"):
+                values = [metric(r, f"latency_us.{q}") for r in load(name) if r.get("label") == broker]
+                values = [v for v in values if v is not None]
+                row.append(str(statistics.median(values)) if values else "0")
+            if any(v != "0" for v in row[1:]):
+                lat.append(" ".join(row))
+    if lat:
+        (RESULTS / "latency.dat").write_text("\n".join(lat) + "\n")
+        script = f"""
+set terminal pngcairo size 900,420 font ',10'
+set output '{ROOT / 'latency.png'}'
+set title 'End-to-end latency at 10k msg/s, microseconds (median of runs, lower is better)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set logscale y
+set grid ytics
+set key top left
+plot '{RESULTS / 'latency.dat'}' using 2:xtic(1) title 'p50', '' using 3 title 'p90', '' using 4 title 'p99', '' using 5 title 'p99.9'
+"""
+        if subprocess.run(["gnuplot"], input=script, text=True).returncode == 0:
+            made.append("latency.png")
+    return "\n\n".join(f"![{p}]({p})" for p in made) or "_No plots yet._"
+
+
+def replace_block(text, name, body):
     pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(\n<!-- {name}:end -->)", re.S)
     if not pattern.search(text):
         raise SystemExit(f"bench/README.md lacks the {name} markers")
     return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
 
 
-def main() -> None:
+def main():
     text = README.read_text()
     text = replace_block(text, "micro", micro_table())
+    if "<!-- load:begin -->" in text:
+        text = replace_block(text, "load", load_table())
+    if "<!-- plots:begin -->" in text:
+        text = replace_block(text, "plots", plots())
     README.write_text(text)
 
 

@@ -5,9 +5,11 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
-#include <unistd.h>
 
 #include "broker/app/logging.hpp"
 #include "broker/app/node.hpp"
@@ -25,6 +27,15 @@ std::vector<std::string> environment() {
   std::vector<std::string> out;
   for (char** e = environ; *e; ++e) out.emplace_back(*e);
   return out;
+}
+
+// Every connection is a file descriptor: use all the process may have.
+void raise_open_files_limit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
 }
 
 }  // namespace
@@ -61,6 +72,7 @@ int main(int argc, char** argv) {
     std::cerr << "ringmq: bad configuration: log.level: unknown level " << cfg.log.level << "\n";
     return exit_bad_config;
   }
+  raise_open_files_limit();
   try {
     ringmq::app::node node(cfg);
     node.start();
