@@ -5,18 +5,22 @@
 
 namespace ringmq::bench {
 
+// A value keeps its top 8 significant bits: 128 buckets per power of two, each
+// at most 1/128 (0.8%) of its values wide. (Keeping 7 bits gave only 64 buckets
+// per power of two and errors up to 1.6%, above the promised 1%.) Values below
+// 256 are exact.
 std::size_t latency_histogram::index_of(std::uint64_t v) noexcept {
-  if (v < sub_buckets) return static_cast<std::size_t>(v);
-  const int magnitude = std::bit_width(v) - 7;  // v >> magnitude is in [64, 128)
+  if (v < 2 * sub_buckets) return static_cast<std::size_t>(v);
+  const int magnitude = std::bit_width(v) - 8;  // v >> magnitude is in [128, 256)
   const auto sub = static_cast<std::size_t>(v >> magnitude);
-  const auto index = static_cast<std::size_t>(magnitude) * (sub_buckets / 2) + sub;
+  const auto index = static_cast<std::size_t>(magnitude) * sub_buckets + sub;
   return std::min(index, std::size_t{sub_buckets * magnitudes - 1});
 }
 
 std::uint64_t latency_histogram::value_of(std::size_t index) noexcept {
-  if (index < sub_buckets) return index;
-  const auto magnitude = (index - sub_buckets / 2) / (sub_buckets / 2);
-  const auto sub = index - magnitude * (sub_buckets / 2);
+  if (index < 2 * sub_buckets) return index;
+  const auto magnitude = (index - sub_buckets) / sub_buckets;
+  const auto sub = index - magnitude * sub_buckets;
   return static_cast<std::uint64_t>(sub) << magnitude;
 }
 
