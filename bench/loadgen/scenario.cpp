@@ -654,9 +654,16 @@ int run(const options& input) {
     latency.merge(subs[i]->latencies());
   }
   std::uint64_t published = 0;
-  for (auto& p : pubs) published += p->published();
+  std::uint64_t unacknowledged = 0;
+  for (auto& p : pubs) {
+    published += p->published();
+    unacknowledged += p->inflight();
+  }
 
-  const bool delivery_ok = (o.qos == 0 || lost == 0) && (o.qos < 2 || dups == 0);
+  // A broker that stops acknowledging must not look healthy: publishes still
+  // unacknowledged after the drain fail a QoS 1/2 run like lost messages do.
+  const bool delivery_ok =
+      (o.qos == 0 || (lost == 0 && unacknowledged == 0)) && (o.qos < 2 || dups == 0);
   report r;
   common_fields(r, o);
   r.add("publishers", o.publishers)
@@ -669,6 +676,7 @@ int run(const options& input) {
       .add("throughput", s.received_measured.load() / measured)
       .add("publish_rate", s.sent_measured.load() / measured)
       .add("lost", lost)
+      .add("unacknowledged", unacknowledged)
       .add("duplicates", dups)
       .add("reordered", reordered)
       .add("disconnects", s.disconnects.load());

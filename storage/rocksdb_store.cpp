@@ -1,0 +1,340 @@
+#include "storage/rocksdb_store.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/sst_file_manager.h>
+#include <rocksdb/utilities/options_util.h>
+#include <rocksdb/write_batch.h>
+
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "ringmq/storage/v1/records.pb.h"
+
+namespace ringmq::storage {
+
+namespace {
+
+std::error_code to_error(const rocksdb::Status& s) {
+  if (s.ok()) return {};
+  if (s.IsNoSpace()) return storage_errc::no_space;
+  if (s.subcode() == rocksdb::Status::kSpaceLimit) return storage_errc::over_limit;
+  if (s.IsCorruption()) return storage_errc::corruption;
+  if (s.IsBusy() || s.IsTryAgain()) return storage_errc::busy;
+  if (s.IsInvalidArgument()) return storage_errc::invalid_argument;
+  if (s.IsIOError() && s.subcode() == rocksdb::Status::kNoSpace) return storage_errc::no_space;
+  return storage_errc::io_error;
+}
+
+// The smallest key greater than every key starting with `prefix`, or empty
+// when there is none (a prefix of only 0xFF bytes).
+std::string prefix_end(std::string prefix) {
+  while (!prefix.empty()) {
+    auto& last = prefix.back();
+    if (static_cast<unsigned char>(last) != 0xFF) {
+      ++last;
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return prefix;
+}
+
+class rocksdb_store final : public store {
+ public:
+  rocksdb_store(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles,
+                std::shared_ptr<rocksdb::SstFileManager> files, const rocksdb_options& options)
+      : db_(db), handles_(std::move(handles)), files_(std::move(files)), options_(options) {
+    committer_ = std::thread([this] { commit_loop(); });
+  }
+
+  ~rocksdb_store() override {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    committer_.join();
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    delete db_;
+  }
+
+  commit_seq append(write_batch&& batch) override {
+    std::lock_guard lock(mutex_);
+    const auto seq = ++appended_;
+    pending_.push_back({seq, std::move(batch)});
+    ++stats_.batches;
+    wake_.notify_one();
+    return seq;
+  }
+
+  void when_durable(commit_seq seq, std::function<void(std::error_code)> done) override {
+    {
+      std::lock_guard lock(mutex_);
+      if (seq > durable_) {
+        waiters_.emplace(seq, std::move(done));
+        return;
+      }
+    }
+    done({});
+  }
+
+  commit_seq last_appended() const override {
+    std::lock_guard lock(mutex_);
+    return appended_;
+  }
+
+  std::error_code flush() override {
+    std::unique_lock lock(mutex_);
+    const auto target = appended_;
+    settled_.wait(lock, [&] { return durable_ >= target || stopping_ || last_error_; });
+    if (durable_ >= target) return {};
+    return last_error_ ? last_error_ : make_error_code(storage_errc::closed);
+  }
+
+  bool writable() const override { return writable_.load(std::memory_order_relaxed); }
+
+  std::error_code scan(
+      column c, std::string_view prefix,
+      const std::function<bool(std::string_view, std::string_view)>& visit) override {
+    rocksdb::ReadOptions read;
+    read.verify_checksums = true;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, handle(c)));
+    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+      const auto key = it->key();
+      const std::string_view k(key.data(), key.size());
+      if (!k.starts_with(prefix)) break;
+      const auto value = it->value();
+      if (!visit(k, std::string_view(value.data(), value.size()))) break;
+    }
+    return to_error(it->status());
+  }
+
+  std::optional<std::string> get(column c, std::string_view key) override {
+    std::string value;
+    const auto s = db_->Get(rocksdb::ReadOptions(), handle(c),
+                            rocksdb::Slice(key.data(), key.size()), &value);
+    if (!s.ok()) return std::nullopt;
+    return value;
+  }
+
+  store_stats stats() const override {
+    store_stats s;
+    {
+      std::lock_guard lock(mutex_);
+      s = stats_;
+    }
+    s.writable = writable();
+    std::uint64_t live = 0;
+    for (auto* h : handles_) {
+      std::uint64_t v = 0;
+      if (db_->GetIntProperty(h, "rocksdb.live-sst-files-size", &v)) live += v;
+      if (db_->GetIntProperty(h, "rocksdb.cur-size-all-mem-tables", &v)) live += v;
+    }
+    s.bytes_on_disk = live;
+    return s;
+  }
+
+ private:
+  rocksdb::ColumnFamilyHandle* handle(column c) const {
+    return handles_[static_cast<std::size_t>(c)];
+  }
+
+  void add_to(rocksdb::WriteBatch& wb, const write_batch& batch) {
+    for (const auto& op : batch.operations()) {
+      auto* h = handle(op.col);
+      switch (op.what) {
+        case write_batch::operation::kind::put:
+          wb.Put(h, op.key, op.value);
+          break;
+        case write_batch::operation::kind::erase:
+          wb.Delete(h, op.key);
+          break;
+        case write_batch::operation::kind::erase_prefix: {
+          const auto end = prefix_end(op.key);
+          if (end.empty()) {
+            // Only for an all-0xFF prefix; never produced by our key layout.
+            wb.DeleteRange(h, op.key, std::string(op.key.size() + 1, '\xFF'));
+          } else {
+            wb.DeleteRange(h, op.key, end);
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  void commit_loop() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+      if (pending_.empty() && stopping_) break;
+      // sync: one batch per fsync. batch and none: everything that queued up
+      // while the previous commit ran goes in one write (group commit).
+      std::deque<std::pair<commit_seq, write_batch>> taking;
+      if (options_.durability == durability::sync) {
+        taking.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      } else {
+        taking.swap(pending_);
+      }
+      lock.unlock();
+
+      rocksdb::WriteBatch wb;
+      for (const auto& [seq, b] : taking) add_to(wb, b);
+      rocksdb::WriteOptions wo;
+      wo.sync = options_.durability != durability::none;
+      auto status = db_->Write(wo, &wb);
+      const auto ec = to_error(status);
+      const commit_seq last = taking.back().first;
+
+      std::vector<std::function<void(std::error_code)>> ready;
+      lock.lock();
+      if (!ec) {
+        durable_ = last;
+        last_error_ = {};
+        ++stats_.commits;
+        writable_.store(true, std::memory_order_relaxed);
+        for (auto it = waiters_.begin(); it != waiters_.end() && it->first <= durable_;) {
+          ready.push_back(std::move(it->second));
+          it = waiters_.erase(it);
+        }
+      } else {
+        ++stats_.failed_commits;
+        last_error_ = ec;
+        writable_.store(false, std::memory_order_relaxed);
+        // The waiters learn now; the batches stay first in line and are retried,
+        // so the store never skips a change that memory already made.
+        for (auto it = waiters_.begin(); it != waiters_.end() && it->first <= last;) {
+          ready.push_back(std::move(it->second));
+          it = waiters_.erase(it);
+        }
+        while (!taking.empty()) {
+          pending_.push_front(std::move(taking.back()));
+          taking.pop_back();
+        }
+      }
+      settled_.notify_all();
+      lock.unlock();
+      for (auto& done : ready) done(ec);
+      if (ec) {
+        std::this_thread::sleep_for(options_.retry_interval);
+        // After a full disk RocksDB stops writing until told to resume.
+        db_->Resume();
+      }
+      lock.lock();
+    }
+  }
+
+  rocksdb::DB* db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::shared_ptr<rocksdb::SstFileManager> files_;
+  rocksdb_options options_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable settled_;
+  std::deque<std::pair<commit_seq, write_batch>> pending_;
+  std::multimap<commit_seq, std::function<void(std::error_code)>> waiters_;
+  commit_seq appended_ = 0;
+  commit_seq durable_ = 0;
+  std::error_code last_error_;
+  store_stats stats_;
+  std::atomic<bool> writable_{true};
+  bool stopping_ = false;
+  std::thread committer_;
+};
+
+}  // namespace
+
+open_result open_rocksdb(const rocksdb_options& options) {
+  open_result result;
+  std::error_code fs_error;
+  std::filesystem::create_directories(options.path, fs_error);
+  if (fs_error) {
+    result.error = storage_errc::io_error;
+    result.message = "cannot create data directory " + options.path + ": " + fs_error.message();
+    return result;
+  }
+
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  // Detect damage instead of serving with holes.
+  db_options.paranoid_checks = true;
+  // A torn last WAL record (never acknowledged: the process died while
+  // writing it) is tolerated; any other damage refuses to open.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 4;
+  db_options.max_total_wal_size = 256ull << 20;
+  std::shared_ptr<rocksdb::SstFileManager> files(
+      rocksdb::NewSstFileManager(rocksdb::Env::Default()));
+  if (options.max_bytes) files->SetMaxAllowedSpaceUsage(options.max_bytes);
+  db_options.sst_file_manager = files;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (std::size_t i = 0; i < column_count; ++i) {
+    const auto c = static_cast<column>(i);
+    // The meta column keeps RocksDB's mandatory "default" name.
+    families.emplace_back(c == column::meta ? rocksdb::kDefaultColumnFamilyName : column_name(c),
+                          rocksdb::ColumnFamilyOptions(db_options));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  auto status = rocksdb::DB::Open(db_options, options.path, families, &handles, &db);
+  if (!status.ok()) {
+    result.error = to_error(status);
+    result.message = "cannot open the store in " + options.path + ": " + status.ToString();
+    return result;
+  }
+  auto close = [&] {
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  };
+  if (options.verify_on_open) {
+    status = db->VerifyChecksum();
+    if (!status.ok()) {
+      result.error = to_error(status);
+      result.message = "the store in " + options.path + " is damaged: " + status.ToString();
+      close();
+      return result;
+    }
+  }
+
+  // Schema: written once by the version that creates the store, checked ever after.
+  std::string raw;
+  status = db->Get(rocksdb::ReadOptions(), handles[0], "schema", &raw);
+  if (status.IsNotFound()) {
+    ringmq::storage::v1::SchemaRecord schema;
+    schema.set_version(schema_version);
+    schema.set_created_by("ringmq");
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    status = db->Put(wo, handles[0], "schema", schema.SerializeAsString());
+  } else if (status.ok()) {
+    ringmq::storage::v1::SchemaRecord schema;
+    if (!schema.ParseFromString(raw) || schema.version() != schema_version) {
+      result.error = storage_errc::schema_mismatch;
+      result.message = "the store in " + options.path + " has schema version " +
+                       std::to_string(schema.version()) + ", this ringmq reads version " +
+                       std::to_string(schema_version);
+      close();
+      return result;
+    }
+  }
+  if (!status.ok()) {
+    result.error = to_error(status);
+    result.message = "cannot use the store in " + options.path + ": " + status.ToString();
+    close();
+    return result;
+  }
+  result.opened = std::make_unique<rocksdb_store>(db, std::move(handles), std::move(files), options);
+  return result;
+}
+
+}  // namespace ringmq::storage
