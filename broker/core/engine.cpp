@@ -35,7 +35,7 @@ std::string random_client_id() {
 }
 
 std::chrono::milliseconds keep_alive_grace(std::uint16_t keep_alive) {
-  // [MQTT-3.1.2-24]: one and a half times the Keep Alive.
+  // [MQTT-3.1.2-22] (3.1.1: [MQTT-3.1.2-24]): one and a half times the Keep Alive.
   return std::chrono::milliseconds(std::uint64_t{keep_alive} * 1500);
 }
 
@@ -66,10 +66,15 @@ void engine::close(reason_code code, std::string reason) {
   }
   close_reason_ = std::move(reason);
   if (connected_ && codec::is_v5(version_)) {
-    codec::disconnect_packet d;
-    d.code = code;
-    if (code != reason_code::success) d.props.reason_string = close_reason_;
-    out_->close(codec::packet{std::move(d)});
+    codec::packet d{codec::disconnect_packet{}};
+    auto& disconnect = std::get<codec::disconnect_packet>(d);
+    disconnect.code = code;
+    if (code != reason_code::success) disconnect.props.reason_string = close_reason_;
+    // [MQTT-3.14.2-3]: no Reason String that would make the packet larger than the client accepts.
+    if (peer_max_packet_ && codec::encoded_size(d, version_) > peer_max_packet_) {
+      disconnect.props.reason_string.reset();
+    }
+    out_->close(std::move(d));
   } else {
     out_->close();
   }
@@ -80,7 +85,12 @@ void engine::refuse_connect(reason_code code, std::string reason) {
   codec::connack_packet ack;
   ack.code = connack_code(code) ? code : reason_code::unspecified_error;
   if (codec::is_v5(version_)) ack.props.reason_string = close_reason_;
-  out_->close(codec::packet{std::move(ack)});
+  codec::packet p{std::move(ack)};
+  // [MQTT-3.2.2-19]: no Reason String that would make the CONNACK larger than the client accepts.
+  if (peer_max_packet_ && codec::encoded_size(p, version_) > peer_max_packet_) {
+    std::get<codec::connack_packet>(p).props.reason_string.reset();
+  }
+  out_->close(std::move(p));
 }
 
 void engine::on_packet(codec::packet&& p, time_point now) {
@@ -147,6 +157,7 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   const auto& s = broker_.settings();
   version_ = p.version;
   out_->set_version(version_);
+  if (codec::is_v5(version_)) peer_max_packet_ = p.props.maximum_packet_size.value_or(0);
   identity_.client_id = std::move(p.client_id);
   identity_.username = std::move(p.username);
   if (info_.use_identity_as_username && info_.certificate_cn) {
@@ -166,7 +177,7 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
       return;
     }
     if (!p.clean_start && version_ == codec::protocol_version::v3_1_1) {
-      // [MQTT-3.1.3-8]: zero-length id with Clean Session 0.
+      // 3.1.1 [MQTT-3.1.3-8]: zero-length id with Clean Session 0.
       refuse_connect(reason_code::client_identifier_not_valid,
                      "empty client id without clean session");
       return;
@@ -222,6 +233,7 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   } else {
     requested_expiry = p.clean_start ? 0 : 0xFFFFFFFFu;
   }
+  connect_expiry_ = requested_expiry;
   session_expiry_ = std::min(requested_expiry, s.max_session_expiry);
 
   peer_limits peer;
@@ -420,7 +432,7 @@ void engine::on_subscribe(codec::subscribe_packet&& p, time_point now) {
       if (!broker_.authz().allowed(identity_, m->topic, access::receive)) continue;
       outgoing out;
       out.qos = std::min(m->qos, r.granted);
-      out.retain = true;  // [MQTT-3.3.1-9]: sent because of a new subscription
+      out.retain = true;  // 3.1.1 [MQTT-3.3.1-8]: sent because of a new subscription
       if (identifier) out.subscription_ids.push_back(*identifier);
       out.msg = std::move(m);
       session_->deliver(std::move(out), now);
@@ -445,8 +457,10 @@ void engine::on_unsubscribe(codec::unsubscribe_packet&& p) {
 
 void engine::on_disconnect(const codec::disconnect_packet& p, time_point) {
   if (codec::is_v5(version_) && p.props.session_expiry_interval) {
-    if (session_expiry_ == 0 && *p.props.session_expiry_interval != 0) {
-      // [MQTT-3.14.2-2]: cannot turn a session that ends into one that persists.
+    // Section 3.14.2.2.2: a session that CONNECT said ends with the connection
+    // cannot be made to persist. The rule is about what CONNECT carried, not the
+    // interval the server granted (max_session_expiry may have lowered it to 0).
+    if (connect_expiry_ == 0 && *p.props.session_expiry_interval != 0) {
       close(reason_code::protocol_error, "Session Expiry Interval set on DISCONNECT");
       return;
     }
@@ -454,7 +468,9 @@ void engine::on_disconnect(const codec::disconnect_packet& p, time_point) {
         std::min(*p.props.session_expiry_interval, broker_.settings().max_session_expiry);
     session_->set_expiry_interval(session_expiry_);
   }
-  normal_disconnect_ = p.code != reason_code::disconnect_with_will_message;
+  // [MQTT-3.1.2-8], [MQTT-3.14.4-3]: only Normal disconnection (0x00) deletes the
+  // will; 0x04 and the error codes a client may send leave it to be published.
+  normal_disconnect_ = p.code == reason_code::success;
   close_reason_ = normal_disconnect_ ? "client disconnected" : "client disconnected with will";
   out_->close();
 }

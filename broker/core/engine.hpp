@@ -89,6 +89,8 @@ class engine {
   std::uint16_t keep_alive_ = 0;
   time_point last_packet_{};
   std::uint32_t session_expiry_ = 0;
+  std::uint32_t connect_expiry_ = 0;   // Session Expiry Interval as CONNECT gave it
+  std::uint32_t peer_max_packet_ = 0;   // the client's Maximum Packet Size; 0 = none
   std::optional<codec::will_message> will_;
   std::unordered_map<std::uint16_t, std::string> topic_aliases_;  // inbound, per connection
   std::string close_reason_;

@@ -57,10 +57,13 @@ std::vector<outgoing> session::detach(std::uint64_t connection_id, time_point no
   owner_ = 0;
   online_.store(false, std::memory_order_relaxed);
   disconnected_at_ = now;
-  // Messages of shared subscriptions go back to the group unless the client
-  // already received them (PUBREC seen: only PUBREL/PUBCOMP remain).
+  // Messages of shared subscriptions go back to the group: queued ones, and
+  // QoS 1 ones sent but not acknowledged (MQTT 5.0 section 4.8.2 allows it). A
+  // QoS 2 message whose delivery has started stays: it is completed with this
+  // client when it reconnects, and never given to another ([MQTT-4.8.2-4],
+  // [MQTT-4.8.2-5]).
   for (auto it = inflight_.begin(); it != inflight_.end();) {
-    if (!it->m.share.empty() && it->at != stage::awaiting_pubcomp) {
+    if (!it->m.share.empty() && it->at == stage::awaiting_puback) {
       shared.push_back(std::move(it->m));
       it = inflight_.erase(it);
     } else {
@@ -157,7 +160,10 @@ bool session::transmit(const outgoing& m, std::uint16_t packet_id, bool dup, tim
     probe.dropped(drop_reason::too_large);
     return false;
   }
-  if (!out_->send(view)) return false;
+  // A connection that is closing takes nothing more, but the session outlives
+  // it: the message counts as sent and unacknowledged, so a resumed session
+  // resends it ([MQTT-4.4.0-1]) instead of losing it.
+  if (!out_->send(view)) return true;
   probe.messages_sent[qos_index(m.qos)].add();
   return true;
 }
@@ -169,6 +175,12 @@ void session::fill_window(time_point now) {
     queue_.pop_front();
     if (m.msg->expired(now)) {
       local_probe().dropped(drop_reason::expired);
+      continue;
+    }
+    if (m.qos == codec::qos::at_most_once) {
+      // Queued while offline (queue_qos0_offline): QoS 0 has no packet id and
+      // no acknowledgement, so it must not take a place in the window.
+      transmit(m, 0, false, now);
       continue;
     }
     const auto id = next_packet_id();

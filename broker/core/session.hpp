@@ -73,8 +73,9 @@ class session {
   bool attach(std::uint64_t connection_id, std::shared_ptr<outbox> out, const peer_limits& peer,
               time_point now);
   // Detaches connection `connection_id` (no-op if another holds the session).
-  // Messages received through shared subscriptions and not yet acknowledged are
-  // removed and returned, so the router can give them to another member.
+  // Messages of shared subscriptions that are queued, or QoS 1 and not yet
+  // acknowledged, are removed and returned, so the router can give them to
+  // another member.
   std::vector<outgoing> detach(std::uint64_t connection_id, time_point now);
   bool online() const noexcept { return online_.load(std::memory_order_relaxed); }
   std::uint64_t owner() const;
@@ -134,7 +135,8 @@ class session {
 
   std::size_t window() const noexcept;
   std::uint16_t next_packet_id();
-  // Encodes and sends; false when it could not be sent (counted as a drop).
+  // Encodes and sends; false when it is larger than the client accepts (counted
+  // as a drop). A closing connection still counts as sent (resent on resume).
   bool transmit(const outgoing& m, std::uint16_t packet_id, bool dup, time_point now);
   void fill_window(time_point now);
   void enqueue(outgoing&& m);
