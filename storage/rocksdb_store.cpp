@@ -91,8 +91,9 @@ class rocksdb_store final : public store {
   std::error_code flush() override {
     std::unique_lock lock(mutex_);
     const auto target = appended_;
-    settled_.wait(lock, [&] { return durable_ >= target || stopping_ || last_error_; });
-    if (durable_ >= target) return {};
+    // completed_, not durable_: flush also waits for the callbacks of those batches.
+    settled_.wait(lock, [&] { return completed_ >= target || stopping_ || last_error_; });
+    if (completed_ >= target) return {};
     return last_error_ ? last_error_ : make_error_code(storage_errc::closed);
   }
 
@@ -218,9 +219,12 @@ class rocksdb_store final : public store {
           taking.pop_back();
         }
       }
-      settled_.notify_all();
       lock.unlock();
       for (auto& done : ready) done(ec);
+      lock.lock();
+      if (!ec) completed_ = last;
+      settled_.notify_all();
+      lock.unlock();
       if (ec) {
         std::this_thread::sleep_for(options_.retry_interval);
         // After a full disk RocksDB stops writing until told to resume.
@@ -242,6 +246,7 @@ class rocksdb_store final : public store {
   std::multimap<commit_seq, std::function<void(std::error_code)>> waiters_;
   commit_seq appended_ = 0;
   commit_seq durable_ = 0;
+  commit_seq completed_ = 0;  // durable and its callbacks have run
   std::error_code last_error_;
   store_stats stats_;
   std::atomic<bool> writable_{true};

@@ -6,6 +6,7 @@
 
 #include "broker/core/sys_topics.hpp"
 #include "broker/version.hpp"
+#include "storage/rocksdb_store.hpp"
 
 namespace ringmq::app {
 
@@ -32,17 +33,44 @@ core::broker_settings broker_settings_from(const config::config& c, std::size_t 
   return s;
 }
 
+storage::durability durability_from(config::durability d) {
+  switch (d) {
+    case config::durability::sync: return storage::durability::sync;
+    case config::durability::batch: return storage::durability::batch;
+    case config::durability::none: return storage::durability::none;
+  }
+  return storage::durability::batch;
+}
+
+const char* durability_name(config::durability d) {
+  switch (d) {
+    case config::durability::sync: return "sync";
+    case config::durability::batch: return "batch";
+    case config::durability::none: return "none";
+  }
+  return "batch";
+}
+
 }  // namespace
 
 node::node(const config::config& cfg)
     : config_(cfg),
+      workers_(cfg.node.workers),
       signals_(control_),
       tick_timer_(control_),
-      shutdown_timer_(control_),
-      workers_(cfg.node.workers) {
+      shutdown_timer_(control_) {
+  storage::rocksdb_options store_options;
+  store_options.path = cfg.node.data_dir;
+  store_options.durability = durability_from(cfg.storage.durability);
+  store_options.max_bytes = cfg.storage.max_store_bytes;
+  auto opened = storage::open_rocksdb(store_options);
+  if (opened.error) throw startup_error(opened.message);
+  store_ = std::move(opened.opened);
+  spdlog::info("store opened: data_dir={} durability={}", cfg.node.data_dir,
+               durability_name(cfg.storage.durability));
   // Reader stripes: one per worker, plus room for the control and HTTP threads.
   broker_ = std::make_unique<core::broker>(broker_settings_from(cfg, workers_.size()),
-                                           workers_.size() + 2);
+                                           workers_.size() + 2, nullptr, nullptr, store_.get());
 }
 
 node::~node() { workers_.stop(); }
@@ -50,6 +78,18 @@ node::~node() { workers_.stop(); }
 void node::start() {
   started_ = core::clock::now();
   last_sys_ = started_;
+  // HTTP first, so that probes see "alive, not ready" while the store is read.
+  start_http();
+  const auto t0 = core::clock::now();
+  if (auto ec = broker_->recover(t0)) {
+    throw startup_error("cannot recover from the store in " + config_.node.data_dir + ": " +
+                        ec.message());
+  }
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(core::clock::now() - t0).count();
+  spdlog::info("recovered from the store: sessions={} subscriptions={} retained={} in {} ms",
+               broker_->sessions().size(), broker_->routes().subscription_count(),
+               broker_->retained().size(), ms);
   net::server_limits limits{config_.mqtt.max_connections};
   for (const auto& l : config_.listeners) {
     if (l.type != config::listener_type::mqtt) {
@@ -74,13 +114,78 @@ void node::start() {
     if (!ec) on_signal(signal);
   });
   tick();
+  ready_ = true;
   spdlog::info("ringmq {} started: node={} workers={}", ringmq::version, config_.node.id,
                workers_.size());
+}
+
+void node::start_http() {
+  if (config_.http.bind.empty()) return;
+  std::string host;
+  std::uint16_t port = 0;
+  config::split_host_port(config_.http.bind, host, port);
+  http_ = std::make_shared<http::server>(control_, host, port);
+  http_->route("/livez", [this](const http::request&, http::reply_function reply) {
+    answer_livez(std::move(reply));
+  });
+  http_->route("/readyz", [this](const http::request&, http::reply_function reply) {
+    http::response r;
+    r.status = ready_ ? 200 : 503;
+    r.body = ready_ ? "ready\n" : "not ready\n";
+    reply(std::move(r));
+  });
+  http_->open();
+  http_->start();
+  spdlog::info("http listening: address={}:{}", host, http_->port());
+}
+
+// Alive when every worker loop runs a task within a second.
+void node::answer_livez(http::reply_function reply) {
+  struct probe_state {
+    std::atomic<std::size_t> left;
+    std::atomic<bool> answered{false};
+    http::reply_function reply;
+    boost::asio::steady_timer timer;
+    probe_state(std::size_t n, http::reply_function r, boost::asio::io_context& io)
+        : left(n), reply(std::move(r)), timer(io) {}
+    void answer(bool alive) {
+      if (answered.exchange(true)) return;
+      http::response res;
+      res.status = alive ? 200 : 503;
+      res.body = alive ? "alive\n" : "a worker loop does not answer\n";
+      reply(std::move(res));
+      timer.cancel();
+    }
+  };
+  auto state = std::make_shared<probe_state>(workers_.size(), std::move(reply), control_);
+  state->timer.expires_after(std::chrono::seconds(1));
+  state->timer.async_wait([state](const boost::system::error_code& ec) {
+    if (!ec) state->answer(false);
+  });
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    boost::asio::post(workers_.context(i), [state, &control = control_] {
+      if (--state->left == 0) boost::asio::post(control, [state] { state->answer(true); });
+    });
+  }
+}
+
+// Logs when the store starts or stops refusing writes (full disk, size limit).
+void node::watch_store() {
+  const bool writable = store_->writable();
+  if (writable == store_writable_) return;
+  store_writable_ = writable;
+  if (writable) {
+    spdlog::info("store writable again: QoS 1/2 publishes accepted");
+  } else {
+    spdlog::error("store not writable (disk full or size limit): new QoS 1/2 publishes are "
+                  "refused with reason code 0x97; delivery of stored messages goes on");
+  }
 }
 
 void node::tick() {
   const auto now = core::clock::now();
   broker_->sweep(now);
+  watch_store();
   const auto interval = std::chrono::seconds(config_.mqtt.sys_interval_s);
   if (interval.count() > 0 && (now - last_sys_ >= interval || last_sys_ == started_)) {
     last_sys_ = now;
@@ -107,6 +212,7 @@ void node::on_signal(int signal) {
 
 void node::begin_shutdown() {
   shutting_down_ = true;
+  ready_ = false;
   for (auto& l : listeners_) l->stop();
   for (auto& c : tracker_.all()) c->shutdown(codec::reason_code::server_shutting_down);
   shutdown_deadline_ = core::clock::now() + std::chrono::seconds(10);
@@ -134,6 +240,7 @@ int node::run() {
   control_.run();
   // Every connection is closed (or past its grace period): stop the loops.
   workers_.halt();
+  if (auto ec = store_->flush()) spdlog::error("store flush at shutdown failed: {}", ec.message());
   spdlog::info("ringmq stopped");
   return 0;
 }

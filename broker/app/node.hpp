@@ -5,19 +5,31 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <atomic>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "broker/config/config.hpp"
 #include "broker/core/broker.hpp"
+#include "broker/http/server.hpp"
+#include "storage/store.hpp"
 #include "broker/net/connection_tracker.hpp"
 #include "broker/net/tcp_listener.hpp"
 #include "broker/net/worker_pool.hpp"
 
 namespace ringmq::app {
 
+// The node cannot start (unusable data directory, damaged store, ...): the
+// message says what and where, for the operator.
+class startup_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class node {
  public:
+  // Opens the store in node.data_dir; throws startup_error when it cannot be used.
   explicit node(const config::config& cfg);
   ~node();
 
@@ -31,14 +43,24 @@ class node {
   void begin_shutdown();
   void wait_for_connections();
   void tick();
+  void start_http();
+  void answer_livez(http::reply_function reply);
+  void watch_store();
 
   config::config config_;
+  // Declared before control_ so that it is destroyed after it: a pending
+  // accept on control_ holds a socket of a worker's io_context, and destroying
+  // it once that context is gone is a use after free at exit.
+  net::worker_pool workers_;
   boost::asio::io_context control_;  // signals, timers, accepting
   boost::asio::signal_set signals_;
   boost::asio::steady_timer tick_timer_;
   boost::asio::steady_timer shutdown_timer_;
-  net::worker_pool workers_;
+  std::unique_ptr<storage::store> store_;
   std::unique_ptr<core::broker> broker_;
+  std::shared_ptr<http::server> http_;
+  std::atomic<bool> ready_{false};
+  bool store_writable_ = true;
   net::connection_tracker tracker_;
   std::vector<std::shared_ptr<net::tcp_listener>> listeners_;
   core::time_point started_;

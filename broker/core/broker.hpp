@@ -10,6 +10,7 @@
 #include <string>
 
 #include "broker/core/auth.hpp"
+#include "broker/core/journal.hpp"
 #include "broker/core/retained_index.hpp"
 #include "broker/core/router.hpp"
 #include "broker/core/session_registry.hpp"
@@ -34,8 +35,20 @@ struct broker_settings {
 
 class broker {
  public:
+  // With a store, persistent sessions and retained messages are durable.
   broker(const broker_settings& settings, std::size_t reader_stripes,
-         authenticator* authn = nullptr, authorizer* authz = nullptr);
+         authenticator* authn = nullptr, authorizer* authz = nullptr,
+         storage::store* store = nullptr);
+
+  // Loads sessions, subscriptions, queues and retained messages from the
+  // store. Call once, before clients connect.
+  std::error_code recover(time_point now);
+
+  // The store, or null when nothing is durable.
+  storage::store* store() noexcept { return store_; }
+  core::journal* journal() noexcept { return journal_.get(); }
+  // False while the store refuses writes (disk full): new QoS 1/2 work is refused.
+  bool accepting_durable_work() const { return !store_ || store_->writable(); }
 
   const broker_settings& settings() const noexcept { return settings_; }
   session_registry& sessions() noexcept { return sessions_; }
@@ -68,6 +81,8 @@ class broker {
 
  private:
   broker_settings settings_;
+  storage::store* store_;
+  std::unique_ptr<core::journal> journal_;
   allow_all allow_all_;
   authenticator* authn_;
   authorizer* authz_;

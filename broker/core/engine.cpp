@@ -5,6 +5,7 @@
 
 #include "broker/codec/topic.hpp"
 #include "broker/codec/utf8.hpp"
+#include "broker/core/journal.hpp"
 #include "broker/core/probe.hpp"
 
 namespace ringmq::core {
@@ -47,6 +48,7 @@ engine::engine(broker& b, std::shared_ptr<outbox> out, connection_info info, tim
       info_(std::move(info)),
       connection_id_(b.next_connection_id()),
       connect_deadline_(now + b.settings().connect_timeout),
+      acks_(std::make_shared<ack_sequencer>(out_, b.store())),
       last_packet_(now) {
   identity_.peer = info_.peer;
   identity_.listener = info_.listener;
@@ -58,6 +60,11 @@ engine::~engine() = default;
 bool engine::closing() const { return out_->closing(); }
 
 void engine::send(codec::packet&& p) { out_->send(p); }
+
+void engine::acknowledge(codec::packet&& ack) {
+  // Everything this packet wrote to the store must be durable first.
+  acks_->send(std::move(ack), take_commit_watermark());
+}
 
 void engine::close(reason_code code, std::string reason) {
   if (out_->closing()) return;
@@ -95,6 +102,7 @@ void engine::refuse_connect(reason_code code, std::string reason) {
 
 void engine::on_packet(codec::packet&& p, time_point now) {
   if (out_->closing()) return;  // nothing more is read from a connection being closed
+  take_commit_watermark();  // only writes caused by this packet count for its acknowledgement
   last_packet_ = now;
   const auto type = codec::type_of(p);
   if (!connected_ && type != codec::packet_type::connect) {
@@ -333,12 +341,24 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
 
   const auto qos = p.qos;
   const auto packet_id = p.packet_id;
+  if (qos != codec::qos::at_most_once && route && !broker_.accepting_durable_work()) {
+    // The store cannot keep what we would acknowledge (disk full): refuse
+    // instead of losing it. 3.x has no code for it: the client resends after
+    // reconnecting.
+    local_probe().dropped(drop_reason::store_full);
+    if (!v5) {
+      close(reason_code::quota_exceeded, "store not writable");
+      return;
+    }
+    code = reason_code::quota_exceeded;
+    route = false;
+  }
   if (qos == codec::qos::exactly_once && route) {
     if (!session_->begin_inbound_qos2(packet_id)) {
       // A retransmission of a message already received: acknowledge, do not route again.
       codec::pubrec_packet rec;
       rec.packet_id = packet_id;
-      send(std::move(rec));
+      acknowledge(std::move(rec));
       return;
     }
     if (session_->inbound_qos2_count() > s.receive_maximum) {
@@ -368,12 +388,12 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
     codec::puback_packet ack;
     ack.packet_id = packet_id;
     ack.code = code;
-    send(std::move(ack));
+    acknowledge(std::move(ack));
   } else if (qos == codec::qos::exactly_once) {
     codec::pubrec_packet rec;
     rec.packet_id = packet_id;
     rec.code = code;
-    send(std::move(rec));
+    acknowledge(std::move(rec));
   }
 }
 
@@ -383,7 +403,7 @@ void engine::on_pubrel(const codec::pubrel_packet& p) {
   if (!session_->release_inbound_qos2(p.packet_id) && codec::is_v5(version_)) {
     comp.code = reason_code::packet_identifier_not_found;
   }
-  send(std::move(comp));
+  acknowledge(std::move(comp));
 }
 
 void engine::on_subscribe(codec::subscribe_packet&& p, time_point now) {
@@ -425,7 +445,7 @@ void engine::on_subscribe(codec::subscribe_packet&& p, time_point now) {
       retained.push_back({std::string(parts->filter), sub.options.max_qos});
     }
   }
-  send(std::move(ack));
+  acknowledge(std::move(ack));
 
   for (const auto& r : retained) {
     for (auto& m : broker_.retained().match(r.filter)) {
@@ -452,7 +472,7 @@ void engine::on_unsubscribe(codec::unsubscribe_packet&& p) {
     if (existed) broker_.routes().unsubscribe(*session_, filter);
     ack.codes.push_back(existed ? reason_code::success : reason_code::no_subscription_existed);
   }
-  send(std::move(ack));
+  acknowledge(std::move(ack));
 }
 
 void engine::on_disconnect(const codec::disconnect_packet& p, time_point) {

@@ -15,6 +15,7 @@
 
 #include "broker/codec/error.hpp"
 #include "broker/codec/packets.hpp"
+#include "broker/core/ack_sequencer.hpp"
 #include "broker/core/auth.hpp"
 #include "broker/core/broker.hpp"
 
@@ -69,6 +70,8 @@ class engine {
   // Closes the connection: a DISCONNECT with `code` first when 5.0 allows it.
   void close(codec::reason_code code, std::string reason);
   void send(codec::packet&& p);
+  // Sends an acknowledgement once the store writes it depends on are durable.
+  void acknowledge(codec::packet&& ack);
   // Publishes the will now, or parks it in the session for its delay.
   void handle_will(time_point now, bool taken_over);
   message_ptr make_will(time_point now) const;
@@ -78,6 +81,7 @@ class engine {
   connection_info info_;
   std::uint64_t connection_id_;
   time_point connect_deadline_;
+  std::shared_ptr<ack_sequencer> acks_;
 
   bool connected_ = false;
   bool lost_ = false;

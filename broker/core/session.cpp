@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "broker/core/journal.hpp"
 #include "broker/core/probe.hpp"
 
 namespace ringmq::core {
@@ -13,17 +14,35 @@ std::size_t qos_index(codec::qos q) noexcept { return static_cast<std::size_t>(q
 // MQTT's largest packet: 1 type byte, 4 length bytes, 268435455 bytes of body.
 constexpr std::size_t protocol_max_packet = 1 + 4 + codec::max_remaining_length;
 
+inflight_stage first_stage(codec::qos q) noexcept {
+  return q == codec::qos::exactly_once ? inflight_stage::awaiting_pubrec
+                                       : inflight_stage::awaiting_puback;
+}
+
 }  // namespace
 
-session::session(std::string client_id, const session_limits& limits)
-    : client_id_(std::move(client_id)), limits_(limits) {}
+session::session(std::string client_id, const session_limits& limits, journal* journal)
+    : client_id_(std::move(client_id)), limits_(limits), journal_(journal) {}
 
 session::~session() = default;
+
+bool session::end() {
+  std::lock_guard lock(mutex_);
+  ended_.store(true, std::memory_order_relaxed);
+  return ever_journaled_;
+}
+
+bool session::persistent() const {
+  std::lock_guard lock(mutex_);
+  return journaled();
+}
 
 std::shared_ptr<outbox> session::claim(std::uint64_t connection_id) {
   std::lock_guard lock(mutex_);
   owner_ = connection_id;
   online_.store(false, std::memory_order_relaxed);
+  // Claimed: no longer counting down to expiry while the CONNECT completes.
+  disconnected_at_.reset();
   return std::exchange(out_, nullptr);
 }
 
@@ -57,6 +76,8 @@ std::vector<outgoing> session::detach(std::uint64_t connection_id, time_point no
   owner_ = 0;
   online_.store(false, std::memory_order_relaxed);
   disconnected_at_ = now;
+  const bool record = journaled() && !ended();
+  if (record) journal_->save_session(client_id_, expiry_interval_, to_unix_ms(now));
   // Messages of shared subscriptions go back to the group: queued ones, and
   // QoS 1 ones sent but not acknowledged (MQTT 5.0 section 4.8.2 allows it). A
   // QoS 2 message whose delivery has started stays: it is completed with this
@@ -64,6 +85,7 @@ std::vector<outgoing> session::detach(std::uint64_t connection_id, time_point no
   // [MQTT-4.8.2-5]).
   for (auto it = inflight_.begin(); it != inflight_.end();) {
     if (!it->m.share.empty() && it->at == stage::awaiting_puback) {
+      if (record) journal_->inflight_erase(client_id_, it->order);
       shared.push_back(std::move(it->m));
       it = inflight_.erase(it);
     } else {
@@ -71,8 +93,9 @@ std::vector<outgoing> session::detach(std::uint64_t connection_id, time_point no
     }
   }
   for (auto it = queue_.begin(); it != queue_.end();) {
-    if (!it->share.empty()) {
-      shared.push_back(std::move(*it));
+    if (!it->m.share.empty()) {
+      if (record) journal_->queue_erase(client_id_, it->order);
+      shared.push_back(std::move(it->m));
       it = queue_.erase(it);
     } else {
       ++it;
@@ -88,7 +111,23 @@ std::uint64_t session::owner() const {
 
 void session::set_expiry_interval(std::uint32_t seconds) {
   std::lock_guard lock(mutex_);
+  const bool was = journaled();
   expiry_interval_ = seconds;
+  if (!journal_ || ended()) return;
+  if (journaled()) {
+    if (!was) {
+      // Becoming persistent: everything it holds so far goes to the store too.
+      for (const auto& [filter, sub] : subscriptions_) {
+        journal_->save_subscription(client_id_, filter, sub);
+      }
+    }
+    journal_->save_session(client_id_, expiry_interval_,
+                           disconnected_at_ ? to_unix_ms(*disconnected_at_) : 0);
+    ever_journaled_ = true;
+  } else if (was) {
+    // No longer persistent: it ends with its connection, the store forgets it now.
+    journal_->erase_session(client_id_);
+  }
 }
 
 std::uint32_t session::expiry_interval() const {
@@ -105,6 +144,7 @@ std::optional<time_point> session::expires_at() const {
 
 void session::set_pending_will(message_ptr will, time_point due) {
   std::lock_guard lock(mutex_);
+  if (journaled() && !ended()) journal_->will_put(client_id_, *will, due);
   pending_will_ = std::move(will);
   pending_will_due_ = due;
 }
@@ -112,6 +152,7 @@ void session::set_pending_will(message_ptr will, time_point due) {
 message_ptr session::take_pending_will(time_point now, bool force) {
   std::lock_guard lock(mutex_);
   if (!pending_will_ || (!force && now < pending_will_due_)) return nullptr;
+  if (journaled() && !ended()) journal_->will_erase(client_id_);
   return std::exchange(pending_will_, nullptr);
 }
 
@@ -168,26 +209,46 @@ bool session::transmit(const outgoing& m, std::uint16_t packet_id, bool dup, tim
   return true;
 }
 
+void session::add_inflight(outgoing&& m, std::uint16_t packet_id,
+                           std::optional<std::uint64_t> queued_as) {
+  const auto at = first_stage(m.qos);
+  // A message that was queued keeps its order number: queued messages only go
+  // in flight when nothing newer was sent directly, so send order is kept.
+  const auto order = queued_as ? *queued_as : next_order_++;
+  if (journaled() && !ended()) {
+    if (queued_as) {
+      journal_->queue_to_inflight(client_id_, order, order, packet_id, at, m);
+    } else {
+      journal_->inflight_put(client_id_, order, packet_id, at, &m);
+    }
+  }
+  inflight_.push_back({std::move(m), packet_id, at, order});
+}
+
 void session::fill_window(time_point now) {
   if (!out_) return;
+  const bool record = journaled() && !ended();
   while (!queue_.empty() && inflight_.size() < window()) {
-    outgoing m = std::move(queue_.front());
+    queued q = std::move(queue_.front());
     queue_.pop_front();
-    if (m.msg->expired(now)) {
+    if (q.m.msg->expired(now)) {
+      if (record) journal_->queue_erase(client_id_, q.order);
       local_probe().dropped(drop_reason::expired);
       continue;
     }
-    if (m.qos == codec::qos::at_most_once) {
+    if (q.m.qos == codec::qos::at_most_once) {
       // Queued while offline (queue_qos0_offline): QoS 0 has no packet id and
       // no acknowledgement, so it must not take a place in the window.
-      transmit(m, 0, false, now);
+      transmit(q.m, 0, false, now);
       continue;
     }
     const auto id = next_packet_id();
-    if (!transmit(m, id, false, now)) continue;  // too large: as if acknowledged
-    const auto at = m.qos == codec::qos::exactly_once ? stage::awaiting_pubrec
-                                                      : stage::awaiting_puback;
-    inflight_.push_back({std::move(m), id, at});
+    if (!transmit(q.m, id, false, now)) {
+      // Too large for the client: as if acknowledged.
+      if (record) journal_->queue_erase(client_id_, q.order);
+      continue;
+    }
+    add_inflight(std::move(q.m), id, q.order);
   }
 }
 
@@ -196,7 +257,12 @@ void session::enqueue(outgoing&& m) {
     local_probe().dropped(drop_reason::queue_full);
     return;
   }
-  queue_.push_back(std::move(m));
+  const auto order = next_order_++;
+  // QoS 0 queued for an offline client is not worth a disk write.
+  if (journaled() && !ended() && m.qos != codec::qos::at_most_once) {
+    journal_->queue_put(client_id_, order, m);
+  }
+  queue_.push_back({std::move(m), order});
 }
 
 void session::deliver(outgoing&& m, time_point now) {
@@ -229,9 +295,7 @@ void session::deliver(outgoing&& m, time_point now) {
   }
   const auto id = next_packet_id();
   if (!transmit(m, id, false, now)) return;
-  const auto at = m.qos == codec::qos::exactly_once ? stage::awaiting_pubrec
-                                                    : stage::awaiting_puback;
-  inflight_.push_back({std::move(m), id, at});
+  add_inflight(std::move(m), id, std::nullopt);
 }
 
 std::deque<session::inflight>::iterator session::find_inflight(std::uint16_t packet_id,
@@ -246,6 +310,7 @@ void session::on_puback(std::uint16_t packet_id, time_point now) {
   std::lock_guard lock(mutex_);
   auto it = find_inflight(packet_id, stage::awaiting_puback);
   if (it == inflight_.end()) return;  // unknown id: nothing to release
+  if (journaled() && !ended()) journal_->inflight_erase(client_id_, it->order);
   inflight_.erase(it);
   fill_window(now);
 }
@@ -263,8 +328,10 @@ void session::on_pubrec(std::uint16_t packet_id, codec::reason_code code, time_p
     if (out_) out_->send(codec::packet{std::move(rel)});
     return;
   }
+  const bool record = journaled() && !ended();
   if (!codec::is_success(code)) {
     // [MQTT-4.3.3]: a PUBREC with an error code ends the exchange; no PUBREL.
+    if (record) journal_->inflight_erase(client_id_, it->order);
     inflight_.erase(it);
     fill_window(now);
     return;
@@ -272,6 +339,7 @@ void session::on_pubrec(std::uint16_t packet_id, codec::reason_code code, time_p
   it->at = stage::awaiting_pubcomp;
   // The message itself is no longer needed; only the id is kept.
   it->m.msg = nullptr;
+  if (record) journal_->inflight_put(client_id_, it->order, packet_id, it->at, nullptr);
   if (out_) out_->send(codec::packet{std::move(rel)});
 }
 
@@ -279,18 +347,23 @@ void session::on_pubcomp(std::uint16_t packet_id, time_point now) {
   std::lock_guard lock(mutex_);
   auto it = find_inflight(packet_id, stage::awaiting_pubcomp);
   if (it == inflight_.end()) return;
+  if (journaled() && !ended()) journal_->inflight_erase(client_id_, it->order);
   inflight_.erase(it);
   fill_window(now);
 }
 
 bool session::begin_inbound_qos2(std::uint16_t packet_id) {
   std::lock_guard lock(mutex_);
-  return inbound_qos2_.insert(packet_id).second;
+  const bool added = inbound_qos2_.insert(packet_id).second;
+  if (added && journaled() && !ended()) journal_->inbound_put(client_id_, packet_id);
+  return added;
 }
 
 bool session::release_inbound_qos2(std::uint16_t packet_id) {
   std::lock_guard lock(mutex_);
-  return inbound_qos2_.erase(packet_id) > 0;
+  const bool removed = inbound_qos2_.erase(packet_id) > 0;
+  if (removed && journaled() && !ended()) journal_->inbound_erase(client_id_, packet_id);
+  return removed;
 }
 
 std::size_t session::inbound_qos2_count() const {
@@ -302,18 +375,23 @@ session::add_result session::add_subscription(const std::string& filter,
                                               const stored_subscription& sub, std::size_t limit) {
   std::lock_guard lock(mutex_);
   auto it = subscriptions_.find(filter);
+  add_result result = add_result::replaced;
   if (it != subscriptions_.end()) {
     it->second = sub;
-    return add_result::replaced;
+  } else {
+    if (limit && subscriptions_.size() >= limit) return add_result::limit_reached;
+    subscriptions_.emplace(filter, sub);
+    result = add_result::added;
   }
-  if (limit && subscriptions_.size() >= limit) return add_result::limit_reached;
-  subscriptions_.emplace(filter, sub);
-  return add_result::added;
+  if (journaled() && !ended()) journal_->save_subscription(client_id_, filter, sub);
+  return result;
 }
 
 bool session::remove_subscription(const std::string& filter) {
   std::lock_guard lock(mutex_);
-  return subscriptions_.erase(filter) > 0;
+  const bool removed = subscriptions_.erase(filter) > 0;
+  if (removed && journaled() && !ended()) journal_->erase_subscription(client_id_, filter);
+  return removed;
 }
 
 std::map<std::string, stored_subscription> session::subscriptions() const {
@@ -329,6 +407,32 @@ std::size_t session::subscription_count() const {
 std::map<std::string, stored_subscription> session::take_subscriptions() {
   std::lock_guard lock(mutex_);
   return std::exchange(subscriptions_, {});
+}
+
+void session::restore(recovered_session&& r, time_point now) {
+  std::lock_guard lock(mutex_);
+  expiry_interval_ = r.expiry_interval;
+  ever_journaled_ = true;
+  // A session that was connected when the node stopped counts from the restart.
+  disconnected_at_ = r.disconnected_at_ms ? from_unix_ms(r.disconnected_at_ms) : now;
+  for (auto& [filter, sub] : r.subscriptions) subscriptions_.emplace(std::move(filter), sub);
+  std::uint64_t highest = 0;
+  for (auto& f : r.inflight) {
+    if (f.stage != stage::awaiting_pubcomp && !f.delivery.msg) continue;  // nothing to resend
+    highest = std::max(highest, f.order);
+    last_packet_id_ = std::max(last_packet_id_, f.packet_id);
+    inflight_.push_back({std::move(f.delivery), f.packet_id, f.stage, f.order});
+  }
+  for (auto& q : r.queue) {
+    highest = std::max(highest, q.order);
+    queue_.push_back({std::move(q.delivery), q.order});
+  }
+  next_order_ = highest + 1;
+  for (auto id : r.inbound_qos2) inbound_qos2_.insert(id);
+  if (r.will) {
+    pending_will_ = std::move(r.will);
+    pending_will_due_ = from_unix_ms(r.will_due_ms);
+  }
 }
 
 std::size_t session::inflight_count() const {

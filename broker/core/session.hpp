@@ -24,6 +24,7 @@
 #include "broker/codec/packets.hpp"
 #include "broker/core/message.hpp"
 #include "broker/core/outbox.hpp"
+#include "broker/core/session_types.hpp"
 
 namespace ringmq::core {
 
@@ -40,24 +41,14 @@ struct peer_limits {
   std::uint32_t maximum_packet_size = 0;  // 0 = no limit beyond the protocol's
 };
 
-// One subscription as the session remembers it (the router indexes the same).
-struct stored_subscription {
-  codec::subscribe_options options;
-  std::optional<std::uint32_t> identifier;
-};
-
-// One message on its way to this session.
-struct outgoing {
-  message_ptr msg;
-  codec::qos qos = codec::qos::at_most_once;  // min(published, granted)
-  bool retain = false;                        // the RETAIN flag as sent
-  std::vector<std::uint32_t> subscription_ids;
-  std::string share;  // "$share/{group}/{filter}" when delivered through a shared subscription
-};
+class journal;
+struct recovered_session;
 
 class session {
  public:
-  session(std::string client_id, const session_limits& limits);
+  // With a journal, the session records its durable state whenever its
+  // Session Expiry Interval is above 0 (a persistent session).
+  session(std::string client_id, const session_limits& limits, journal* journal = nullptr);
   ~session();
 
   const std::string& client_id() const noexcept { return client_id_; }
@@ -87,7 +78,9 @@ class session {
   std::optional<time_point> expires_at() const;
 
   // Marks the session as ended (replaced by clean start, expired or removed).
-  void end() noexcept { ended_.store(true, std::memory_order_relaxed); }
+  // Returns true when the store holds records of it (the caller erases them:
+  // after end() no more are written).
+  bool end();
   bool ended() const noexcept { return ended_.load(std::memory_order_relaxed); }
 
   // --- will with delay ---------------------------------------------------------
@@ -121,16 +114,27 @@ class session {
   // Removes and returns every subscription (session end).
   std::map<std::string, stored_subscription> take_subscriptions();
 
+  // --- durability ------------------------------------------------------------------
+  // Rebuilds an offline session from the store at start.
+  void restore(recovered_session&& r, time_point now);
+  // True when this session's state is written to the store.
+  bool persistent() const;
+
   // --- views -----------------------------------------------------------------------
   std::size_t inflight_count() const;
   std::size_t queued_count() const;
 
  private:
-  enum class stage : std::uint8_t { awaiting_puback, awaiting_pubrec, awaiting_pubcomp };
+  using stage = inflight_stage;
   struct inflight {
     outgoing m;
     std::uint16_t packet_id = 0;
     stage at = stage::awaiting_puback;
+    std::uint64_t order = 0;  // its key in the store; increasing in send order
+  };
+  struct queued {
+    outgoing m;
+    std::uint64_t order = 0;
   };
 
   std::size_t window() const noexcept;
@@ -140,10 +144,14 @@ class session {
   bool transmit(const outgoing& m, std::uint16_t packet_id, bool dup, time_point now);
   void fill_window(time_point now);
   void enqueue(outgoing&& m);
+  // Puts a message in flight (after transmit), recording it when persistent.
+  void add_inflight(outgoing&& m, std::uint16_t packet_id, std::optional<std::uint64_t> queued_as);
+  bool journaled() const noexcept { return journal_ && expiry_interval_ > 0; }
   std::deque<inflight>::iterator find_inflight(std::uint16_t packet_id, stage at);
 
   const std::string client_id_;
   const session_limits limits_;
+  journal* const journal_;
 
   mutable std::mutex mutex_;
   std::shared_ptr<outbox> out_;
@@ -155,7 +163,9 @@ class session {
   std::optional<time_point> disconnected_at_;
 
   std::deque<inflight> inflight_;
-  std::deque<outgoing> queue_;
+  std::deque<queued> queue_;
+  std::uint64_t next_order_ = 1;
+  bool ever_journaled_ = false;  // the store holds records of this session
   std::uint16_t last_packet_id_ = 0;
   boost::unordered_flat_set<std::uint16_t> inbound_qos2_;
   std::map<std::string, stored_subscription> subscriptions_;

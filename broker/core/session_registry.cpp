@@ -1,8 +1,23 @@
 #include "broker/core/session_registry.hpp"
 
+#include "broker/core/journal.hpp"
+
 namespace ringmq::core {
 
-session_registry::session_registry(const session_limits& limits) : limits_(limits) {}
+session_registry::session_registry(const session_limits& limits, journal* journal)
+    : limits_(limits), journal_(journal) {}
+
+void session_registry::end_locked(session& s) {
+  if (s.end() && journal_) journal_->erase_session(s.client_id());
+}
+
+std::shared_ptr<session> session_registry::restore(recovered_session&& r, time_point now) {
+  auto s = std::make_shared<session>(r.client_id, limits_, journal_);
+  s->restore(std::move(r), now);
+  std::lock_guard lock(mutex_);
+  sessions_[s->client_id()] = s;
+  return s;
+}
 
 session_registry::open_result session_registry::open(const std::string& client_id,
                                                      bool clean_start,
@@ -15,10 +30,10 @@ session_registry::open_result session_registry::open(const std::string& client_i
   } else {
     if (slot) {
       result.taken_over = slot->claim(0);
-      slot->end();
+      end_locked(*slot);
       result.replaced = slot;
     }
-    slot = std::make_shared<session>(client_id, limits_);
+    slot = std::make_shared<session>(client_id, limits_, journal_);
   }
   result.opened = slot;
   auto previous = slot->claim(connection_id);
@@ -31,7 +46,7 @@ bool session_registry::remove(const std::shared_ptr<session>& s) {
   auto it = sessions_.find(s->client_id());
   if (it == sessions_.end() || it->second != s) return false;
   sessions_.erase(it);
-  s->end();
+  end_locked(*s);
   return true;
 }
 
@@ -41,7 +56,7 @@ session_registry::sweep_result session_registry::sweep(time_point now) {
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     auto& s = it->second;
     if (auto expiry = s->expires_at(); expiry && now >= *expiry && !s->online()) {
-      s->end();
+      end_locked(*s);
       result.expired.push_back(std::move(s));
       it = sessions_.erase(it);
       continue;

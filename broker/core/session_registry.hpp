@@ -17,7 +17,8 @@ namespace ringmq::core {
 
 class session_registry {
  public:
-  explicit session_registry(const session_limits& limits);
+  // Sessions record their state in `journal` (null: nothing is durable).
+  explicit session_registry(const session_limits& limits, journal* journal = nullptr);
 
   struct open_result {
     std::shared_ptr<core::session> opened;
@@ -40,6 +41,9 @@ class session_registry {
   };
   sweep_result sweep(time_point now);
 
+  // Adds a session recovered from the store (at start, before clients connect).
+  std::shared_ptr<session> restore(recovered_session&& r, time_point now);
+
   std::shared_ptr<session> find(const std::string& client_id) const;
   std::size_t size() const;
   std::size_t online_count() const;
@@ -47,7 +51,12 @@ class session_registry {
   std::vector<std::shared_ptr<session>> all() const;
 
  private:
+  // Ends `s` and erases its records, under the registry's lock so that a new
+  // session with the same client id cannot write in between.
+  void end_locked(session& s);
+
   session_limits limits_;
+  journal* journal_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<session>> sessions_;
 };

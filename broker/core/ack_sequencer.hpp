@@ -1,0 +1,49 @@
+#pragma once
+// Acknowledgements that wait for the store. A PUBACK, PUBREC, PUBCOMP,
+// SUBACK or UNSUBACK goes out only once every store write its packet caused
+// is durable, and acknowledgements leave in the order their packets came in
+// ([MQTT-4.6.0-2]), so one waiting acknowledgement holds back those after it.
+// Completions arrive on the store's thread; the sequencer is thread-safe and
+// writes through the connection's (thread-safe) outbox.
+
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <system_error>
+
+#include "broker/codec/packets.hpp"
+#include "broker/core/outbox.hpp"
+#include "storage/store.hpp"
+
+namespace ringmq::core {
+
+class ack_sequencer : public std::enable_shared_from_this<ack_sequencer> {
+ public:
+  // `store` may be null: every acknowledgement goes out at once.
+  ack_sequencer(std::shared_ptr<outbox> out, storage::store* store);
+
+  // Sends `ack` once everything up to `seq` is durable (0: nothing to wait for).
+  void send(codec::packet ack, storage::commit_seq seq);
+
+  // True while acknowledgements are waiting for the store.
+  bool waiting() const;
+
+ private:
+  struct entry {
+    storage::commit_seq seq;
+    codec::packet ack;
+  };
+  void on_durable(storage::commit_seq seq, std::error_code ec);
+  // Turns an acknowledgement into its failure form when the write failed.
+  // Returns false when the failure cannot be expressed (the connection closes).
+  static bool to_failure(codec::packet& ack, codec::protocol_version version);
+
+  std::shared_ptr<outbox> out_;
+  storage::store* store_;
+  mutable std::mutex mutex_;
+  std::deque<entry> waiting_;
+  storage::commit_seq durable_ = 0;
+  storage::commit_seq requested_ = 0;
+};
+
+}  // namespace ringmq::core

@@ -1,0 +1,108 @@
+#pragma once
+// What the broker writes to its durable store, and reads back at start. The
+// journal turns core changes (a message queued for an offline session, a
+// PUBACK, a subscription, a retained message) into keyed Protobuf records and
+// appends them to the store in the order they happen. Only persistent sessions
+// (Session Expiry Interval > 0) are journaled; messages for the others never
+// touch the disk.
+//
+// Every append made by a thread while it handles one packet raises that
+// thread's commit watermark; the acknowledgement of the packet waits until the
+// store says everything up to the watermark is durable (see ack_sequencer).
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/core/message.hpp"
+#include "broker/core/session_types.hpp"
+#include "storage/store.hpp"
+
+namespace ringmq::core {
+
+// The highest store sequence this thread appended since the last take.
+storage::commit_seq take_commit_watermark() noexcept;
+// Raises the calling thread's watermark (appends made on behalf of a packet).
+void raise_commit_watermark(storage::commit_seq seq) noexcept;
+
+// Wall-clock conversions for what must survive a restart.
+std::int64_t to_unix_ms(time_point t) noexcept;
+time_point from_unix_ms(std::int64_t ms) noexcept;
+std::int64_t unix_now_ms() noexcept;
+
+struct recovered_inflight {
+  std::uint64_t order = 0;
+  std::uint16_t packet_id = 0;
+  inflight_stage stage = inflight_stage::awaiting_puback;
+  outgoing delivery;
+};
+
+struct recovered_queued {
+  std::uint64_t order = 0;
+  outgoing delivery;
+};
+
+struct recovered_session {
+  std::string client_id;
+  std::uint32_t expiry_interval = 0;
+  std::int64_t disconnected_at_ms = 0;  // 0: it was connected when the node stopped
+  std::vector<std::pair<std::string, stored_subscription>> subscriptions;
+  std::vector<recovered_queued> queue;
+  std::vector<recovered_inflight> inflight;
+  std::vector<std::uint16_t> inbound_qos2;
+  message_ptr will;
+  std::int64_t will_due_ms = 0;
+};
+
+struct recovered_state {
+  std::vector<recovered_session> sessions;
+  std::vector<message_ptr> retained;
+};
+
+class journal {
+ public:
+  explicit journal(storage::store& store) : store_(store) {}
+
+  storage::store& store() noexcept { return store_; }
+  bool writable() const { return store_.writable(); }
+
+  void save_session(const std::string& client, std::uint32_t expiry_interval,
+                    std::int64_t disconnected_at_ms);
+  // Removes every record of the session (it ended).
+  void erase_session(const std::string& client);
+
+  void save_subscription(const std::string& client, const std::string& filter,
+                         const stored_subscription& sub);
+  void erase_subscription(const std::string& client, const std::string& filter);
+
+  void queue_put(const std::string& client, std::uint64_t order, const outgoing& m);
+  void queue_erase(const std::string& client, std::uint64_t order);
+  // A queued message goes in flight: one change, so a crash sees it in exactly one place.
+  void queue_to_inflight(const std::string& client, std::uint64_t queue_order,
+                         std::uint64_t inflight_order, std::uint16_t packet_id,
+                         inflight_stage stage, const outgoing& m);
+  void inflight_put(const std::string& client, std::uint64_t order, std::uint16_t packet_id,
+                    inflight_stage stage, const outgoing* m);
+  void inflight_erase(const std::string& client, std::uint64_t order);
+
+  void inbound_put(const std::string& client, std::uint16_t packet_id);
+  void inbound_erase(const std::string& client, std::uint16_t packet_id);
+
+  void will_put(const std::string& client, const message& will, time_point due);
+  void will_erase(const std::string& client);
+
+  void retained_put(const message& m);
+  void retained_erase(const std::string& topic);
+
+  // Reads everything back (at start, before listeners open).
+  std::error_code load(recovered_state& out, time_point now);
+
+ private:
+  void append(storage::write_batch&& batch);
+
+  storage::store& store_;
+};
+
+}  // namespace ringmq::core
