@@ -174,15 +174,14 @@ class rocksdb_store final : public store {
     while (true) {
       wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
       if (pending_.empty() && stopping_) break;
-      // sync: one batch per fsync. batch and none: everything that queued up
-      // while the previous commit ran goes in one write (group commit).
-      std::deque<std::pair<commit_seq, write_batch>> taking;
-      if (options_.durability == durability::sync) {
-        taking.push_back(std::move(pending_.front()));
-        pending_.pop_front();
-      } else {
-        taking.swap(pending_);
+      // Group commit: everything that queued up while the previous commit ran
+      // goes in one write and one fsync. In batch mode the committer also
+      // waits a moment for company, so that more writes share the fsync.
+      if (options_.durability == durability::batch && options_.batch_window.count() > 0) {
+        wake_.wait_for(lock, options_.batch_window, [&] { return stopping_; });
       }
+      std::deque<std::pair<commit_seq, write_batch>> taking;
+      taking.swap(pending_);
       lock.unlock();
 
       rocksdb::WriteBatch wb;

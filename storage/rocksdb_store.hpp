@@ -21,6 +21,8 @@ struct rocksdb_options {
   std::uint64_t max_bytes = 0;  // 0 = unlimited; beyond it writes fail as over_limit
   // Check every block's checksum when opening (finds a damaged store before serving it).
   bool verify_on_open = true;
+  // batch mode: how long the committer gathers writes before one fsync.
+  std::chrono::microseconds batch_window{1000};
   // How long a failed commit waits before it is retried (e.g. after a full disk).
   std::chrono::milliseconds retry_interval{200};
 };

@@ -10,8 +10,12 @@ int main(int argc, char** argv) {
                "persistent)",
                "ringmq-bench"};
   int protocol = 4;
-  cli.add_option("-s,--scenario", o.scenario, "fanin | fanout | pairs | latency | idle | persistent")
-      ->check(CLI::IsMember({"fanin", "fanout", "pairs", "latency", "idle", "persistent"}));
+  cli.add_option("-s,--scenario", o.scenario,
+                 "fanin | fanout | pairs | latency | idle | persistent | sessions")
+      ->check(CLI::IsMember(
+          {"fanin", "fanout", "pairs", "latency", "idle", "persistent", "sessions"}));
+  cli.add_flag("--persistent-subscribers", o.persistent_subscribers,
+               "subscribers keep their session (clean start 0): every message is stored");
   cli.add_option("--host", o.host, "broker address");
   cli.add_option("-p,--port", o.port, "broker port");
   cli.add_option("--bind", o.bind_addresses, "local source addresses to rotate over (repeatable)");
@@ -19,7 +23,8 @@ int main(int argc, char** argv) {
   cli.add_option("-q,--qos", o.qos, "QoS of publishes and subscriptions")->check(CLI::Range(0, 2));
   cli.add_option("-P,--publishers", o.publishers, "publishers (pairs: number of pairs)");
   cli.add_option("-S,--subscribers", o.subscribers, "subscribers");
-  cli.add_option("-C,--connections", o.connections, "idle: connections to hold");
+  cli.add_option("-C,--connections", o.connections,
+                 "idle: connections to hold; sessions: persistent sessions to create");
   cli.add_option("--payload", o.payload, "payload bytes (at least 22)");
   cli.add_option("-r,--rate", o.rate, "messages per second over all publishers; 0 = as fast as possible");
   cli.add_option("--inflight", o.inflight, "unacknowledged QoS 1/2 publishes per publisher");

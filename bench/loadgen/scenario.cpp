@@ -560,6 +560,42 @@ int run_persistent(shared_state& s) {
   return ok ? 0 : 3;
 }
 
+// Creates persistent sessions with one subscription each, in waves of
+// connections that subscribe and disconnect (a store to restart from).
+int run_sessions(shared_state& s) {
+  const auto& o = s.opts;
+  raise_fd_limit();
+  worker_threads workers(o.threads);
+  const auto t0 = steady::now();
+  constexpr std::uint32_t wave = 2000;
+  std::uint32_t created = 0;
+  while (created < o.connections && s.failures.load() == 0) {
+    const auto n = std::min(wave, o.connections - created);
+    s.ready = 0;
+    std::vector<std::shared_ptr<subscriber>> batch;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const auto index = created + i;
+      auto c = std::make_shared<subscriber>(
+          s, workers.at(index), o.topic_prefix + "-session-" + std::to_string(index),
+          o.topic_prefix + "/session/" + std::to_string(index), 0, false);
+      c->start(index, true);
+      batch.push_back(std::move(c));
+    }
+    if (!wait_until([&] { return s.ready.load() >= n; }, 60, s)) break;
+    for (auto& c : batch) c->disconnect();
+    created += n;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  workers.stop();
+  const double seconds = std::chrono::duration<double>(steady::now() - t0).count();
+  report r;
+  common_fields(r, o);
+  r.add("sessions", created).add("seconds", seconds).add("ok", created == o.connections ? "true" : "false");
+  if (!s.first_error.empty()) r.add_string("error", s.first_error);
+  r.print();
+  return created == o.connections ? 0 : 1;
+}
+
 }  // namespace
 
 int run(const options& input) {
@@ -577,6 +613,7 @@ int run(const options& input) {
   }
   if (o.scenario == "idle") return run_idle(s);
   if (o.scenario == "persistent") return run_persistent(s);
+  if (o.scenario == "sessions") return run_sessions(s);
 
   const bool pairs = o.scenario == "pairs" || o.scenario == "latency";
   const auto base = o.topic_prefix + "/" + o.scenario + "/" + std::to_string(s.pid);
@@ -591,7 +628,7 @@ int run(const options& input) {
     auto c = std::make_shared<subscriber>(
         s, workers.at(i),
         o.topic_prefix + "-sub-" + std::to_string(i) + "-" + std::to_string(s.pid), filter,
-        o.publishers, true);
+        o.publishers, !o.persistent_subscribers);
     c->start(i, true);
     subs.push_back(std::move(c));
   }

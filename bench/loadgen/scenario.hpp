@@ -10,7 +10,7 @@
 namespace ringmq::bench {
 
 struct options {
-  std::string scenario = "pairs";  // fanin | fanout | pairs | latency | idle | persistent
+  std::string scenario = "pairs";  // fanin | fanout | pairs | latency | idle | persistent | sessions
   std::string host = "127.0.0.1";
   std::uint16_t port = 1883;
   std::vector<std::string> bind_addresses;  // local source addresses, rotated (idle: >28k conns)
@@ -30,6 +30,7 @@ struct options {
   std::string label;                 // e.g. the broker's name, copied to the report
   int broker_pid = 0;                // idle: read its RSS from /proc
   std::string topic_prefix = "bench";
+  bool persistent_subscribers = false;  // subscribers keep their session (clean start 0)
 };
 
 // Runs the scenario; prints one JSON line to stdout. Returns the process exit
