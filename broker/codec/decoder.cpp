@@ -509,6 +509,10 @@ codec_result<std::optional<packet>> stream_decoder::next() {
   }
   if (!*header) return std::optional<packet>{};
   const auto& h = **header;
+  if (connect_first_ && h.type() != packet_type::connect) {
+    failed_ = protocol_error("first packet is not CONNECT");
+    return *failed_;
+  }
   if (h.packet_size() > max_packet_size_) {
     failed_ = codec_error{reason_code::packet_too_large, "packet larger than Maximum Packet Size"};
     return *failed_;
@@ -523,6 +527,7 @@ codec_result<std::optional<packet>> stream_decoder::next() {
     }
   }
   auto decoded = decode_body(h, body, version);
+  if (h.type() == packet_type::connect) connect_first_ = false;
   begin_ += h.packet_size();
   if (begin_ == end_) begin_ = end_ = 0;
   if (!decoded) {

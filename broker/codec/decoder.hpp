@@ -56,6 +56,11 @@ class stream_decoder {
   protocol_version version() const noexcept { return version_; }
   bool version_known() const noexcept { return version_known_; }
 
+  // Servers: until a CONNECT has been decoded, any other packet type fails as
+  // soon as its first byte arrives [MQTT-3.1.0-1], instead of after the body
+  // it announces, which garbage may never complete.
+  void expect_connect_first() noexcept { connect_first_ = true; }
+
   void set_max_packet_size(std::uint32_t size) noexcept { max_packet_size_ = size; }
   std::uint32_t max_packet_size() const noexcept { return max_packet_size_; }
 
@@ -85,6 +90,7 @@ class stream_decoder {
   std::uint32_t max_packet_size_;
   protocol_version version_ = protocol_version::v3_1_1;
   bool version_known_ = false;
+  bool connect_first_ = false;
   std::optional<codec_error> failed_;
 };
 

@@ -37,7 +37,10 @@ class connection final : public connection_handle,
         info_(std::move(info)),
         settings_(settings),
         decoder_(broker.settings().max_packet_size),
-        timer_(transport_.get_executor()) {}
+        timer_(transport_.get_executor()) {
+    // Garbage is closed on its first byte, not at the connect timeout.
+    decoder_.expect_connect_first();
+  }
 
   void start() {
     auto self = this->shared_from_this();
@@ -206,9 +209,12 @@ class connection final : public connection_handle,
     if (closed_) return;
     closed_ = true;
     timer_.cancel();
-    transport_.close();
     const bool was_connected = engine_->connected();
     engine_->on_connection_lost(core::clock::now());
+    // Closed only now: a client that sees the close has its session ended (or
+    // detached) and its will handled, so reconnecting at once cannot find the
+    // session of a connection the broker has not finished with yet.
+    transport_.close();
     tracker_.remove(tracker_id_);
     const auto& reason = reason_override_.empty() ? engine_->close_reason() : reason_override_;
     if (was_connected) {

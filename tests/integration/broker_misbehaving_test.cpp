@@ -1,0 +1,189 @@
+// Clients that misbehave at the byte level: garbage, a huge Remaining Length,
+// silence, half a CONNECT, a keep alive that lapses. Each is closed within the
+// configured limits, while a well-behaved client on the same broker keeps
+// publishing and receiving QoS 1 messages without noticing anything.
+
+#include <gtest/gtest.h>
+
+#include "broker/codec/encoder.hpp"
+#include "tests/support/broker_process.hpp"
+
+namespace ringmq::testing {
+namespace {
+
+using codec::protocol_version;
+using codec::reason_code;
+using std::chrono::duration_cast;
+
+constexpr milliseconds connect_timeout{500};
+constexpr std::uint32_t max_packet_size = 1024 * 1024;
+
+// Round trips the steady client completes before and after the misbehaviour.
+constexpr std::size_t round_trips_around = 5;
+
+class BrokerMisbehaving : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    broker_ = std::make_unique<broker_process>(std::vector<std::string>{
+        "mqtt.connect_timeout_ms=" + std::to_string(connect_timeout.count()),
+        "mqtt.max_packet_size=" + std::to_string(max_packet_size), "mqtt.sys_interval_s=0"});
+    ASSERT_TRUE(broker_->ready()) << broker_->describe();
+    steady_ = std::make_unique<steady_client>(broker_->port(), "steady");
+    ASSERT_TRUE(steady_->wait_running()) << steady_->stop();
+    ASSERT_TRUE(steady_->wait_round_trips(round_trips_around, milliseconds(5'000)))
+        << steady_->stop();
+  }
+
+  // The steady client kept going through the misbehaviour: a few more round
+  // trips, then every message of its whole run arrived in time.
+  void TearDown() override {
+    if (!steady_) return;
+    const auto before = steady_->round_trips();
+    EXPECT_TRUE(steady_->wait_round_trips(before + round_trips_around, milliseconds(5'000)));
+    EXPECT_EQ(steady_->stop(), "");
+    steady_.reset();
+    // Stopping checks the clean exit.
+    const auto status = broker_->stop();
+    EXPECT_TRUE(status && status->clean()) << broker_->describe();
+  }
+
+  // Opens a raw TCP connection to the broker.
+  std::unique_ptr<mqtt_socket> open() {
+    auto s = std::make_unique<mqtt_socket>();
+    EXPECT_TRUE(s->connect_tcp(broker_->port())) << s->error();
+    return s;
+  }
+
+  std::unique_ptr<broker_process> broker_;
+  std::unique_ptr<steady_client> steady_;
+};
+
+milliseconds since(steady::time_point t) { return duration_cast<milliseconds>(steady::now() - t); }
+
+TEST_F(BrokerMisbehaving, GarbageBytesAreClosedAtOnce) {
+  auto s = open();
+  // Not MQTT: an HTTP request line (0x47 is no valid first byte of a packet).
+  ASSERT_TRUE(s->send_bytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const auto began = steady::now();
+  EXPECT_TRUE(s->wait_closed(milliseconds(3'000))) << broker_->describe();
+  // Far sooner than the connect timeout would have closed it.
+  EXPECT_LT(since(began), connect_timeout) << broker_->describe();
+
+  // Binary noise after a valid fixed header of a reserved packet type (0).
+  auto t = open();
+  ASSERT_TRUE(t->send_bytes(std::string("\x00\x04\xde\xad\xbe\xef", 6)));
+  EXPECT_TRUE(t->wait_closed(milliseconds(3'000))) << broker_->describe();
+}
+
+TEST_F(BrokerMisbehaving, HugeRemainingLengthIsRefusedWithoutBufferingIt) {
+  const auto rss_before = broker_->resident_kib();
+  auto s = open();
+  // CONNECT announcing the largest Remaining Length there is (256 MiB - 1),
+  // with max_packet_size 1 MiB: the header alone is enough to refuse it.
+  ASSERT_TRUE(s->send_bytes(std::string("\x10\xFF\xFF\xFF\x7F", 5)));
+  // Body bytes follow; the broker may close before they are all sent.
+  s->send_bytes(std::string(64 * 1024, 'x'));
+  const auto began = steady::now();
+  EXPECT_TRUE(s->wait_closed(milliseconds(3'000))) << broker_->describe();
+  EXPECT_LT(since(began), connect_timeout) << broker_->describe();
+
+  // The same after a successful CONNECT: 5.0 is told Packet too large first.
+  auto v5 = open();
+  codec::connect_packet c;
+  c.version = protocol_version::v5;
+  c.client_id = "huge-publisher";
+  ASSERT_TRUE(v5->handshake(c)) << v5->error();
+  ASSERT_TRUE(v5->send_bytes(std::string("\x30\xFF\xFF\xFF\x7F", 5)));
+  EXPECT_TRUE(v5->wait_closed(milliseconds(3'000))) << broker_->describe();
+  ASSERT_EQ(v5->last_packets().size(), 1u);
+  const auto* d = std::get_if<codec::disconnect_packet>(&v5->last_packets()[0]);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->code, reason_code::packet_too_large);
+
+  // The broker did not reserve the announced 256 MiB (nor the 64 KiB sent).
+  const auto rss_after = broker_->resident_kib();
+  if (rss_before > 0 && rss_after > 0) {
+    EXPECT_LT(rss_after, rss_before + 32 * 1024)
+        << "resident memory grew from " << rss_before << " KiB to " << rss_after << " KiB";
+  }
+}
+
+TEST_F(BrokerMisbehaving, SilentConnectionIsClosedAfterTheConnectTimeout) {
+  auto s = open();
+  const auto began = steady::now();
+  EXPECT_TRUE(s->wait_closed(milliseconds(5'000))) << broker_->describe();
+  const auto took = since(began);
+  EXPECT_GE(took, connect_timeout - milliseconds(50));
+  EXPECT_LT(took, connect_timeout + milliseconds(1'500));
+  // Not a client yet: nothing is sent to it, the socket is just closed.
+  EXPECT_TRUE(s->last_packets().empty());
+}
+
+TEST_F(BrokerMisbehaving, HalfAConnectThenSilenceIsClosedAfterTheConnectTimeout) {
+  codec::connect_packet c;
+  c.version = protocol_version::v3_1_1;
+  c.client_id = "half-a-connect";
+  c.keep_alive = 60;
+  const auto bytes = codec::encode(codec::packet{c}, c.version);
+  ASSERT_GT(bytes.size(), 10u);
+  auto s = open();
+  const auto began = steady::now();
+  ASSERT_TRUE(s->send_bytes(std::string_view(bytes).substr(0, bytes.size() / 2)));
+  EXPECT_TRUE(s->wait_closed(milliseconds(5'000))) << broker_->describe();
+  const auto took = since(began);
+  EXPECT_GE(took, connect_timeout - milliseconds(50));
+  EXPECT_LT(took, connect_timeout + milliseconds(1'500));
+  EXPECT_TRUE(s->last_packets().empty());
+}
+
+TEST_F(BrokerMisbehaving, LapsedKeepAliveIsClosedAfterOneAndAHalfTimesIt) {
+  auto v311 = open();
+  auto v5 = open();
+  codec::connect_packet c;
+  c.keep_alive = 1;
+  c.version = protocol_version::v3_1_1;
+  c.client_id = "stalled-311";
+  ASSERT_TRUE(v311->handshake(c)) << v311->error();
+  const auto began_311 = steady::now();
+  c.version = protocol_version::v5;
+  c.client_id = "stalled-5";
+  ASSERT_TRUE(v5->handshake(c)) << v5->error();
+  const auto began_5 = steady::now();
+
+  EXPECT_TRUE(v311->wait_closed(milliseconds(5'000))) << broker_->describe();
+  const auto took_311 = since(began_311);
+  EXPECT_TRUE(v5->wait_closed(milliseconds(5'000))) << broker_->describe();
+  const auto took_5 = since(began_5);
+  for (const auto took : {took_311, took_5}) {
+    EXPECT_GE(took, milliseconds(1'400));
+    EXPECT_LT(took, milliseconds(3'000));
+  }
+  // 5.0 hears why: Keep Alive timeout.
+  ASSERT_EQ(v5->last_packets().size(), 1u);
+  const auto* d = std::get_if<codec::disconnect_packet>(&v5->last_packets()[0]);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->code, reason_code::keep_alive_timeout);
+}
+
+TEST_F(BrokerMisbehaving, KeepAliveIsKeptByPingsFromAnOtherwiseIdleClient) {
+  // The other side of the rule: a client that pings in time stays connected
+  // past 1.5 x its keep alive.
+  auto s = open();
+  codec::connect_packet c;
+  c.keep_alive = 1;
+  c.client_id = "pinger";
+  ASSERT_TRUE(s->handshake(c)) << s->error();
+  const auto until = steady::now() + milliseconds(2'000);
+  while (steady::now() < until) {
+    ASSERT_TRUE(s->send(codec::packet{codec::pingreq_packet{}}));
+    codec::packet p;
+    ASSERT_EQ(s->receive(p, milliseconds(2'000)), mqtt_socket::read_result::packet) << s->error();
+    ASSERT_TRUE(std::holds_alternative<codec::pingresp_packet>(p));
+    // The next PINGREQ is due half a keep alive later; a closed socket ends the wait early.
+    EXPECT_EQ(s->receive(p, milliseconds(500)), mqtt_socket::read_result::timeout);
+  }
+  EXPECT_FALSE(s->closed());
+}
+
+}  // namespace
+}  // namespace ringmq::testing
