@@ -57,6 +57,7 @@ node::node(const config::config& cfg)
     : config_(cfg),
       workers_(cfg.node.workers),
       signals_(control_),
+      reload_signal_(control_, SIGHUP),
       tick_timer_(control_),
       shutdown_timer_(control_) {
   storage::rocksdb_options store_options;
@@ -92,17 +93,30 @@ void node::start() {
                broker_->retained().size(), ms);
   net::server_limits limits{config_.mqtt.max_connections};
   for (const auto& l : config_.listeners) {
-    if (l.type != config::listener_type::mqtt) {
-      // TLS and WebSocket listeners arrive with the security and transports work.
-      throw std::runtime_error("listener " + l.name + ": type not supported yet");
-    }
     net::listener_settings ls;
     ls.name = l.name;
     config::split_host_port(l.bind, ls.host, ls.port);
     ls.max_connections = l.max_connections;
-    auto listener = std::make_shared<net::tcp_listener>(control_, workers_, *broker_, tracker_,
-                                                        ls, limits, net::connection_settings{});
-    listener->open();
+    switch (l.type) {
+      case config::listener_type::mqtt: ls.kind = net::transport_kind::tcp; break;
+      case config::listener_type::mqtts: ls.kind = net::transport_kind::tls; break;
+      case config::listener_type::ws: ls.kind = net::transport_kind::ws; break;
+      case config::listener_type::wss: ls.kind = net::transport_kind::wss; break;
+    }
+    ls.tls = {l.cert_file, l.key_file, l.ca_file, l.require_client_cert};
+    ls.use_identity_as_username = l.use_identity_as_username;
+    ls.ws_path = l.path;
+    ls.handshake_timeout = std::chrono::milliseconds(config_.mqtt.connect_timeout_ms);
+    auto listener = std::make_shared<net::listener>(control_, workers_, *broker_, tracker_, ls,
+                                                    limits, net::connection_settings{});
+    try {
+      listener->open();
+    } catch (const boost::system::system_error& e) {
+      throw startup_error("listener " + l.name + ": cannot listen on " + l.bind + ": " +
+                          e.code().message());
+    } catch (const std::runtime_error& e) {
+      throw startup_error(e.what());
+    }
     spdlog::info("listening: listener={} address={}:{}", l.name, ls.host, listener->port());
     listeners_.push_back(std::move(listener));
   }
@@ -112,6 +126,9 @@ void node::start() {
   signals_.add(SIGTERM);
   signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
     if (!ec) on_signal(signal);
+  });
+  reload_signal_.async_wait([this](const boost::system::error_code& ec, int) {
+    if (!ec) reload();
   });
   tick();
   ready_ = true;
@@ -210,6 +227,21 @@ void node::on_signal(int signal) {
   begin_shutdown();
 }
 
+// SIGHUP: certificates and keys are reread; open connections keep theirs.
+void node::reload() {
+  spdlog::info("SIGHUP: reloading certificates");
+  for (auto& l : listeners_) {
+    std::string error;
+    if (!l->reload_tls(error)) {
+      spdlog::error("listener {}: reload failed, keeping the previous certificates: {}",
+                    l->name(), error);
+    }
+  }
+  reload_signal_.async_wait([this](const boost::system::error_code& ec, int) {
+    if (!ec) reload();
+  });
+}
+
 void node::begin_shutdown() {
   shutting_down_ = true;
   ready_ = false;
@@ -227,6 +259,7 @@ void node::wait_for_connections() {
     }
     tick_timer_.cancel();
     signals_.cancel();
+    reload_signal_.cancel();
     control_.stop();
     return;
   }

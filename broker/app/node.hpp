@@ -15,7 +15,7 @@
 #include "broker/http/server.hpp"
 #include "storage/store.hpp"
 #include "broker/net/connection_tracker.hpp"
-#include "broker/net/tcp_listener.hpp"
+#include "broker/net/listener.hpp"
 #include "broker/net/worker_pool.hpp"
 
 namespace ringmq::app {
@@ -40,6 +40,7 @@ class node {
 
  private:
   void on_signal(int signal);
+  void reload();
   void begin_shutdown();
   void wait_for_connections();
   void tick();
@@ -54,6 +55,7 @@ class node {
   net::worker_pool workers_;
   boost::asio::io_context control_;  // signals, timers, accepting
   boost::asio::signal_set signals_;
+  boost::asio::signal_set reload_signal_;
   boost::asio::steady_timer tick_timer_;
   boost::asio::steady_timer shutdown_timer_;
   std::unique_ptr<storage::store> store_;
@@ -62,7 +64,7 @@ class node {
   std::atomic<bool> ready_{false};
   bool store_writable_ = true;
   net::connection_tracker tracker_;
-  std::vector<std::shared_ptr<net::tcp_listener>> listeners_;
+  std::vector<std::shared_ptr<net::listener>> listeners_;
   core::time_point started_;
   core::time_point last_sys_;
   core::time_point shutdown_deadline_;

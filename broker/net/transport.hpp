@@ -50,3 +50,78 @@ inline std::string peer_address(const boost::asio::ip::tcp::socket& socket) {
 }
 
 }  // namespace ringmq::net
+
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+namespace ringmq::net {
+
+// MQTT over TLS: the handshake is done before the connection starts.
+class tls_transport {
+ public:
+  using stream_type = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+  using executor_type = stream_type::executor_type;
+
+  explicit tls_transport(std::unique_ptr<stream_type> stream) : stream_(std::move(stream)) {}
+
+  executor_type get_executor() { return stream_->get_executor(); }
+
+  template <class Buffer, class Handler>
+  void async_read_some(const Buffer& buffer, Handler&& handler) {
+    stream_->async_read_some(buffer, std::forward<Handler>(handler));
+  }
+
+  template <class Buffer, class Handler>
+  void async_write(const Buffer& buffer, Handler&& handler) {
+    boost::asio::async_write(*stream_, buffer, std::forward<Handler>(handler));
+  }
+
+  void close() {
+    boost::system::error_code ignored;
+    stream_->lowest_layer().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
+    stream_->lowest_layer().close(ignored);
+  }
+
+ private:
+  // Heap-allocated: an ssl::stream must not move while operations are pending.
+  std::unique_ptr<stream_type> stream_;
+};
+
+// MQTT over WebSocket (binary frames). Packets may span frames or share one:
+// the connection sees a byte stream either way. Pings are answered by Beast.
+template <class NextLayer>
+class ws_transport {
+ public:
+  using stream_type = boost::beast::websocket::stream<NextLayer>;
+  using executor_type = typename stream_type::executor_type;
+
+  explicit ws_transport(std::unique_ptr<stream_type> stream) : stream_(std::move(stream)) {
+    stream_->binary(true);
+  }
+
+  executor_type get_executor() { return stream_->get_executor(); }
+
+  template <class Buffer, class Handler>
+  void async_read_some(const Buffer& buffer, Handler&& handler) {
+    stream_->async_read_some(buffer, std::forward<Handler>(handler));
+  }
+
+  template <class Buffer, class Handler>
+  void async_write(const Buffer& buffer, Handler&& handler) {
+    stream_->async_write(buffer, std::forward<Handler>(handler));
+  }
+
+  void close() {
+    boost::system::error_code ignored;
+    auto& socket = boost::beast::get_lowest_layer(*stream_);
+    socket.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+  }
+
+ private:
+  std::unique_ptr<stream_type> stream_;
+};
+
+}  // namespace ringmq::net

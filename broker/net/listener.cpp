@@ -1,0 +1,324 @@
+#include "broker/net/listener.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "broker/net/transport.hpp"
+
+namespace ringmq::net {
+
+namespace {
+
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+
+// Counts a listener's open connections for its own limit, for the life of the transport.
+template <class Transport>
+class counted : public Transport {
+ public:
+  counted(Transport t, std::shared_ptr<std::atomic<std::uint32_t>> counter)
+      : Transport(std::move(t)), counter_(std::move(counter)) {}
+  counted(counted&&) noexcept = default;
+  ~counted() {
+    if (counter_) counter_->fetch_sub(1);
+  }
+
+ private:
+  std::shared_ptr<std::atomic<std::uint32_t>> counter_;
+};
+
+// Closes the socket if the handshake has not finished in time.
+class handshake_deadline {
+ public:
+  template <class Executor>
+  handshake_deadline(Executor ex, std::chrono::milliseconds limit, tcp::socket& socket)
+      : timer_(ex) {
+    timer_.expires_after(limit);
+    timer_.async_wait([&socket](const boost::system::error_code& ec) {
+      if (ec) return;
+      boost::system::error_code ignored;
+      socket.close(ignored);
+    });
+  }
+  void done() { timer_.cancel(); }
+
+ private:
+  boost::asio::steady_timer timer_;
+};
+
+// The subprotocol a browser-style client offered that we speak, or "" if it offered none.
+bool choose_subprotocol(const bhttp::request<bhttp::empty_body>& req, std::string& chosen) {
+  auto it = req.find(bhttp::field::sec_websocket_protocol);
+  if (it == req.end()) return true;  // many embedded clients omit it: accepted
+  std::string_view offered(it->value().data(), it->value().size());
+  while (!offered.empty()) {
+    const auto comma = offered.find(',');
+    auto token = offered.substr(0, comma);
+    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+    while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+    if (token == "mqtt" || token == "mqttv3.1") {
+      chosen = std::string(token);
+      return true;
+    }
+    if (comma == std::string_view::npos) break;
+    offered.remove_prefix(comma + 1);
+  }
+  return false;  // offered only protocols that are not MQTT
+}
+
+// Reads the HTTP upgrade request, checks path and subprotocol, accepts the
+// WebSocket, then calls `ready(stream)`.
+template <class Next, class Ready>
+void upgrade(std::unique_ptr<beast::websocket::stream<Next>> ws, const listener_settings& s,
+             std::shared_ptr<handshake_deadline> deadline, Ready ready) {
+  struct state {
+    beast::flat_buffer buffer;
+    bhttp::request_parser<bhttp::empty_body> parser;
+  };
+  auto st = std::make_shared<state>();
+  st->parser.header_limit(static_cast<std::uint32_t>(s.max_upgrade_request_bytes));
+  auto* stream = ws.get();
+  bhttp::async_read(
+      stream->next_layer(), st->buffer, st->parser,
+      [ws = std::move(ws), st, path = s.ws_path, name = s.name, deadline,
+       ready = std::move(ready)](beast::error_code ec, std::size_t) mutable {
+        if (ec) {
+          spdlog::debug("websocket upgrade failed on listener {}: {}", name, ec.message());
+          return;
+        }
+        auto req = st->parser.release();
+        std::string subprotocol;
+        const auto target = std::string_view(req.target().data(), req.target().size());
+        const auto target_path = target.substr(0, target.find('?'));
+        if (!beast::websocket::is_upgrade(req) || target_path != path ||
+            !choose_subprotocol(req, subprotocol)) {
+          // Not for us: a plain HTTP answer, then close.
+          auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
+              beast::websocket::is_upgrade(req) ? bhttp::status::not_found
+                                                : bhttp::status::upgrade_required,
+              req.version());
+          res->set(bhttp::field::server, "ringmq");
+          res->body() = "MQTT over WebSocket is served at " + path + "\n";
+          res->prepare_payload();
+          res->keep_alive(false);
+          auto* raw = ws.get();
+          bhttp::async_write(raw->next_layer(), *res,
+                             [ws = std::move(ws), res](beast::error_code, std::size_t) {});
+          return;
+        }
+        auto* raw = ws.get();
+        raw->set_option(beast::websocket::stream_base::decorator(
+            [subprotocol](beast::websocket::response_type& res) {
+              res.set(bhttp::field::server, "ringmq");
+              if (!subprotocol.empty()) res.set(bhttp::field::sec_websocket_protocol, subprotocol);
+            }));
+        // MQTT packets are bounded by max_packet_size, not by the frame size.
+        raw->read_message_max(0);
+        raw->async_accept(req, [ws = std::move(ws), deadline, ready = std::move(ready)](
+                                   beast::error_code ec) mutable {
+          if (ec) return;
+          deadline->done();
+          ready(std::move(ws));
+        });
+      });
+}
+
+}  // namespace
+
+listener::listener(boost::asio::io_context& accept_context, worker_pool& workers,
+                   core::broker& broker, connection_tracker& tracker,
+                   const listener_settings& settings, const server_limits& limits,
+                   const connection_settings& connection)
+    : acceptor_(accept_context),
+      workers_(workers),
+      broker_(broker),
+      tracker_(tracker),
+      settings_(settings),
+      limits_(limits),
+      connection_(connection) {}
+
+void listener::open() {
+  if (settings_.kind == transport_kind::tls || settings_.kind == transport_kind::wss) {
+    std::string error;
+    tls_ = make_tls_context(settings_.tls, error);
+    if (!tls_) throw std::runtime_error("listener " + settings_.name + ": " + error);
+  }
+  const auto address = boost::asio::ip::make_address(settings_.host);
+  const tcp::endpoint endpoint(address, settings_.port);
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  acceptor_.bind(endpoint);
+  acceptor_.listen(boost::asio::socket_base::max_listen_connections);
+}
+
+bool listener::reload_tls(std::string& error) {
+  if (!tls_) return true;
+  auto fresh = make_tls_context(settings_.tls, error);
+  if (!fresh) return false;
+  // Accepting happens on this same thread, so the swap needs no lock; open
+  // connections hold a reference to the context they started with.
+  tls_ = std::move(fresh);
+  return true;
+}
+
+void listener::start() { accept(); }
+
+void listener::stop() {
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+std::uint16_t listener::port() const {
+  boost::system::error_code ec;
+  return acceptor_.local_endpoint(ec).port();
+}
+
+void listener::accept() {
+  // The socket is created on the worker that will own the connection.
+  acceptor_.async_accept(workers_.next(), [self = shared_from_this()](
+                                              const boost::system::error_code& ec,
+                                              tcp::socket socket) {
+    self->on_accept(ec, std::move(socket));
+  });
+}
+
+void listener::on_accept(const boost::system::error_code& ec, tcp::socket socket) {
+  if (ec == boost::asio::error::operation_aborted || !acceptor_.is_open()) return;
+  if (ec) {
+    // Out of file descriptors and the like: log, keep accepting.
+    spdlog::warn("accept failed on listener {}: {}", settings_.name, ec.message());
+    accept();
+    return;
+  }
+  const bool node_full = limits_.max_connections && tracker_.size() >= limits_.max_connections;
+  const bool listener_full =
+      settings_.max_connections && open_->load() >= settings_.max_connections;
+  if (node_full || listener_full) {
+    core::local_probe().connections_refused.add();
+    spdlog::warn("connection refused on listener {}: {} connection limit reached",
+                 settings_.name, node_full ? "node" : "listener");
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    accept();
+    return;
+  }
+  core::local_probe().connections_accepted.add();
+  open_->fetch_add(1);
+  boost::system::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  core::connection_info info;
+  info.peer = peer_address(socket);
+  info.listener = settings_.name;
+  info.use_identity_as_username = settings_.use_identity_as_username;
+  handshake(std::move(socket), std::move(info));
+  accept();
+}
+
+void listener::handshake(tcp::socket socket, core::connection_info info) {
+  auto executor = socket.get_executor();
+  auto open = open_;
+  auto& broker = broker_;
+  auto& tracker = tracker_;
+  const auto settings = connection_;
+  // Starts a connection on its worker once its transport is ready.
+  auto launch = [open, &broker, &tracker, settings](auto transport, core::connection_info info) {
+    using transport_type = decltype(transport);
+    auto c = std::make_shared<net::connection<counted<transport_type>>>(
+        counted<transport_type>(std::move(transport), open), broker, tracker, std::move(info),
+        settings);
+    c->start();
+  };
+  switch (settings_.kind) {
+    case transport_kind::tcp:
+      boost::asio::post(executor, [launch, s = std::move(socket),
+                                   info = std::move(info)]() mutable {
+        launch(tcp_transport(std::move(s)), std::move(info));
+      });
+      return;
+    case transport_kind::tls: {
+      auto stream = std::make_unique<ssl::stream<tcp::socket>>(std::move(socket), *tls_);
+      auto deadline = std::make_shared<handshake_deadline>(executor, settings_.handshake_timeout,
+                                                           stream->next_layer());
+      auto* raw = stream.get();
+      auto ctx = tls_;  // kept alive for the handshake
+      raw->async_handshake(
+          ssl::stream_base::server,
+          [stream = std::move(stream), deadline, launch, info = std::move(info), ctx, open,
+           name = settings_.name](const boost::system::error_code& ec) mutable {
+            deadline->done();
+            if (ec) {
+              open->fetch_sub(1);
+              spdlog::info("TLS handshake failed: listener={} peer={} reason={}", name,
+                           info.peer, ec.message());
+              return;
+            }
+            info.certificate_cn = peer_common_name(stream->native_handle());
+            launch(tls_transport(std::move(stream)), std::move(info));
+          });
+      return;
+    }
+    case transport_kind::ws: {
+      using ws_stream = beast::websocket::stream<tcp::socket>;
+      auto ws = std::make_unique<ws_stream>(std::move(socket));
+      auto deadline = std::make_shared<handshake_deadline>(executor, settings_.handshake_timeout,
+                                                           ws->next_layer());
+      // The counter is released if the upgrade never completes.
+      struct release_on_failure {
+        std::shared_ptr<std::atomic<std::uint32_t>> open;
+        bool launched = false;
+        ~release_on_failure() {
+          if (!launched) open->fetch_sub(1);
+        }
+      };
+      auto guard = std::make_shared<release_on_failure>(release_on_failure{open});
+      upgrade(std::move(ws), settings_, deadline,
+              [launch, info = std::move(info), guard](std::unique_ptr<ws_stream> ws) mutable {
+                guard->launched = true;
+                launch(ws_transport<tcp::socket>(std::move(ws)), std::move(info));
+              });
+      return;
+    }
+    case transport_kind::wss: {
+      using tls_stream = ssl::stream<tcp::socket>;
+      using wss_stream = beast::websocket::stream<tls_stream>;
+      auto ws = std::make_unique<wss_stream>(std::move(socket), *tls_);
+      auto deadline = std::make_shared<handshake_deadline>(
+          executor, settings_.handshake_timeout, beast::get_lowest_layer(*ws));
+      struct release_on_failure {
+        std::shared_ptr<std::atomic<std::uint32_t>> open;
+        bool launched = false;
+        ~release_on_failure() {
+          if (!launched) open->fetch_sub(1);
+        }
+      };
+      auto guard = std::make_shared<release_on_failure>(release_on_failure{open});
+      auto* raw = ws.get();
+      auto ctx = tls_;
+      raw->next_layer().async_handshake(
+          ssl::stream_base::server,
+          [ws = std::move(ws), deadline, launch, info = std::move(info), guard, ctx,
+           settings = settings_](const boost::system::error_code& ec) mutable {
+            if (ec) {
+              spdlog::info("TLS handshake failed: listener={} peer={} reason={}", settings.name,
+                           info.peer, ec.message());
+              return;
+            }
+            info.certificate_cn = peer_common_name(ws->next_layer().native_handle());
+            upgrade(std::move(ws), settings, deadline,
+                    [launch, info = std::move(info), guard](std::unique_ptr<wss_stream> ws) mutable {
+                      guard->launched = true;
+                      launch(ws_transport<tls_stream>(std::move(ws)), std::move(info));
+                    });
+          });
+      return;
+    }
+  }
+}
+
+}  // namespace ringmq::net
