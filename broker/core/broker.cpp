@@ -12,7 +12,9 @@ broker::broker(const broker_settings& settings, std::size_t reader_stripes, auth
       authn_(authn ? authn : &allow_all_),
       authz_(authz ? authz : &allow_all_),
       sessions_(settings.session, journal_.get()),
-      router_(reader_stripes) {}
+      router_(reader_stripes) {
+  router_.set_authorizer(authz);
+}
 
 std::error_code broker::recover(time_point now) {
   if (!journal_) return {};
@@ -32,6 +34,7 @@ std::error_code broker::recover(time_point now) {
 void broker::set_auth(authenticator* authn, authorizer* authz) {
   authn_ = authn ? authn : &allow_all_;
   authz_ = authz ? authz : &allow_all_;
+  router_.set_authorizer(authz);
 }
 
 std::size_t broker::publish(const message_ptr& m, time_point now) {
@@ -59,6 +62,7 @@ void broker::end_session(const std::shared_ptr<session>& s, time_point now) {
 }
 
 void broker::sweep(time_point now) {
+  throttle_.prune(now);
   auto result = sessions_.sweep(now);
   for (auto& s : result.expired) end_session(s, now);
   for (auto& will : result.due_wills) publish(will, now);

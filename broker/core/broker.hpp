@@ -10,6 +10,7 @@
 #include <string>
 
 #include "broker/core/auth.hpp"
+#include "broker/core/auth_throttle.hpp"
 #include "broker/core/journal.hpp"
 #include "broker/core/retained_index.hpp"
 #include "broker/core/router.hpp"
@@ -55,6 +56,7 @@ class broker {
   router& routes() noexcept { return router_; }
   retained_index& retained() noexcept { return retained_; }
   authenticator& authn() noexcept { return *authn_; }
+  auth_throttle& throttle() noexcept { return throttle_; }
   authorizer& authz() noexcept { return *authz_; }
   void set_auth(authenticator* authn, authorizer* authz);
 
@@ -84,6 +86,7 @@ class broker {
   storage::store* store_;
   std::unique_ptr<core::journal> journal_;
   allow_all allow_all_;
+  auth_throttle throttle_;
   authenticator* authn_;
   authorizer* authz_;
   session_registry sessions_;

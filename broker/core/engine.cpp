@@ -222,8 +222,20 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
     }
   }
 
+  const auto address = auth_throttle::host_of(identity_.peer);
+  if (!broker_.throttle().allowed(address, now)) {
+    // Too many recent failures from this address: the credentials are not even checked.
+    local_probe().auth_failures.add();
+    refuse_connect(codec::is_v5(version_) ? reason_code::connection_rate_exceeded
+                                          : reason_code::not_authorized,
+                   "too many failed authentications from this address");
+    return;
+  }
   const auto auth = broker_.authn().authenticate(identity_, p.password);
-  if (auth != reason_code::success) {
+  if (auth == reason_code::success) {
+    broker_.throttle().succeeded(address);
+  } else {
+    broker_.throttle().failed(address, now);
     local_probe().auth_failures.add();
     refuse_connect(auth, auth == reason_code::bad_user_name_or_password
                              ? "bad user name or password"
@@ -264,6 +276,7 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   }
   if (opened.replaced) broker_.end_session(opened.replaced, now);
   session_->set_expiry_interval(session_expiry_);
+  session_->set_identity(identity_);
   // [MQTT-3.1.3-9]: a delayed will of this session is not sent after all.
   session_->take_pending_will(now, true);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "broker/codec/topic.hpp"
+#include "broker/core/probe.hpp"
 
 namespace ringmq::core {
 
@@ -26,6 +27,19 @@ session* router::pick_member(const trie::shared_group& group) const {
     if (m.second.target->online()) return m.second.target.get();
   }
   return members[start % n].second.target.get();
+}
+
+bool router::may_receive(const session& target, const message& m) const {
+  if (!authz_) return true;
+  auto who = target.identity();
+  client_identity offline;
+  if (!who) {
+    // Recovered from the store, not connected since the start: its client id is known.
+    offline.client_id = target.client_id();
+  }
+  if (authz_->allowed(who ? *who : offline, m.topic, access::receive)) return true;
+  local_probe().dropped(drop_reason::not_authorized);
+  return false;
 }
 
 std::size_t router::publish(const message_ptr& m, time_point now) {
@@ -72,8 +86,10 @@ std::size_t router::publish(const message_ptr& m, time_point now) {
       if (sub.options.retain_as_published && m->retain) out.retain = true;
       if (sub.identifier) out.subscription_ids.push_back(*sub.identifier);
     }
-    hits[i].target->deliver(std::move(out), now);
-    ++delivered;
+    if (may_receive(*hits[i].target, *m)) {
+      hits[i].target->deliver(std::move(out), now);
+      ++delivered;
+    }
     i = j;
   }
   for (const auto& g : group_hits) {
@@ -87,6 +103,7 @@ std::size_t router::publish(const message_ptr& m, time_point now) {
     out.retain = r->sub.options.retain_as_published && m->retain;
     if (r->sub.identifier) out.subscription_ids.push_back(*r->sub.identifier);
     out.share = "$share/" + g.group->name + "/" + g.group->filter;
+    if (!may_receive(*g.target, *m)) continue;
     g.target->deliver(std::move(out), now);
     ++delivered;
   }
@@ -138,6 +155,7 @@ void router::redispatch(outgoing&& m, time_point now) {
   const auto* group = trie_.find_group(parts->share_group, parts->filter);
   if (!group || group->members.empty()) return;  // nobody left: the message is dropped
   session* target = pick_member(*group);
+  if (!may_receive(*target, *m.msg)) return;
   target->deliver(std::move(m), now);
 }
 

@@ -24,6 +24,10 @@ class router {
  public:
   explicit router(std::size_t stripes);
 
+  // Checked for every delivery (access::receive) when set; null = everyone may
+  // receive everything (no ACL configured: the check costs nothing then).
+  void set_authorizer(authorizer* authz) noexcept { authz_ = authz; }
+
   // Delivers `m` to every matching subscription (one copy per session, with
   // the highest granted QoS and every matching subscription identifier; one
   // member per shared group). Returns how many sessions it was given to.
@@ -52,6 +56,11 @@ class router {
 
   session* pick_member(const trie::shared_group& group) const;
 
+  // True when `target` may receive `m` now (the ACL applies at delivery time,
+  // so a changed ACL applies to existing subscriptions too).
+  bool may_receive(const session& target, const message& m) const;
+
+  authorizer* authz_ = nullptr;
   mutable striped_lock lock_;
   trie trie_;
 };

@@ -435,6 +435,11 @@ void session::restore(recovered_session&& r, time_point now) {
   }
 }
 
+void session::set_identity(client_identity who) {
+  identity_.store(std::make_shared<const client_identity>(std::move(who)),
+                  std::memory_order_release);
+}
+
 std::size_t session::inflight_count() const {
   std::lock_guard lock(mutex_);
   return inflight_.size();

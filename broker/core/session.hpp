@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "broker/codec/packets.hpp"
+#include "broker/core/auth.hpp"
 #include "broker/core/message.hpp"
 #include "broker/core/outbox.hpp"
 #include "broker/core/session_types.hpp"
@@ -114,6 +115,14 @@ class session {
   // Removes and returns every subscription (session end).
   std::map<std::string, stored_subscription> take_subscriptions();
 
+  // --- who -------------------------------------------------------------------------
+  // The identity of the connection that last attached (user name for ACLs).
+  void set_identity(client_identity who);
+  // Null until a connection attached since the node started.
+  std::shared_ptr<const client_identity> identity() const {
+    return identity_.load(std::memory_order_acquire);
+  }
+
   // --- durability ------------------------------------------------------------------
   // Rebuilds an offline session from the store at start.
   void restore(recovered_session&& r, time_point now);
@@ -170,6 +179,7 @@ class session {
   boost::unordered_flat_set<std::uint16_t> inbound_qos2_;
   std::map<std::string, stored_subscription> subscriptions_;
 
+  std::atomic<std::shared_ptr<const client_identity>> identity_;
   message_ptr pending_will_;
   time_point pending_will_due_{};
 };

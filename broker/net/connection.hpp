@@ -221,8 +221,10 @@ class connection final : public connection_handle,
       spdlog::info("client disconnected: client_id={} peer={} reason={}",
                    engine_->identity().client_id, info_.peer, reason);
     } else {
-      spdlog::debug("connection closed before CONNECT completed: peer={} reason={}", info_.peer,
-                    reason);
+      // Refusals (bad credentials, garbage, no CONNECT in time) are what an
+      // operator looks for when something attacks the node: info, not debug.
+      spdlog::info("connection refused: peer={} listener={} client_id={} reason={}", info_.peer,
+                   info_.listener, engine_->identity().client_id, reason);
     }
   }
 
