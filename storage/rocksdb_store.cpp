@@ -123,6 +123,11 @@ class rocksdb_store final : public store {
     return value;
   }
 
+  void set_commit_observer(std::function<void(double)> observer) override {
+    std::lock_guard lock(mutex_);
+    observer_ = std::move(observer);
+  }
+
   store_stats stats() const override {
     store_stats s;
     {
@@ -182,13 +187,18 @@ class rocksdb_store final : public store {
       }
       std::deque<std::pair<commit_seq, write_batch>> taking;
       taking.swap(pending_);
+      const auto observer = observer_;
       lock.unlock();
 
       rocksdb::WriteBatch wb;
       for (const auto& [seq, b] : taking) add_to(wb, b);
       rocksdb::WriteOptions wo;
       wo.sync = options_.durability != durability::none;
+      const auto started = std::chrono::steady_clock::now();
       auto status = db_->Write(wo, &wb);
+      if (observer) {
+        observer(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      }
       const auto ec = to_error(status);
       const commit_seq last = taking.back().first;
 
@@ -237,6 +247,7 @@ class rocksdb_store final : public store {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::shared_ptr<rocksdb::SstFileManager> files_;
   rocksdb_options options_;
+  std::function<void(double)> observer_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

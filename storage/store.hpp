@@ -114,6 +114,12 @@ class store {
   virtual std::optional<std::string> get(column c, std::string_view key) = 0;
 
   virtual store_stats stats() const = 0;
+
+  // Called after every commit with how long the write (and fsync) took, on
+  // the store's thread. Set once, before writes start.
+  virtual void set_commit_observer(std::function<void(double seconds)> observer) {
+    (void)observer;
+  }
 };
 
 // A store that keeps everything in memory: every write is "durable" at once.

@@ -4,6 +4,7 @@
 
 #include <csignal>
 
+#include "broker/app/admin_api.hpp"
 #include "broker/core/sys_topics.hpp"
 #include "broker/version.hpp"
 #include "storage/rocksdb_store.hpp"
@@ -60,6 +61,8 @@ node::node(const config::config& cfg)
       reload_signal_(control_, SIGHUP),
       tick_timer_(control_),
       shutdown_timer_(control_) {
+  // Before the store: a wrong password or ACL file is reported before anything else happens.
+  load_auth();
   storage::rocksdb_options store_options;
   store_options.path = cfg.node.data_dir;
   store_options.durability = durability_from(cfg.storage.durability);
@@ -71,10 +74,24 @@ node::node(const config::config& cfg)
                durability_name(cfg.storage.durability));
   // Reader stripes: one per worker, plus room for the control and HTTP threads.
   broker_ = std::make_unique<core::broker>(broker_settings_from(cfg, workers_.size()),
-                                           workers_.size() + 2, nullptr, nullptr, store_.get());
+                                           workers_.size() + 2, authn_.get(), authz_.get(),
+                                           store_.get());
+  metrics::node_sources sources;
+  sources.connections = [this] { return static_cast<double>(tracker_.size()); };
+  sources.ready = [this] { return ready_.load(); };
+  sources.version = ringmq::version;
+  sources.revision = ringmq::git_revision;
+  metrics_ = std::make_unique<metrics::node_metrics>(*broker_, std::move(sources));
+  store_->set_commit_observer([m = metrics_.get()](double seconds) {
+    m->observe_store_write(seconds);
+  });
 }
 
-node::~node() { workers_.stop(); }
+node::~node() {
+  workers_.stop();
+  // The metrics die before the store: stop the store from reporting to them.
+  store_->set_commit_observer({});
+}
 
 void node::start() {
   started_ = core::clock::now();
@@ -151,7 +168,19 @@ void node::start_http() {
     r.body = ready_ ? "ready\n" : "not ready\n";
     reply(std::move(r));
   });
-  http_->open();
+  http_->route("/metrics", [this](const http::request&, http::reply_function reply) {
+    http::response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics_->scrape();
+    reply(std::move(r));
+  });
+  register_admin_api(*http_, *broker_,
+                     {config_.http.admin_token, config_.http.protect_reads, config_.node.id});
+  try {
+    http_->open();
+  } catch (const boost::system::system_error& e) {
+    throw startup_error("http: cannot listen on " + config_.http.bind + ": " + e.code().message());
+  }
   http_->start();
   spdlog::info("http listening: address={}:{}", host, http_->port());
 }
@@ -227,9 +256,63 @@ void node::on_signal(int signal) {
   begin_shutdown();
 }
 
-// SIGHUP: certificates and keys are reread; open connections keep theirs.
+// Password and ACL files, when configured. With neither (and anonymous clients
+// allowed) the broker keeps its allow-all default and pays nothing per message.
+void node::load_auth() {
+  const auto& a = config_.auth;
+  if (!a.password_file.empty() || !a.anonymous_allowed()) {
+    auth::authenticator_settings settings;
+    settings.password_file = a.password_file;
+    settings.allow_anonymous = a.anonymous_allowed();
+    for (const auto& l : config_.listeners) {
+      if (l.use_identity_as_username) settings.certificate_listeners.push_back(l.name);
+    }
+    authn_ = std::make_unique<auth::file_authenticator>(std::move(settings));
+    if (auto error = authn_->reload()) {
+      throw configuration_error("auth.password_file: " + error->to_string());
+    }
+    if (!a.password_file.empty()) {
+      spdlog::info("password file loaded: {} users={} allow_anonymous={}", a.password_file,
+                   authn_->user_count(), a.anonymous_allowed());
+    } else {
+      spdlog::info("no password file and allow_anonymous=false: only clients with a "
+                   "certificate user name can connect");
+    }
+  }
+  if (!a.acl_file.empty()) {
+    authz_ = std::make_unique<auth::file_authorizer>(a.acl_file);
+    if (auto error = authz_->reload()) {
+      throw configuration_error("auth.acl_file: " + error->to_string());
+    }
+    spdlog::info("ACL file loaded: {} rules={}", a.acl_file, authz_->rule_count());
+  }
+}
+
+// A file that fails to parse keeps the previous users or rules in force.
+void node::reload_auth() {
+  if (authn_ && !config_.auth.password_file.empty()) {
+    if (auto error = authn_->reload()) {
+      spdlog::error("password file reload failed, keeping the previous users: {}",
+                    error->to_string());
+    } else {
+      spdlog::info("password file reloaded: {} users={}", config_.auth.password_file,
+                   authn_->user_count());
+    }
+  }
+  if (authz_) {
+    if (auto error = authz_->reload()) {
+      spdlog::error("ACL file reload failed, keeping the previous rules: {}", error->to_string());
+    } else {
+      spdlog::info("ACL file reloaded: {} rules={}", config_.auth.acl_file, authz_->rule_count());
+    }
+  }
+}
+
+// SIGHUP: certificates and keys are reread (open connections keep theirs), and
+// the password and ACL files (the ACL applies to existing subscriptions at once).
 void node::reload() {
-  spdlog::info("SIGHUP: reloading certificates");
+  spdlog::info("SIGHUP: reloading certificates, password and ACL files");
+  reload_auth();
   for (auto& l : listeners_) {
     std::string error;
     if (!l->reload_tls(error)) {

@@ -10,9 +10,11 @@
 #include <stdexcept>
 #include <vector>
 
+#include "broker/auth/file_auth.hpp"
 #include "broker/config/config.hpp"
 #include "broker/core/broker.hpp"
 #include "broker/http/server.hpp"
+#include "broker/metrics/metrics.hpp"
 #include "storage/store.hpp"
 #include "broker/net/connection_tracker.hpp"
 #include "broker/net/listener.hpp"
@@ -23,6 +25,14 @@ namespace ringmq::app {
 // The node cannot start (unusable data directory, damaged store, ...): the
 // message says what and where, for the operator.
 class startup_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A file the configuration points to (password file, ACL file) is unreadable
+// or wrong: a configuration problem, which ringmq reports like the others
+// (exit code 2, the message names the key, the file and the line).
+class configuration_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
@@ -41,6 +51,8 @@ class node {
  private:
   void on_signal(int signal);
   void reload();
+  void load_auth();
+  void reload_auth();
   void begin_shutdown();
   void wait_for_connections();
   void tick();
@@ -58,9 +70,14 @@ class node {
   boost::asio::signal_set reload_signal_;
   boost::asio::steady_timer tick_timer_;
   boost::asio::steady_timer shutdown_timer_;
+  // Null when not configured (the broker then allows everything at no cost).
+  // Declared before broker_, which points to them.
+  std::unique_ptr<auth::file_authenticator> authn_;
+  std::unique_ptr<auth::file_authorizer> authz_;
   std::unique_ptr<storage::store> store_;
   std::unique_ptr<core::broker> broker_;
   std::shared_ptr<http::server> http_;
+  std::unique_ptr<metrics::node_metrics> metrics_;
   std::atomic<bool> ready_{false};
   bool store_writable_ = true;
   net::connection_tracker tracker_;

@@ -670,6 +670,7 @@ class loader {
       return std::vector<field>{
           string_field("bind", c.bind, address(true, true)),
           string_field("admin_token", c.admin_token),
+          bool_field("protect_reads", c.protect_reads),
       };
     }
     if (section == "auth") {

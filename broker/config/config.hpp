@@ -43,6 +43,7 @@ struct node_config {
 struct http_config {
   std::string bind = "127.0.0.1:8080";  // empty = no HTTP server
   std::string admin_token;
+  bool protect_reads = false;  // reads of /api/v1 need the token too
 
   bool operator==(const http_config&) const = default;
 };

@@ -2,6 +2,7 @@
 // Who may connect (authenticator) and what they may do (authorizer). The core
 // asks; implementations live elsewhere (password and ACL files, issue #6).
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,10 @@ struct client_identity {
   std::string peer;      // "address:port"
   std::string listener;  // listener name
   std::optional<std::string> certificate_cn;  // TLS client certificate's Common Name
+  // Facts about the connection, for views (not used for decisions).
+  std::string protocol;  // "3.1", "3.1.1", "5.0"
+  std::uint16_t keep_alive = 0;
+  std::int64_t connected_at_ms = 0;  // Unix time
 };
 
 class authenticator {

@@ -127,7 +127,10 @@ void engine::on_packet(codec::packet&& p, time_point now) {
       return;
     case codec::packet_type::pubrec: {
       const auto& rec = std::get<codec::pubrec_packet>(p);
-      session_->on_pubrec(rec.packet_id, rec.code, now);
+      // A persistent session's PUBREL waits for the store, like an acknowledgement.
+      if (auto rel = session_->on_pubrec(rec.packet_id, rec.code, now)) {
+        acknowledge(codec::packet{std::move(*rel)});
+      }
       return;
     }
     case codec::packet_type::pubrel:
@@ -276,6 +279,9 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   }
   if (opened.replaced) broker_.end_session(opened.replaced, now);
   session_->set_expiry_interval(session_expiry_);
+  identity_.protocol = std::string(codec::to_string(version_));
+  identity_.keep_alive = keep_alive_;
+  identity_.connected_at_ms = unix_now_ms();
   session_->set_identity(identity_);
   // [MQTT-3.1.3-9]: a delayed will of this session is not sent after all.
   session_->take_pending_will(now, true);
@@ -299,10 +305,17 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   send(std::move(ack));
   connected_ = true;
   broker_.on_client_connected();
-  if (!session_->attach(connection_id_, out_, peer, now)) {
+  std::vector<codec::pubrel_packet> pubrels;
+  if (!session_->attach(connection_id_, out_, peer, now, &pubrels)) {
     // Another connection with this client id won the session meanwhile.
     close(reason_code::session_taken_over, "session taken over");
+    return;
   }
+  // Resent PUBRELs of a persistent session wait until "awaiting PUBCOMP" is
+  // durable (session::on_pubrec); it may have been written by the previous
+  // connection's thread, so everything appended so far counts.
+  const auto written = broker_.store() ? broker_.store()->last_appended() : 0;
+  for (auto& rel : pubrels) acks_->send(codec::packet{std::move(rel)}, written);
 }
 
 void engine::on_publish(codec::publish_packet&& p, time_point now) {

@@ -47,7 +47,8 @@ std::shared_ptr<outbox> session::claim(std::uint64_t connection_id) {
 }
 
 bool session::attach(std::uint64_t connection_id, std::shared_ptr<outbox> out,
-                     const peer_limits& peer, time_point now) {
+                     const peer_limits& peer, time_point now,
+                     std::vector<codec::pubrel_packet>* held_pubrels) {
   std::lock_guard lock(mutex_);
   if (owner_ != connection_id) return false;
   out_ = std::move(out);
@@ -59,7 +60,13 @@ bool session::attach(std::uint64_t connection_id, std::shared_ptr<outbox> out,
     if (f.at == stage::awaiting_pubcomp) {
       codec::pubrel_packet rel;
       rel.packet_id = f.packet_id;
-      out_->send(codec::packet{std::move(rel)});
+      // "Awaiting PUBCOMP" may not be durable yet (the PUBREC came just before
+      // a reconnect): the PUBREL waits for it, as in on_pubrec.
+      if (held_pubrels && journaled() && !ended()) {
+        held_pubrels->push_back(std::move(rel));
+      } else {
+        out_->send(codec::packet{std::move(rel)});
+      }
     } else {
       transmit(f.m, f.packet_id, true, now);
     }
@@ -102,6 +109,19 @@ std::vector<outgoing> session::detach(std::uint64_t connection_id, time_point no
     }
   }
   return shared;
+}
+
+bool session::disconnect(codec::reason_code code) {
+  std::lock_guard lock(mutex_);
+  if (!out_) return false;
+  if (codec::is_v5(out_->version())) {
+    codec::disconnect_packet d;
+    d.code = code;
+    out_->close(codec::packet{std::move(d)});
+  } else {
+    out_->close();
+  }
+  return true;
 }
 
 std::uint64_t session::owner() const {
@@ -315,32 +335,42 @@ void session::on_puback(std::uint16_t packet_id, time_point now) {
   fill_window(now);
 }
 
-void session::on_pubrec(std::uint16_t packet_id, codec::reason_code code, time_point now) {
+std::optional<codec::pubrel_packet> session::on_pubrec(std::uint16_t packet_id,
+                                                      codec::reason_code code, time_point now) {
   std::lock_guard lock(mutex_);
   auto it = find_inflight(packet_id, stage::awaiting_pubrec);
+  const bool record = journaled() && !ended();
   codec::pubrel_packet rel;
   rel.packet_id = packet_id;
+  // A persistent session's PUBREL waits until the store knows the message was
+  // received ("awaiting PUBCOMP"). Sent at once, a crash before that write is
+  // durable brought the message back as "awaiting PUBREC" and the restarted
+  // node sent the PUBLISH again to a client that had forgotten its packet id:
+  // a QoS 2 message delivered twice.
+  auto send = [&]() -> std::optional<codec::pubrel_packet> {
+    if (record) return rel;
+    if (out_) out_->send(codec::packet{std::move(rel)});
+    return std::nullopt;
+  };
   if (it == inflight_.end()) {
     // Already released (a duplicate PUBREC after reconnect) or never sent.
     if (find_inflight(packet_id, stage::awaiting_pubcomp) == inflight_.end()) {
       rel.code = codec::reason_code::packet_identifier_not_found;
     }
-    if (out_) out_->send(codec::packet{std::move(rel)});
-    return;
+    return send();
   }
-  const bool record = journaled() && !ended();
   if (!codec::is_success(code)) {
     // [MQTT-4.3.3]: a PUBREC with an error code ends the exchange; no PUBREL.
     if (record) journal_->inflight_erase(client_id_, it->order);
     inflight_.erase(it);
     fill_window(now);
-    return;
+    return std::nullopt;
   }
   it->at = stage::awaiting_pubcomp;
   // The message itself is no longer needed; only the id is kept.
   it->m.msg = nullptr;
   if (record) journal_->inflight_put(client_id_, it->order, packet_id, it->at, nullptr);
-  if (out_) out_->send(codec::packet{std::move(rel)});
+  return send();
 }
 
 void session::on_pubcomp(std::uint16_t packet_id, time_point now) {

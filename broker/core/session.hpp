@@ -62,14 +62,20 @@ class session {
   // Attaches the claiming connection once its CONNACK is queued: resends every
   // unacknowledged message with DUP set, then fills the window from the queue.
   // False when another connection claimed the session in between.
+  // With `held_pubrels`, a persistent session puts the PUBRELs it resends
+  // there instead of sending them: the caller sends them once the store has
+  // made every write so far durable (see on_pubrec).
   bool attach(std::uint64_t connection_id, std::shared_ptr<outbox> out, const peer_limits& peer,
-              time_point now);
+              time_point now, std::vector<codec::pubrel_packet>* held_pubrels = nullptr);
   // Detaches connection `connection_id` (no-op if another holds the session).
   // Messages of shared subscriptions that are queued, or QoS 1 and not yet
   // acknowledged, are removed and returned, so the router can give them to
   // another member.
   std::vector<outgoing> detach(std::uint64_t connection_id, time_point now);
   bool online() const noexcept { return online_.load(std::memory_order_relaxed); }
+  // Closes the attached connection from any thread (admin kick): 5.0 clients
+  // get DISCONNECT `code`. False when no connection is attached.
+  bool disconnect(codec::reason_code code);
   std::uint64_t owner() const;
 
   // Session Expiry Interval in seconds; 0 ends the session with the connection.
@@ -94,7 +100,12 @@ class session {
   // Delivers one message: sent now, queued, or dropped (counted). Any thread.
   void deliver(outgoing&& m, time_point now);
   void on_puback(std::uint16_t packet_id, time_point now);
-  void on_pubrec(std::uint16_t packet_id, codec::reason_code code, time_point now);
+  // Sends the PUBREL, except in a persistent session, which returns it for the
+  // caller to send once this call's store writes are durable: a receiver that
+  // has its PUBREL forgets the message, so a restart that found the message
+  // still awaiting PUBREC would send it again and it would be delivered twice.
+  std::optional<codec::pubrel_packet> on_pubrec(std::uint16_t packet_id, codec::reason_code code,
+                                                time_point now);
   void on_pubcomp(std::uint16_t packet_id, time_point now);
 
   // --- inbound QoS 2 -----------------------------------------------------------
