@@ -105,7 +105,7 @@ void node::start() {
   }
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(core::clock::now() - t0).count();
-  spdlog::info("recovered from the store: sessions={} subscriptions={} retained={} in {} ms",
+  spdlog::info("recovered from the store: sessions={} subscriptions={} retained={} duration_ms={}",
                broker_->sessions().size(), broker_->routes().subscription_count(),
                broker_->retained().size(), ms);
   net::server_limits limits{config_.mqtt.max_connections};
@@ -149,8 +149,7 @@ void node::start() {
   });
   tick();
   ready_ = true;
-  spdlog::info("ringmq {} started: node={} workers={}", ringmq::version, config_.node.id,
-               workers_.size());
+  spdlog::info("ringmq started: version={} workers={}", ringmq::version, workers_.size());
 }
 
 void node::start_http() {
@@ -246,10 +245,10 @@ void node::tick() {
 
 void node::on_signal(int signal) {
   if (shutting_down_) {
-    spdlog::warn("second signal {}: exiting at once", signal);
+    spdlog::warn("second signal, exiting at once: signal={}", signal);
     std::_Exit(1);
   }
-  spdlog::info("signal {}: shutting down", signal);
+  spdlog::info("shutting down: signal={}", signal);
   signals_.async_wait([this](const boost::system::error_code& ec, int s) {
     if (!ec) on_signal(s);
   });

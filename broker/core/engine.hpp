@@ -57,6 +57,8 @@ class engine {
   std::uint16_t keep_alive() const noexcept { return keep_alive_; }
   // Why the connection ended, for the log ("normal disconnect", "keep alive timeout", ...).
   const std::string& close_reason() const noexcept { return close_reason_; }
+  // The reason code that went with it (sent to the client in 5.0), if any.
+  std::optional<codec::reason_code> close_code() const noexcept { return close_code_; }
 
  private:
   void on_connect(codec::connect_packet&& p, time_point now);
@@ -98,6 +100,7 @@ class engine {
   std::optional<codec::will_message> will_;
   std::unordered_map<std::uint16_t, std::string> topic_aliases_;  // inbound, per connection
   std::string close_reason_;
+  std::optional<codec::reason_code> close_code_;
 };
 
 }  // namespace ringmq::core

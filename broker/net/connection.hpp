@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
@@ -217,14 +218,19 @@ class connection final : public connection_handle,
     transport_.close();
     tracker_.remove(tracker_id_);
     const auto& reason = reason_override_.empty() ? engine_->close_reason() : reason_override_;
+    // Fields are "key=value"; the free-text reason comes last (JSON logs parse them).
+    char code[8] = "none";
+    if (auto c = engine_->close_code()) {
+      std::snprintf(code, sizeof code, "0x%02X", static_cast<unsigned>(*c));
+    }
     if (was_connected) {
-      spdlog::info("client disconnected: client_id={} peer={} reason={}",
-                   engine_->identity().client_id, info_.peer, reason);
+      spdlog::info("client disconnected: client_id={} peer={} listener={} reason_code={} reason={}",
+                   engine_->identity().client_id, info_.peer, info_.listener, code, reason);
     } else {
       // Refusals (bad credentials, garbage, no CONNECT in time) are what an
       // operator looks for when something attacks the node: info, not debug.
-      spdlog::info("connection refused: peer={} listener={} client_id={} reason={}", info_.peer,
-                   info_.listener, engine_->identity().client_id, reason);
+      spdlog::info("connection refused: client_id={} peer={} listener={} reason_code={} reason={}",
+                   engine_->identity().client_id, info_.peer, info_.listener, code, reason);
     }
   }
 
