@@ -181,6 +181,34 @@ plot '{RESULTS / 'latency.dat'}' using 2:xtic(1) title 'p50', '' using 3 title '
     return "\n\n".join(f"![{p}]({p})" for p in made) or "_No plots yet._"
 
 
+def durability_table():
+    runs = load("durability")
+    if not runs:
+        return "_No durability results yet: run `./dev bench`._"
+    rows = ["| storage.durability | QoS 1 throughput (msg/s) | p50 latency | p99 latency | lost |",
+            "|---|---:|---:|---:|---:|"]
+    for mode in ("sync", "batch", "none"):
+        mine = [r for r in runs if r.get("label") == mode]
+        if not mine:
+            continue
+        def med(key):
+            values = [metric(r, key) for r in mine]
+            values = [v for v in values if v is not None]
+            return statistics.median(values) if values else None
+        rows.append(f"| `{mode}` | {fmt(med('throughput'), 'msg/s')} | {fmt(med('latency_us.p50'), 'us')} "
+                    f"| {fmt(med('latency_us.p99'), 'us')} | {fmt(med('lost'), 'msgs')} |")
+    restart = load("restart")
+    if restart:
+        seconds = statistics.median([r["ready_seconds"] for r in restart])
+        sessions = max(r.get("sessions", 0) for r in restart)
+        rss = statistics.median([r.get("rss_kib", 0) for r in restart])
+        rows.append("")
+        rows.append(f"Restart after `kill -9` with {sessions:,} persistent sessions (each with one "
+                    f"subscription) in the store: ready (`/readyz` 200) after **{seconds:.2f} s** "
+                    f"(median of {len(restart)}), RSS {rss / 1024:.0f} MiB.")
+    return "\n".join(rows)
+
+
 def replace_block(text, name, body):
     pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(\n<!-- {name}:end -->)", re.S)
     if not pattern.search(text):
@@ -193,6 +221,8 @@ def main():
     text = replace_block(text, "micro", micro_table())
     if "<!-- load:begin -->" in text:
         text = replace_block(text, "load", load_table())
+    if "<!-- durability:begin -->" in text:
+        text = replace_block(text, "durability", durability_table())
     if "<!-- plots:begin -->" in text:
         text = replace_block(text, "plots", plots())
     README.write_text(text)

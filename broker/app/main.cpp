@@ -1,6 +1,8 @@
 // ringmq: the broker's command line.
 //   ringmq -c FILE [--set key.path=value ...]
 //   ringmq --version
+//   ringmq passwd [-c] [-b] [-D] FILE USER [PASSWORD]
+//   ringmq ctl [--url URL] [--token T] [--json] clients|client ID|kick ID|sessions|...
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -10,9 +12,12 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <string_view>
 
+#include "broker/app/ctl_command.hpp"
 #include "broker/app/logging.hpp"
 #include "broker/app/node.hpp"
+#include "broker/auth/passwd_command.hpp"
 #include "broker/config/config.hpp"
 #include "broker/version.hpp"
 
@@ -41,6 +46,14 @@ void raise_open_files_limit() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `ringmq passwd ...` edits a password file; it has its own arguments.
+  if (argc > 1 && std::string_view(argv[1]) == "passwd") {
+    return ringmq::auth::passwd_main(argc - 1, argv + 1);
+  }
+  // `ringmq ctl ...` talks to a running node's admin API; it has its own arguments.
+  if (argc > 1 && std::string_view(argv[1]) == "ctl") {
+    return ringmq::app::ctl_main(argc - 1, argv + 1);
+  }
   CLI::App cli{"ringmq: a clustered MQTT broker", "ringmq"};
   std::string config_file;
   std::vector<std::string> sets;
@@ -48,6 +61,7 @@ int main(int argc, char** argv) {
   cli.add_option("-c,--config", config_file, "YAML configuration file");
   cli.add_option("--set", sets, "override one key: --set mqtt.max_inflight=50 (repeatable)");
   cli.add_flag("--version", show_version, "print the version and exit");
+  cli.footer("Password files: ringmq passwd [-c] [-b] [-D] FILE USER [PASSWORD] (ringmq passwd -h)");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -77,6 +91,9 @@ int main(int argc, char** argv) {
     ringmq::app::node node(cfg);
     node.start();
     return node.run();
+  } catch (const ringmq::app::configuration_error& e) {
+    std::cerr << "ringmq: bad configuration: " << e.what() << "\n";
+    return exit_bad_config;
   } catch (const std::exception& e) {
     spdlog::critical("fatal: {}", e.what());
     return exit_fatal;

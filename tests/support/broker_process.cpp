@@ -383,12 +383,22 @@ void mqtt_socket::close() {
   fd_ = -1;
 }
 
-bool mqtt_socket::connect_tcp(std::uint16_t port) {
+bool mqtt_socket::connect_tcp(std::uint16_t port, const std::string& source_address) {
   close();
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) {
     error_ = std::string("socket: ") + std::strerror(errno);
     return false;
+  }
+  if (!source_address.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    if (::inet_pton(AF_INET, source_address.c_str(), &local.sin_addr) != 1 ||
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+      error_ = "bind " + source_address + ": " + std::strerror(errno);
+      close();
+      return false;
+    }
   }
   const int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

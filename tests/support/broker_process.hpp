@@ -158,7 +158,9 @@ class mqtt_socket {
   mqtt_socket& operator=(const mqtt_socket&) = delete;
   ~mqtt_socket();
 
-  bool connect_tcp(std::uint16_t port);
+  // `source_address`: the local IPv4 address to connect from (any 127.x.y.z
+  // works on loopback, so tests can look like different hosts); empty: any.
+  bool connect_tcp(std::uint16_t port, const std::string& source_address = {});
   void set_version(codec::protocol_version v) noexcept;
   codec::protocol_version version() const noexcept { return version_; }
 
