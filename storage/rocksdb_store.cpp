@@ -1,15 +1,21 @@
 #include "storage/rocksdb_store.hpp"
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/sst_file_manager.h>
 #include <rocksdb/utilities/options_util.h>
 #include <rocksdb/write_batch.h>
 
 #include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
 #include <deque>
 #include <filesystem>
+#include <limits>
 #include <map>
+#include <set>
 #include <mutex>
 #include <thread>
 
@@ -43,6 +49,45 @@ std::string prefix_end(std::string prefix) {
   }
   return prefix;
 }
+
+// RocksDB's messages go to the node's log instead of a LOG file in the data
+// directory. On a full disk a failed write to that file made the next one
+// abort the process (an assertion in RocksDB's file writer, which Debian
+// builds with assertions on): a full disk killed the broker instead of
+// making it refuse new messages.
+class forwarding_logger final : public rocksdb::Logger {
+ public:
+  explicit forwarding_logger(std::function<void(bool, std::string_view)> sink)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), sink_(std::move(sink)) {}
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (!sink_ || level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) {
+      return;
+    }
+    char buffer[1024];
+    std::vsnprintf(buffer, sizeof buffer, format, ap);
+    sink_(level >= rocksdb::InfoLogLevel::ERROR_LEVEL, buffer);
+  }
+
+ private:
+  std::function<void(bool, std::string_view)> sink_;
+};
+
+// RocksDB's own recovery from a full disk waits until as much space is free
+// as a memtable holds (64 MiB) and refuses DB::Resume() meanwhile, so on a
+// smaller volume the store never became writable again. The committer resumes
+// the database itself at every retry instead.
+class resume_by_committer final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
+                            bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
 
 class rocksdb_store final : public store {
  public:
@@ -81,6 +126,22 @@ class rocksdb_store final : public store {
       }
     }
     done({});
+  }
+
+  commit_seq begin_group() override {
+    std::lock_guard lock(mutex_);
+    const auto first = appended_ + 1;
+    open_groups_.insert(first);
+    return first;
+  }
+
+  void end_group(commit_seq token) override {
+    {
+      std::lock_guard lock(mutex_);
+      const auto it = open_groups_.find(token);
+      if (it != open_groups_.end()) open_groups_.erase(it);
+    }
+    wake_.notify_one();
   }
 
   commit_seq last_appended() const override {
@@ -174,10 +235,17 @@ class rocksdb_store final : public store {
     }
   }
 
+  // Batches from this position on belong to a group still open (see begin_group).
+  commit_seq group_limit() const {
+    return open_groups_.empty() || stopping_ ? std::numeric_limits<commit_seq>::max()
+                                             : *open_groups_.begin();
+  }
+
   void commit_loop() {
     std::unique_lock lock(mutex_);
+    auto takeable = [&] { return !pending_.empty() && pending_.front().first < group_limit(); };
     while (true) {
-      wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+      wake_.wait(lock, [&] { return stopping_ || takeable(); });
       if (pending_.empty() && stopping_) break;
       // Group commit: everything that queued up while the previous commit ran
       // goes in one write and one fsync. In batch mode the committer also
@@ -185,8 +253,14 @@ class rocksdb_store final : public store {
       if (options_.durability == durability::batch && options_.batch_window.count() > 0) {
         wake_.wait_for(lock, options_.batch_window, [&] { return stopping_; });
       }
+      // Nothing of an open group goes in: it is written whole, later.
       std::deque<std::pair<commit_seq, write_batch>> taking;
-      taking.swap(pending_);
+      const auto limit = group_limit();
+      while (!pending_.empty() && pending_.front().first < limit) {
+        taking.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      }
+      if (taking.empty()) continue;
       const auto observer = observer_;
       lock.unlock();
 
@@ -253,6 +327,7 @@ class rocksdb_store final : public store {
   std::condition_variable wake_;
   std::condition_variable settled_;
   std::deque<std::pair<commit_seq, write_batch>> pending_;
+  std::multiset<commit_seq> open_groups_;  // first position of each open group
   std::multimap<commit_seq, std::function<void(std::error_code)>> waiters_;
   commit_seq appended_ = 0;
   commit_seq durable_ = 0;
@@ -287,6 +362,8 @@ open_result open_rocksdb(const rocksdb_options& options) {
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 4;
   db_options.max_total_wal_size = 256ull << 20;
+  db_options.info_log = std::make_shared<forwarding_logger>(options.log);
+  db_options.listeners.push_back(std::make_shared<resume_by_committer>());
   std::shared_ptr<rocksdb::SstFileManager> files(
       rocksdb::NewSstFileManager(rocksdb::Env::Default()));
   if (options.max_bytes) files->SetMaxAllowedSpaceUsage(options.max_bytes);

@@ -7,8 +7,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include "storage/store.hpp"
@@ -25,6 +27,9 @@ struct rocksdb_options {
   std::chrono::microseconds batch_window{1000};
   // How long a failed commit waits before it is retried (e.g. after a full disk).
   std::chrono::milliseconds retry_interval{200};
+  // Where RocksDB's own warnings and errors go (the node's log); empty: nowhere.
+  // RocksDB writes no LOG file of its own in the data directory.
+  std::function<void(bool error, std::string_view message)> log;
 };
 
 inline constexpr std::uint32_t schema_version = 1;

@@ -120,6 +120,26 @@ class store {
   virtual void set_commit_observer(std::function<void(double seconds)> observer) {
     (void)observer;
   }
+
+  // Batches appended (by any thread) between begin_group() and the matching
+  // end_group() are committed in one write, with nothing of them before a
+  // crash unless all: for one change that takes several appends. Returns the
+  // token to end it with. Groups are short (microseconds): commits wait for them.
+  virtual commit_seq begin_group() { return 0; }
+  virtual void end_group(commit_seq token) { (void)token; }
+};
+
+// begin_group() and end_group() for a scope.
+class store_group {
+ public:
+  explicit store_group(store& s) : store_(s), token_(s.begin_group()) {}
+  store_group(const store_group&) = delete;
+  store_group& operator=(const store_group&) = delete;
+  ~store_group() { store_.end_group(token_); }
+
+ private:
+  store& store_;
+  commit_seq token_;
 };
 
 // A store that keeps everything in memory: every write is "durable" at once.

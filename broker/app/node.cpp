@@ -5,6 +5,7 @@
 #include <csignal>
 
 #include "broker/app/admin_api.hpp"
+#include "broker/core/probe.hpp"
 #include "broker/core/sys_topics.hpp"
 #include "broker/version.hpp"
 #include "storage/rocksdb_store.hpp"
@@ -67,6 +68,13 @@ node::node(const config::config& cfg)
   store_options.path = cfg.node.data_dir;
   store_options.durability = durability_from(cfg.storage.durability);
   store_options.max_bytes = cfg.storage.max_store_bytes;
+  store_options.log = [](bool error, std::string_view message) {
+    if (error) {
+      spdlog::error("store: rocksdb: {}", message);
+    } else {
+      spdlog::warn("store: rocksdb: {}", message);
+    }
+  };
   auto opened = storage::open_rocksdb(store_options);
   if (opened.error) throw startup_error(opened.message);
   store_ = std::move(opened.opened);
@@ -231,6 +239,7 @@ void node::tick() {
   const auto now = core::clock::now();
   broker_->sweep(now);
   watch_store();
+  report_drops(now);
   const auto interval = std::chrono::seconds(config_.mqtt.sys_interval_s);
   if (interval.count() > 0 && (now - last_sys_ >= interval || last_sys_ == started_)) {
     last_sys_ = now;
@@ -241,6 +250,31 @@ void node::tick() {
   tick_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) tick();
   });
+}
+
+// Messages dropped because a client does not keep up (it stopped reading, or
+// reads slower than it is sent to) are counted per message in
+// ringmq_messages_dropped_total but never logged per message: one summary
+// line at most every 10 s says that it happens. The admin API shows who
+// (inflight_cnt, mqueue_len of /api/v1/clients).
+void node::report_drops(core::time_point now) {
+  const bool reported_lately = last_drop_report_ != core::time_point{} &&
+                               now - last_drop_report_ < std::chrono::seconds(10);
+  if (reported_lately) return;
+  const auto totals = core::sum_probes();
+  const auto of = [&](core::drop_reason r) {
+    return totals.messages_dropped[static_cast<std::size_t>(r)];
+  };
+  const auto slow = of(core::drop_reason::slow_consumer);
+  const auto full = of(core::drop_reason::queue_full);
+  if (slow == reported_slow_consumer_ && full == reported_queue_full_) return;
+  spdlog::warn(
+      "messages dropped: slow_consumer={} queue_full={} (clients that do not read fast enough; "
+      "since the last report, at most one every 10 s)",
+      slow - reported_slow_consumer_, full - reported_queue_full_);
+  reported_slow_consumer_ = slow;
+  reported_queue_full_ = full;
+  last_drop_report_ = now;
 }
 
 void node::on_signal(int signal) {

@@ -2,8 +2,9 @@
 
 namespace ringmq::core {
 
-ack_sequencer::ack_sequencer(std::shared_ptr<outbox> out, storage::store* store)
-    : out_(std::move(out)), store_(store) {}
+ack_sequencer::ack_sequencer(std::shared_ptr<outbox> out, storage::store* store,
+                             bool wait_out_failures)
+    : out_(std::move(out)), store_(store), wait_out_failures_(wait_out_failures) {}
 
 void ack_sequencer::send(codec::packet ack, storage::commit_seq seq) {
   bool ask = false;
@@ -56,6 +57,16 @@ bool ack_sequencer::to_failure(codec::packet& ack, codec::protocol_version versi
 }
 
 void ack_sequencer::on_durable(storage::commit_seq seq, std::error_code ec) {
+  if (ec && wait_out_failures_) {
+    // The failed batch stays first in the store's line and is retried about
+    // every retry interval: ask again (called without the store's lock held).
+    if (out_->closing()) return;
+    std::weak_ptr<ack_sequencer> weak = shared_from_this();
+    store_->when_durable(seq, [weak, seq](std::error_code e) {
+      if (auto self = weak.lock()) self->on_durable(seq, e);
+    });
+    return;
+  }
   std::lock_guard lock(mutex_);
   if (!ec && seq > durable_) durable_ = seq;
   while (!waiting_.empty() && waiting_.front().seq <= seq) {

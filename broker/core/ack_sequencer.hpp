@@ -19,8 +19,12 @@ namespace ringmq::core {
 
 class ack_sequencer : public std::enable_shared_from_this<ack_sequencer> {
  public:
-  // `store` may be null: every acknowledgement goes out at once.
-  ack_sequencer(std::shared_ptr<outbox> out, storage::store* store);
+  // `store` may be null: every acknowledgement goes out at once. With
+  // `wait_out_failures`, a failed write is waited out (the store keeps
+  // retrying it) instead of turning the packets into refusals: for packets
+  // that have no failure form and must simply wait for the disk.
+  ack_sequencer(std::shared_ptr<outbox> out, storage::store* store,
+                bool wait_out_failures = false);
 
   // Sends `ack` once everything up to `seq` is durable (0: nothing to wait for).
   void send(codec::packet ack, storage::commit_seq seq);
@@ -40,6 +44,7 @@ class ack_sequencer : public std::enable_shared_from_this<ack_sequencer> {
 
   std::shared_ptr<outbox> out_;
   storage::store* store_;
+  const bool wait_out_failures_;
   mutable std::mutex mutex_;
   std::deque<entry> waiting_;
   storage::commit_seq durable_ = 0;

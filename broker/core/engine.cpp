@@ -72,6 +72,7 @@ void engine::close(reason_code code, std::string reason) {
     local_probe().protocol_errors.add();
   }
   close_reason_ = std::move(reason);
+  close_code_ = code;
   if (connected_ && codec::is_v5(version_)) {
     codec::packet d{codec::disconnect_packet{}};
     auto& disconnect = std::get<codec::disconnect_packet>(d);
@@ -89,6 +90,7 @@ void engine::close(reason_code code, std::string reason) {
 
 void engine::refuse_connect(reason_code code, std::string reason) {
   close_reason_ = std::move(reason);
+  close_code_ = code;
   codec::connack_packet ack;
   ack.code = connack_code(code) ? code : reason_code::unspecified_error;
   if (codec::is_v5(version_)) ack.props.reason_string = close_reason_;
@@ -127,10 +129,7 @@ void engine::on_packet(codec::packet&& p, time_point now) {
       return;
     case codec::packet_type::pubrec: {
       const auto& rec = std::get<codec::pubrec_packet>(p);
-      // A persistent session's PUBREL waits for the store, like an acknowledgement.
-      if (auto rel = session_->on_pubrec(rec.packet_id, rec.code, now)) {
-        acknowledge(codec::packet{std::move(*rel)});
-      }
+      session_->on_pubrec(rec.packet_id, rec.code, now);
       return;
     }
     case codec::packet_type::pubrel:
@@ -272,9 +271,9 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
     if (codec::is_v5(opened.taken_over->version())) {
       codec::disconnect_packet d;
       d.code = reason_code::session_taken_over;
-      opened.taken_over->close(codec::packet{std::move(d)});
+      opened.taken_over->close(codec::packet{std::move(d)}, "session taken over");
     } else {
-      opened.taken_over->close();
+      opened.taken_over->close(std::nullopt, "session taken over");
     }
   }
   if (opened.replaced) broker_.end_session(opened.replaced, now);
@@ -305,17 +304,10 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   send(std::move(ack));
   connected_ = true;
   broker_.on_client_connected();
-  std::vector<codec::pubrel_packet> pubrels;
-  if (!session_->attach(connection_id_, out_, peer, now, &pubrels)) {
+  if (!session_->attach(connection_id_, out_, peer, now)) {
     // Another connection with this client id won the session meanwhile.
     close(reason_code::session_taken_over, "session taken over");
-    return;
   }
-  // Resent PUBRELs of a persistent session wait until "awaiting PUBCOMP" is
-  // durable (session::on_pubrec); it may have been written by the previous
-  // connection's thread, so everything appended so far counts.
-  const auto written = broker_.store() ? broker_.store()->last_appended() : 0;
-  for (auto& rel : pubrels) acks_->send(codec::packet{std::move(rel)}, written);
 }
 
 void engine::on_publish(codec::publish_packet&& p, time_point now) {
@@ -379,6 +371,15 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
     code = reason_code::quota_exceeded;
     route = false;
   }
+  // The QoS 2 packet id and every copy the message makes in the store (queued
+  // for persistent subscribers, retained) survive a crash together or not at
+  // all. Were the id kept without the copies, the client's resend after a
+  // restart would be taken for a duplicate and the message lost; the copies
+  // without the id, and the resend would be delivered twice.
+  std::optional<storage::store_group> together;
+  if (qos == codec::qos::exactly_once && route && broker_.store()) {
+    together.emplace(*broker_.store());
+  }
   if (qos == codec::qos::exactly_once && route) {
     if (!session_->begin_inbound_qos2(packet_id)) {
       // A retransmission of a message already received: acknowledge, do not route again.
@@ -409,6 +410,7 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
     const auto reached = broker_.publish(m, now);
     if (v5 && reached == 0) code = reason_code::no_matching_subscribers;
   }
+  together.reset();
 
   if (qos == codec::qos::at_least_once) {
     codec::puback_packet ack;
@@ -518,6 +520,7 @@ void engine::on_disconnect(const codec::disconnect_packet& p, time_point) {
   // will; 0x04 and the error codes a client may send leave it to be published.
   normal_disconnect_ = p.code == reason_code::success;
   close_reason_ = normal_disconnect_ ? "client disconnected" : "client disconnected with will";
+  close_code_ = p.code;
   out_->close();
 }
 

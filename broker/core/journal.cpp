@@ -122,8 +122,10 @@ time_point from_unix_ms(std::int64_t ms) noexcept {
   return clock::now() + std::chrono::milliseconds(ms - unix_now_ms());
 }
 
-void journal::append(storage::write_batch&& batch) {
-  raise_commit_watermark(store_.append(std::move(batch)));
+storage::commit_seq journal::append(storage::write_batch&& batch) {
+  const auto seq = store_.append(std::move(batch));
+  raise_commit_watermark(seq);
+  return seq;
 }
 
 void journal::save_session(const std::string& client, std::uint32_t expiry_interval,
@@ -182,21 +184,24 @@ void journal::queue_erase(const std::string& client, std::uint64_t order) {
   append(std::move(b));
 }
 
-void journal::queue_to_inflight(const std::string& client, std::uint64_t queue_order,
-                                std::uint64_t inflight_order, std::uint16_t packet_id,
-                                inflight_stage stage, const outgoing& m) {
+storage::commit_seq journal::queue_to_inflight(const std::string& client,
+                                               std::uint64_t queue_order,
+                                               std::uint64_t inflight_order,
+                                               std::uint16_t packet_id, inflight_stage stage,
+                                               const outgoing& m) {
   write_batch b;
   b.erase(column::queue, ordered_key(client, queue_order));
   b.put(column::inflight, ordered_key(client, inflight_order),
         inflight_value(packet_id, stage, &m));
-  append(std::move(b));
+  return append(std::move(b));
 }
 
-void journal::inflight_put(const std::string& client, std::uint64_t order,
-                           std::uint16_t packet_id, inflight_stage stage, const outgoing* m) {
+storage::commit_seq journal::inflight_put(const std::string& client, std::uint64_t order,
+                                          std::uint16_t packet_id, inflight_stage stage,
+                                          const outgoing* m) {
   write_batch b;
   b.put(column::inflight, ordered_key(client, order), inflight_value(packet_id, stage, m));
-  append(std::move(b));
+  return append(std::move(b));
 }
 
 void journal::inflight_erase(const std::string& client, std::uint64_t order) {

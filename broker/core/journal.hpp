@@ -80,11 +80,13 @@ class journal {
   void queue_put(const std::string& client, std::uint64_t order, const outgoing& m);
   void queue_erase(const std::string& client, std::uint64_t order);
   // A queued message goes in flight: one change, so a crash sees it in exactly one place.
-  void queue_to_inflight(const std::string& client, std::uint64_t queue_order,
-                         std::uint64_t inflight_order, std::uint16_t packet_id,
-                         inflight_stage stage, const outgoing& m);
-  void inflight_put(const std::string& client, std::uint64_t order, std::uint16_t packet_id,
-                    inflight_stage stage, const outgoing* m);
+  // These two return the store position of their write (to wait for it).
+  storage::commit_seq queue_to_inflight(const std::string& client, std::uint64_t queue_order,
+                                        std::uint64_t inflight_order, std::uint16_t packet_id,
+                                        inflight_stage stage, const outgoing& m);
+  storage::commit_seq inflight_put(const std::string& client, std::uint64_t order,
+                                   std::uint16_t packet_id, inflight_stage stage,
+                                   const outgoing* m);
   void inflight_erase(const std::string& client, std::uint64_t order);
 
   void inbound_put(const std::string& client, std::uint16_t packet_id);
@@ -100,7 +102,7 @@ class journal {
   std::error_code load(recovered_state& out, time_point now);
 
  private:
-  void append(storage::write_batch&& batch);
+  storage::commit_seq append(storage::write_batch&& batch);
 
   storage::store& store_;
 };

@@ -37,12 +37,14 @@ std::size_t outbox::pending_bytes() const {
   return pending_.size();
 }
 
-void outbox::close(std::optional<codec::packet> last) {
+void outbox::close(std::optional<codec::packet> last, std::string reason) {
   bool wake = false;
   {
     std::lock_guard lock(mutex_);
     if (closing_) return;
+    close_reason_ = std::move(reason);
     if (last) {
+      if (auto* d = std::get_if<codec::disconnect_packet>(&*last)) close_code_ = d->code;
       codec::encode(*last, version_, pending_);
       ++packets_;
     }
@@ -50,6 +52,16 @@ void outbox::close(std::optional<codec::packet> last) {
     if (!wake_scheduled_) wake = wake_scheduled_ = true;
   }
   if (wake && wake_) wake_();
+}
+
+std::string outbox::close_reason() const {
+  std::lock_guard lock(mutex_);
+  return close_reason_;
+}
+
+std::optional<codec::reason_code> outbox::close_code() const {
+  std::lock_guard lock(mutex_);
+  return close_code_;
 }
 
 bool outbox::closing() const {

@@ -37,8 +37,13 @@ class outbox {
 
   // Asks the connection to close after writing what is queued (with `last`
   // first appended, e.g. a DISCONNECT), and refuses further sends.
-  void close(std::optional<codec::packet> last = std::nullopt);
+  // `reason` says why for the log when the close comes from elsewhere
+  // (takeover, admin kick), not from the connection's own engine.
+  void close(std::optional<codec::packet> last = std::nullopt, std::string reason = {});
   bool closing() const;
+  // Why the connection was closed from elsewhere, and the DISCONNECT code sent (if any).
+  std::string close_reason() const;
+  std::optional<codec::reason_code> close_code() const;
 
   // Called by the connection's worker: moves the queued bytes into `into`
   // (swapping buffers, so the memory is reused) and clears the wake flag.
@@ -56,6 +61,8 @@ class outbox {
   std::size_t packets_ = 0;
   bool wake_scheduled_ = false;
   bool closing_ = false;
+  std::string close_reason_;
+  std::optional<codec::reason_code> close_code_;
   codec::protocol_version version_;
   wake_function wake_;
   std::size_t soft_limit_;

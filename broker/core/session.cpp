@@ -43,32 +43,35 @@ std::shared_ptr<outbox> session::claim(std::uint64_t connection_id) {
   online_.store(false, std::memory_order_relaxed);
   // Claimed: no longer counting down to expiry while the CONNECT completes.
   disconnected_at_.reset();
+  held_.reset();
   return std::exchange(out_, nullptr);
 }
 
 bool session::attach(std::uint64_t connection_id, std::shared_ptr<outbox> out,
-                     const peer_limits& peer, time_point now,
-                     std::vector<codec::pubrel_packet>* held_pubrels) {
+                     const peer_limits& peer, time_point now) {
   std::lock_guard lock(mutex_);
   if (owner_ != connection_id) return false;
   out_ = std::move(out);
+  // While a write fails (full disk), held packets wait for it: they cannot be refused.
+  held_ = journal_ ? std::make_shared<ack_sequencer>(out_, &journal_->store(), true) : nullptr;
   peer_ = peer;
   disconnected_at_.reset();
   online_.store(true, std::memory_order_relaxed);
+  // The records of what is resent may come from the previous connection and
+  // not be durable yet: QoS 2 resends wait for everything written so far.
+  const storage::commit_seq written = holds_qos2() ? journal_->store().last_appended() : 0;
   // [MQTT-4.4.0-1]: resend unacknowledged PUBLISH (DUP set) and PUBREL, in order.
   for (auto& f : inflight_) {
     if (f.at == stage::awaiting_pubcomp) {
       codec::pubrel_packet rel;
       rel.packet_id = f.packet_id;
-      // "Awaiting PUBCOMP" may not be durable yet (the PUBREC came just before
-      // a reconnect): the PUBREL waits for it, as in on_pubrec.
-      if (held_pubrels && journaled() && !ended()) {
-        held_pubrels->push_back(std::move(rel));
+      if (holds_qos2()) {
+        held_->send(codec::packet{std::move(rel)}, written);
       } else {
         out_->send(codec::packet{std::move(rel)});
       }
     } else {
-      transmit(f.m, f.packet_id, true, now);
+      transmit(f.m, f.packet_id, true, now, f.m.qos == codec::qos::exactly_once ? written : 0);
     }
   }
   fill_window(now);
@@ -80,6 +83,7 @@ std::vector<outgoing> session::detach(std::uint64_t connection_id, time_point no
   std::vector<outgoing> shared;
   if (owner_ != connection_id) return shared;
   out_.reset();
+  held_.reset();
   owner_ = 0;
   online_.store(false, std::memory_order_relaxed);
   disconnected_at_ = now;
@@ -114,12 +118,13 @@ std::vector<outgoing> session::detach(std::uint64_t connection_id, time_point no
 bool session::disconnect(codec::reason_code code) {
   std::lock_guard lock(mutex_);
   if (!out_) return false;
+  const std::string why = "disconnected by an administrator";
   if (codec::is_v5(out_->version())) {
     codec::disconnect_packet d;
     d.code = code;
-    out_->close(codec::packet{std::move(d)});
+    out_->close(codec::packet{std::move(d)}, why);
   } else {
-    out_->close();
+    out_->close(std::nullopt, why);
   }
   return true;
 }
@@ -197,7 +202,8 @@ std::uint16_t session::next_packet_id() {
   }
 }
 
-bool session::transmit(const outgoing& m, std::uint16_t packet_id, bool dup, time_point now) {
+bool session::transmit(const outgoing& m, std::uint16_t packet_id, bool dup, time_point now,
+                       storage::commit_seq after) {
   auto& probe = local_probe();
   const auto version = out_->version();
   const codec::properties* props = nullptr;
@@ -221,6 +227,19 @@ bool session::transmit(const outgoing& m, std::uint16_t packet_id, bool dup, tim
     probe.dropped(drop_reason::too_large);
     return false;
   }
+  if (after != 0 && holds_qos2()) {
+    codec::publish_packet p;
+    p.topic = view.topic;
+    p.payload = view.payload;
+    p.qos = view.qos;
+    p.retain = view.retain;
+    p.dup = view.dup;
+    p.packet_id = packet_id;
+    if (props) p.props = *props;
+    held_->send(codec::packet{std::move(p)}, after);
+    probe.messages_sent[qos_index(m.qos)].add();
+    return true;
+  }
   // A connection that is closing takes nothing more, but the session outlives
   // it: the message counts as sent and unacknowledged, so a resumed session
   // resends it ([MQTT-4.4.0-1]) instead of losing it.
@@ -229,20 +248,39 @@ bool session::transmit(const outgoing& m, std::uint16_t packet_id, bool dup, tim
   return true;
 }
 
-void session::add_inflight(outgoing&& m, std::uint16_t packet_id,
-                           std::optional<std::uint64_t> queued_as) {
+storage::commit_seq session::add_inflight(outgoing&& m, std::uint16_t packet_id,
+                                          std::optional<std::uint64_t> queued_as) {
   const auto at = first_stage(m.qos);
   // A message that was queued keeps its order number: queued messages only go
   // in flight when nothing newer was sent directly, so send order is kept.
   const auto order = queued_as ? *queued_as : next_order_++;
+  storage::commit_seq seq = 0;
   if (journaled() && !ended()) {
     if (queued_as) {
-      journal_->queue_to_inflight(client_id_, order, order, packet_id, at, m);
+      seq = journal_->queue_to_inflight(client_id_, order, order, packet_id, at, m);
     } else {
-      journal_->inflight_put(client_id_, order, packet_id, at, &m);
+      seq = journal_->inflight_put(client_id_, order, packet_id, at, &m);
     }
   }
   inflight_.push_back({std::move(m), packet_id, at, order});
+  return seq;
+}
+
+bool session::send_new(outgoing&& m, std::uint16_t packet_id,
+                       std::optional<std::uint64_t> queued_as, time_point now) {
+  if (m.qos == codec::qos::exactly_once && holds_qos2()) {
+    // Recorded first, with its packet id; the PUBLISH leaves once that is
+    // durable (see held_).
+    const auto seq = add_inflight(std::move(m), packet_id, queued_as);
+    if (transmit(inflight_.back().m, packet_id, false, now, seq)) return true;
+    // Too large for the client: not sent after all.
+    journal_->inflight_erase(client_id_, inflight_.back().order);
+    inflight_.pop_back();
+    return false;
+  }
+  if (!transmit(m, packet_id, false, now)) return false;
+  add_inflight(std::move(m), packet_id, queued_as);
+  return true;
 }
 
 void session::fill_window(time_point now) {
@@ -263,12 +301,10 @@ void session::fill_window(time_point now) {
       continue;
     }
     const auto id = next_packet_id();
-    if (!transmit(q.m, id, false, now)) {
+    if (!send_new(std::move(q.m), id, q.order, now)) {
       // Too large for the client: as if acknowledged.
       if (record) journal_->queue_erase(client_id_, q.order);
-      continue;
     }
-    add_inflight(std::move(q.m), id, q.order);
   }
 }
 
@@ -313,9 +349,7 @@ void session::deliver(outgoing&& m, time_point now) {
     enqueue(std::move(m));
     return;
   }
-  const auto id = next_packet_id();
-  if (!transmit(m, id, false, now)) return;
-  add_inflight(std::move(m), id, std::nullopt);
+  send_new(std::move(m), next_packet_id(), std::nullopt, now);
 }
 
 std::deque<session::inflight>::iterator session::find_inflight(std::uint16_t packet_id,
@@ -335,42 +369,44 @@ void session::on_puback(std::uint16_t packet_id, time_point now) {
   fill_window(now);
 }
 
-std::optional<codec::pubrel_packet> session::on_pubrec(std::uint16_t packet_id,
-                                                      codec::reason_code code, time_point now) {
+void session::on_pubrec(std::uint16_t packet_id, codec::reason_code code, time_point now) {
   std::lock_guard lock(mutex_);
   auto it = find_inflight(packet_id, stage::awaiting_pubrec);
   const bool record = journaled() && !ended();
   codec::pubrel_packet rel;
   rel.packet_id = packet_id;
-  // A persistent session's PUBREL waits until the store knows the message was
-  // received ("awaiting PUBCOMP"). Sent at once, a crash before that write is
-  // durable brought the message back as "awaiting PUBREC" and the restarted
-  // node sent the PUBLISH again to a client that had forgotten its packet id:
-  // a QoS 2 message delivered twice.
-  auto send = [&]() -> std::optional<codec::pubrel_packet> {
-    if (record) return rel;
-    if (out_) out_->send(codec::packet{std::move(rel)});
-    return std::nullopt;
+  // A persistent session's PUBREL waits until "awaiting PUBCOMP" is durable
+  // (see held_): sent before, a crash brought the message back as "awaiting
+  // PUBREC" and the restarted node sent it again to a client that had
+  // already released its packet id, which delivered it twice.
+  auto send = [&](storage::commit_seq after) {
+    if (holds_qos2()) {
+      held_->send(codec::packet{std::move(rel)}, after);
+    } else if (out_) {
+      out_->send(codec::packet{std::move(rel)});
+    }
   };
   if (it == inflight_.end()) {
     // Already released (a duplicate PUBREC after reconnect) or never sent.
     if (find_inflight(packet_id, stage::awaiting_pubcomp) == inflight_.end()) {
       rel.code = codec::reason_code::packet_identifier_not_found;
     }
-    return send();
+    send(record ? journal_->store().last_appended() : 0);
+    return;
   }
   if (!codec::is_success(code)) {
     // [MQTT-4.3.3]: a PUBREC with an error code ends the exchange; no PUBREL.
     if (record) journal_->inflight_erase(client_id_, it->order);
     inflight_.erase(it);
     fill_window(now);
-    return std::nullopt;
+    return;
   }
   it->at = stage::awaiting_pubcomp;
   // The message itself is no longer needed; only the id is kept.
   it->m.msg = nullptr;
-  if (record) journal_->inflight_put(client_id_, it->order, packet_id, it->at, nullptr);
-  return send();
+  storage::commit_seq seq = 0;
+  if (record) seq = journal_->inflight_put(client_id_, it->order, packet_id, it->at, nullptr);
+  send(seq);
 }
 
 void session::on_pubcomp(std::uint16_t packet_id, time_point now) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "broker/codec/packets.hpp"
+#include "broker/core/ack_sequencer.hpp"
 #include "broker/core/auth.hpp"
 #include "broker/core/message.hpp"
 #include "broker/core/outbox.hpp"
@@ -62,11 +63,8 @@ class session {
   // Attaches the claiming connection once its CONNACK is queued: resends every
   // unacknowledged message with DUP set, then fills the window from the queue.
   // False when another connection claimed the session in between.
-  // With `held_pubrels`, a persistent session puts the PUBRELs it resends
-  // there instead of sending them: the caller sends them once the store has
-  // made every write so far durable (see on_pubrec).
   bool attach(std::uint64_t connection_id, std::shared_ptr<outbox> out, const peer_limits& peer,
-              time_point now, std::vector<codec::pubrel_packet>* held_pubrels = nullptr);
+              time_point now);
   // Detaches connection `connection_id` (no-op if another holds the session).
   // Messages of shared subscriptions that are queued, or QoS 1 and not yet
   // acknowledged, are removed and returned, so the router can give them to
@@ -100,12 +98,7 @@ class session {
   // Delivers one message: sent now, queued, or dropped (counted). Any thread.
   void deliver(outgoing&& m, time_point now);
   void on_puback(std::uint16_t packet_id, time_point now);
-  // Sends the PUBREL, except in a persistent session, which returns it for the
-  // caller to send once this call's store writes are durable: a receiver that
-  // has its PUBREL forgets the message, so a restart that found the message
-  // still awaiting PUBREC would send it again and it would be delivered twice.
-  std::optional<codec::pubrel_packet> on_pubrec(std::uint16_t packet_id, codec::reason_code code,
-                                                time_point now);
+  void on_pubrec(std::uint16_t packet_id, codec::reason_code code, time_point now);
   void on_pubcomp(std::uint16_t packet_id, time_point now);
 
   // --- inbound QoS 2 -----------------------------------------------------------
@@ -161,12 +154,22 @@ class session {
   std::uint16_t next_packet_id();
   // Encodes and sends; false when it is larger than the client accepts (counted
   // as a drop). A closing connection still counts as sent (resent on resume).
-  bool transmit(const outgoing& m, std::uint16_t packet_id, bool dup, time_point now);
+  // With `after`, the packet waits in held_ until the store position is durable.
+  bool transmit(const outgoing& m, std::uint16_t packet_id, bool dup, time_point now,
+                storage::commit_seq after = 0);
   void fill_window(time_point now);
   void enqueue(outgoing&& m);
-  // Puts a message in flight (after transmit), recording it when persistent.
-  void add_inflight(outgoing&& m, std::uint16_t packet_id, std::optional<std::uint64_t> queued_as);
+  // Puts a message in flight (after transmit), recording it when persistent;
+  // returns the store position of the record (0: none).
+  storage::commit_seq add_inflight(outgoing&& m, std::uint16_t packet_id,
+                                   std::optional<std::uint64_t> queued_as);
+  // Sends a QoS 1/2 message with a new packet id and puts it in flight; false
+  // when it is too large for the client (dropped).
+  bool send_new(outgoing&& m, std::uint16_t packet_id, std::optional<std::uint64_t> queued_as,
+                time_point now);
   bool journaled() const noexcept { return journal_ && expiry_interval_ > 0; }
+  // True when QoS 2 packets of this session wait for the store (see held_).
+  bool holds_qos2() const noexcept { return held_ && journaled() && !ended(); }
   std::deque<inflight>::iterator find_inflight(std::uint16_t packet_id, stage at);
 
   const std::string client_id_;
@@ -175,6 +178,13 @@ class session {
 
   mutable std::mutex mutex_;
   std::shared_ptr<outbox> out_;
+  // A persistent session's QoS 2 PUBLISH and PUBREL packets leave, in order,
+  // only once the store keeps the state they announce. A receiver remembers a
+  // QoS 2 packet id from PUBLISH to PUBREL and forgets it at PUBREL; if a
+  // crash lost what the broker had said, the restarted broker would send
+  // the message again under a packet id the client no longer (or still) holds:
+  // delivered twice, or taken for a resend of another message and lost.
+  std::shared_ptr<ack_sequencer> held_;
   peer_limits peer_;
   std::uint64_t owner_ = 0;
   std::atomic<bool> online_{false};

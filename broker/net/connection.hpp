@@ -217,10 +217,17 @@ class connection final : public connection_handle,
     // session of a connection the broker has not finished with yet.
     transport_.close();
     tracker_.remove(tracker_id_);
-    const auto& reason = reason_override_.empty() ? engine_->close_reason() : reason_override_;
+    // Who closed: the client or the network (override), this connection's
+    // engine, or someone else through the outbox (takeover, admin kick).
+    std::string reason = reason_override_.empty() ? engine_->close_reason() : reason_override_;
+    auto close_code = engine_->close_code();
+    if (reason.empty()) {
+      reason = out_->close_reason();
+      close_code = out_->close_code();
+    }
     // Fields are "key=value"; the free-text reason comes last (JSON logs parse them).
     char code[8] = "none";
-    if (auto c = engine_->close_code()) {
+    if (auto c = close_code) {
       std::snprintf(code, sizeof code, "0x%02X", static_cast<unsigned>(*c));
     }
     if (was_connected) {

@@ -33,22 +33,34 @@ class counted : public Transport {
   std::shared_ptr<std::atomic<std::uint32_t>> counter_;
 };
 
-// Closes the socket if the handshake has not finished in time.
+// Closes the socket if the handshake has not finished in time. The timer's
+// handler touches the socket only while the handshake still runs: a handler
+// queued just before done() (or before the owner let go of the stream) must
+// not close a launched connection's socket, or one already destroyed.
 class handshake_deadline {
  public:
   template <class Executor>
   handshake_deadline(Executor ex, std::chrono::milliseconds limit, tcp::socket& socket)
       : timer_(ex) {
     timer_.expires_after(limit);
-    timer_.async_wait([&socket](const boost::system::error_code& ec) {
-      if (ec) return;
+    timer_.async_wait([state = state_, &socket](const boost::system::error_code& ec) {
+      if (ec || *state != running) return;
+      *state = expired_state;
       boost::system::error_code ignored;
       socket.close(ignored);
     });
   }
-  void done() { timer_.cancel(); }
+  ~handshake_deadline() { done(); }
+  void done() {
+    if (*state_ == running) *state_ = finished;
+    timer_.cancel();
+  }
+  // True when the handshake failed because its time was up (for the log).
+  bool expired() const { return *state_ == expired_state; }
 
  private:
+  enum state { running, finished, expired_state };
+  std::shared_ptr<state> state_ = std::make_shared<state>(running);
   boost::asio::steady_timer timer_;
 };
 
@@ -76,7 +88,7 @@ bool choose_subprotocol(const bhttp::request<bhttp::empty_body>& req, std::strin
 // WebSocket, then calls `ready(stream)`.
 template <class Next, class Ready>
 void upgrade(std::unique_ptr<beast::websocket::stream<Next>> ws, const listener_settings& s,
-             std::shared_ptr<handshake_deadline> deadline, Ready ready) {
+             const std::string& peer, std::shared_ptr<handshake_deadline> deadline, Ready ready) {
   struct state {
     beast::flat_buffer buffer;
     bhttp::request_parser<bhttp::empty_body> parser;
@@ -86,25 +98,43 @@ void upgrade(std::unique_ptr<beast::websocket::stream<Next>> ws, const listener_
   auto* stream = ws.get();
   bhttp::async_read(
       stream->next_layer(), st->buffer, st->parser,
-      [ws = std::move(ws), st, path = s.ws_path, name = s.name, deadline,
+      [ws = std::move(ws), st, path = s.ws_path, name = s.name, peer, deadline,
        ready = std::move(ready)](beast::error_code ec, std::size_t) mutable {
         if (ec) {
-          spdlog::debug("websocket upgrade failed on listener {}: {}", name, ec.message());
+          // Silent or garbage-sending peers are what an operator looks for
+          // when the node is attacked (as for TLS); a peer that merely hung up is not.
+          if (deadline->expired() || ec != bhttp::error::end_of_stream) {
+            spdlog::info("WebSocket upgrade failed: listener={} peer={} reason={}", name, peer,
+                         deadline->expired() ? "no upgrade request in time" : ec.message());
+          } else {
+            spdlog::debug("WebSocket upgrade failed: listener={} peer={} reason={}", name, peer,
+                          ec.message());
+          }
           return;
         }
         auto req = st->parser.release();
         std::string subprotocol;
         const auto target = std::string_view(req.target().data(), req.target().size());
         const auto target_path = target.substr(0, target.find('?'));
-        if (!beast::websocket::is_upgrade(req) || target_path != path ||
-            !choose_subprotocol(req, subprotocol)) {
-          // Not for us: a plain HTTP answer, then close.
-          auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
-              beast::websocket::is_upgrade(req) ? bhttp::status::not_found
-                                                : bhttp::status::upgrade_required,
-              req.version());
+        const bool is_upgrade = beast::websocket::is_upgrade(req);
+        const bool right_path = target_path == path;
+        if (!is_upgrade || !right_path || !choose_subprotocol(req, subprotocol)) {
+          // Not for us: a plain HTTP answer, then close. A client offering only
+          // other subprotocols asked for the right thing in a language we do
+          // not speak: 400, not 404.
+          const auto status = !is_upgrade   ? bhttp::status::upgrade_required
+                              : !right_path ? bhttp::status::not_found
+                                            : bhttp::status::bad_request;
+          auto res = std::make_shared<bhttp::response<bhttp::string_body>>(status, req.version());
           res->set(bhttp::field::server, "ringmq");
-          res->body() = "MQTT over WebSocket is served at " + path + "\n";
+          res->body() = status == bhttp::status::bad_request
+                            ? "MQTT over WebSocket needs the subprotocol mqtt (or mqttv3.1)\n"
+                            : "MQTT over WebSocket is served at " + path + "\n";
+          spdlog::info("WebSocket upgrade refused: listener={} peer={} status={} reason={}", name,
+                       peer, static_cast<unsigned>(status),
+                       !is_upgrade   ? "not a WebSocket upgrade request"
+                       : !right_path ? "wrong path"
+                                     : "no MQTT subprotocol offered");
           res->prepare_payload();
           res->keep_alive(false);
           auto* raw = ws.get();
@@ -255,7 +285,8 @@ void listener::handshake(tcp::socket socket, core::connection_info info) {
             if (ec) {
               open->fetch_sub(1);
               spdlog::info("TLS handshake failed: listener={} peer={} reason={}", name,
-                           info.peer, ec.message());
+                           info.peer,
+                           deadline->expired() ? "no TLS handshake in time" : ec.message());
               return;
             }
             info.certificate_cn = peer_common_name(stream->native_handle());
@@ -277,7 +308,8 @@ void listener::handshake(tcp::socket socket, core::connection_info info) {
         }
       };
       auto guard = std::make_shared<release_on_failure>(release_on_failure{open});
-      upgrade(std::move(ws), settings_, deadline,
+      const auto peer = info.peer;
+      upgrade(std::move(ws), settings_, peer, deadline,
               [launch, info = std::move(info), guard](std::unique_ptr<ws_stream> ws) mutable {
                 guard->launched = true;
                 launch(ws_transport<tcp::socket>(std::move(ws)), std::move(info));
@@ -306,11 +338,13 @@ void listener::handshake(tcp::socket socket, core::connection_info info) {
            settings = settings_](const boost::system::error_code& ec) mutable {
             if (ec) {
               spdlog::info("TLS handshake failed: listener={} peer={} reason={}", settings.name,
-                           info.peer, ec.message());
+                           info.peer,
+                           deadline->expired() ? "no TLS handshake in time" : ec.message());
               return;
             }
             info.certificate_cn = peer_common_name(ws->next_layer().native_handle());
-            upgrade(std::move(ws), settings, deadline,
+            const auto peer = info.peer;
+            upgrade(std::move(ws), settings, peer, deadline,
                     [launch, info = std::move(info), guard](std::unique_ptr<wss_stream> ws) mutable {
                       guard->launched = true;
                       launch(ws_transport<tls_stream>(std::move(ws)), std::move(info));
