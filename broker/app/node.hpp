@@ -56,6 +56,7 @@ class node {
   void begin_shutdown();
   void wait_for_connections();
   void tick();
+  void report_drops(core::time_point now);
   void start_http();
   void answer_livez(http::reply_function reply);
   void watch_store();
@@ -85,6 +86,10 @@ class node {
   core::time_point started_;
   core::time_point last_sys_;
   core::time_point shutdown_deadline_;
+  // Drops of clients that do not keep up, as far as the log has told (report_drops).
+  std::uint64_t reported_slow_consumer_ = 0;
+  std::uint64_t reported_queue_full_ = 0;
+  core::time_point last_drop_report_{};
   bool shutting_down_ = false;
 };
 

@@ -11,6 +11,30 @@
 
 namespace ringmq::net {
 
+// One place in the listener's and in the node's connection count, held from
+// accept until the connection closes or its handshake fails (whoever owns the
+// slot last releases it). Handshakes count: a TLS or WebSocket handshake holds
+// a socket and memory too, and must not let a client past the node's limit.
+class connection_slot {
+ public:
+  using counter = std::shared_ptr<std::atomic<std::uint32_t>>;
+  connection_slot(counter listener, counter node)
+      : listener_(std::move(listener)), node_(std::move(node)) {
+    listener_->fetch_add(1);
+    node_->fetch_add(1);
+  }
+  connection_slot(const connection_slot&) = delete;
+  connection_slot& operator=(const connection_slot&) = delete;
+  ~connection_slot() {
+    listener_->fetch_sub(1);
+    node_->fetch_sub(1);
+  }
+
+ private:
+  counter listener_;
+  counter node_;
+};
+
 namespace {
 
 namespace beast = boost::beast;
@@ -18,19 +42,23 @@ namespace bhttp = beast::http;
 namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
 
-// Counts a listener's open connections for its own limit, for the life of the transport.
+// A transport that holds its connection's slot until it is closed.
 template <class Transport>
 class counted : public Transport {
  public:
-  counted(Transport t, std::shared_ptr<std::atomic<std::uint32_t>> counter)
-      : Transport(std::move(t)), counter_(std::move(counter)) {}
+  counted(Transport t, std::shared_ptr<connection_slot> slot)
+      : Transport(std::move(t)), slot_(std::move(slot)) {}
   counted(counted&&) noexcept = default;
-  ~counted() {
-    if (counter_) counter_->fetch_sub(1);
+
+  // Released at close, not when the connection object goes: the close is
+  // logged right after, and a client reconnecting on that finds the room.
+  void close() {
+    Transport::close();
+    slot_.reset();
   }
 
  private:
-  std::shared_ptr<std::atomic<std::uint32_t>> counter_;
+  std::shared_ptr<connection_slot> slot_;
 };
 
 // Closes the socket if the handshake has not finished in time. The timer's
@@ -226,7 +254,8 @@ void listener::on_accept(const boost::system::error_code& ec, tcp::socket socket
     accept();
     return;
   }
-  const bool node_full = limits_.max_connections && tracker_.size() >= limits_.max_connections;
+  const bool node_full =
+      limits_.max_connections && limits_.open->load() >= limits_.max_connections;
   const bool listener_full =
       settings_.max_connections && open_->load() >= settings_.max_connections;
   if (node_full || listener_full) {
@@ -239,36 +268,39 @@ void listener::on_accept(const boost::system::error_code& ec, tcp::socket socket
     return;
   }
   core::local_probe().connections_accepted.add();
-  open_->fetch_add(1);
+  auto slot = std::make_shared<connection_slot>(open_, limits_.open);
   boost::system::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
   core::connection_info info;
   info.peer = peer_address(socket);
   info.listener = settings_.name;
   info.use_identity_as_username = settings_.use_identity_as_username;
-  handshake(std::move(socket), std::move(info));
+  handshake(std::move(socket), std::move(info), std::move(slot));
   accept();
 }
 
-void listener::handshake(tcp::socket socket, core::connection_info info) {
+void listener::handshake(tcp::socket socket, core::connection_info info,
+                         std::shared_ptr<connection_slot> slot) {
   auto executor = socket.get_executor();
-  auto open = open_;
   auto& broker = broker_;
   auto& tracker = tracker_;
   const auto settings = connection_;
-  // Starts a connection on its worker once its transport is ready.
-  auto launch = [open, &broker, &tracker, settings](auto transport, core::connection_info info) {
+  // Starts a connection on its worker once its transport is ready. Until
+  // then the slot is held by the handshake's handlers: a failed handshake
+  // releases it with them.
+  auto launch = [&broker, &tracker, settings](auto transport, core::connection_info info,
+                                              std::shared_ptr<connection_slot> slot) {
     using transport_type = decltype(transport);
     auto c = std::make_shared<net::connection<counted<transport_type>>>(
-        counted<transport_type>(std::move(transport), open), broker, tracker, std::move(info),
-        settings);
+        counted<transport_type>(std::move(transport), std::move(slot)), broker, tracker,
+        std::move(info), settings);
     c->start();
   };
   switch (settings_.kind) {
     case transport_kind::tcp:
-      boost::asio::post(executor, [launch, s = std::move(socket),
-                                   info = std::move(info)]() mutable {
-        launch(tcp_transport(std::move(s)), std::move(info));
+      boost::asio::post(executor, [launch, s = std::move(socket), info = std::move(info),
+                                   slot = std::move(slot)]() mutable {
+        launch(tcp_transport(std::move(s)), std::move(info), std::move(slot));
       });
       return;
     case transport_kind::tls: {
@@ -279,18 +311,18 @@ void listener::handshake(tcp::socket socket, core::connection_info info) {
       auto ctx = tls_;  // kept alive for the handshake
       raw->async_handshake(
           ssl::stream_base::server,
-          [stream = std::move(stream), deadline, launch, info = std::move(info), ctx, open,
+          [stream = std::move(stream), deadline, launch, info = std::move(info), ctx,
+           slot = std::move(slot),
            name = settings_.name](const boost::system::error_code& ec) mutable {
             deadline->done();
             if (ec) {
-              open->fetch_sub(1);
               spdlog::info("TLS handshake failed: listener={} peer={} reason={}", name,
                            info.peer,
                            deadline->expired() ? "no TLS handshake in time" : ec.message());
               return;
             }
             info.certificate_cn = peer_common_name(stream->native_handle());
-            launch(tls_transport(std::move(stream)), std::move(info));
+            launch(tls_transport(std::move(stream)), std::move(info), std::move(slot));
           });
       return;
     }
@@ -299,20 +331,12 @@ void listener::handshake(tcp::socket socket, core::connection_info info) {
       auto ws = std::make_unique<ws_stream>(std::move(socket));
       auto deadline = std::make_shared<handshake_deadline>(executor, settings_.handshake_timeout,
                                                            ws->next_layer());
-      // The counter is released if the upgrade never completes.
-      struct release_on_failure {
-        std::shared_ptr<std::atomic<std::uint32_t>> open;
-        bool launched = false;
-        ~release_on_failure() {
-          if (!launched) open->fetch_sub(1);
-        }
-      };
-      auto guard = std::make_shared<release_on_failure>(release_on_failure{open});
       const auto peer = info.peer;
       upgrade(std::move(ws), settings_, peer, deadline,
-              [launch, info = std::move(info), guard](std::unique_ptr<ws_stream> ws) mutable {
-                guard->launched = true;
-                launch(ws_transport<tcp::socket>(std::move(ws)), std::move(info));
+              [launch, info = std::move(info),
+               slot = std::move(slot)](std::unique_ptr<ws_stream> ws) mutable {
+                launch(ws_transport<tcp::socket>(std::move(ws)), std::move(info),
+                       std::move(slot));
               });
       return;
     }
@@ -322,20 +346,12 @@ void listener::handshake(tcp::socket socket, core::connection_info info) {
       auto ws = std::make_unique<wss_stream>(std::move(socket), *tls_);
       auto deadline = std::make_shared<handshake_deadline>(
           executor, settings_.handshake_timeout, beast::get_lowest_layer(*ws));
-      struct release_on_failure {
-        std::shared_ptr<std::atomic<std::uint32_t>> open;
-        bool launched = false;
-        ~release_on_failure() {
-          if (!launched) open->fetch_sub(1);
-        }
-      };
-      auto guard = std::make_shared<release_on_failure>(release_on_failure{open});
       auto* raw = ws.get();
       auto ctx = tls_;
       raw->next_layer().async_handshake(
           ssl::stream_base::server,
-          [ws = std::move(ws), deadline, launch, info = std::move(info), guard, ctx,
-           settings = settings_](const boost::system::error_code& ec) mutable {
+          [ws = std::move(ws), deadline, launch, info = std::move(info), slot = std::move(slot),
+           ctx, settings = settings_](const boost::system::error_code& ec) mutable {
             if (ec) {
               spdlog::info("TLS handshake failed: listener={} peer={} reason={}", settings.name,
                            info.peer,
@@ -345,9 +361,10 @@ void listener::handshake(tcp::socket socket, core::connection_info info) {
             info.certificate_cn = peer_common_name(ws->next_layer().native_handle());
             const auto peer = info.peer;
             upgrade(std::move(ws), settings, peer, deadline,
-                    [launch, info = std::move(info), guard](std::unique_ptr<wss_stream> ws) mutable {
-                      guard->launched = true;
-                      launch(ws_transport<tls_stream>(std::move(ws)), std::move(info));
+                    [launch, info = std::move(info),
+                     slot = std::move(slot)](std::unique_ptr<wss_stream> ws) mutable {
+                      launch(ws_transport<tls_stream>(std::move(ws)), std::move(info),
+                             std::move(slot));
                     });
           });
       return;

@@ -35,8 +35,15 @@ struct listener_settings {
   std::size_t max_upgrade_request_bytes = 8 * 1024;
 };
 
+// A connection's place in its listener's and its node's count (listener.cpp).
+class connection_slot;
+
 struct server_limits {
   std::uint32_t max_connections = 0;  // 0 = unlimited, for the node
+  // The node's open connections, from accept (handshakes included) to close;
+  // copies of one server_limits share it, so every listener sees the total.
+  std::shared_ptr<std::atomic<std::uint32_t>> open =
+      std::make_shared<std::atomic<std::uint32_t>>(0);
 };
 
 class listener : public std::enable_shared_from_this<listener> {
@@ -60,7 +67,8 @@ class listener : public std::enable_shared_from_this<listener> {
  private:
   void accept();
   void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket);
-  void handshake(boost::asio::ip::tcp::socket socket, core::connection_info info);
+  void handshake(boost::asio::ip::tcp::socket socket, core::connection_info info,
+                 std::shared_ptr<connection_slot> slot);
 
   boost::asio::ip::tcp::acceptor acceptor_;
   worker_pool& workers_;
