@@ -113,7 +113,9 @@ class rocksdb_store final : public store {
     const auto seq = ++appended_;
     pending_.push_back({seq, std::move(batch)});
     ++stats_.batches;
-    wake_.notify_one();
+    // A batch inside an open group waits for the group's end: waking the
+    // committer for it would only cost a context switch.
+    if (seq < group_limit()) wake_.notify_one();
     return seq;
   }
 
@@ -136,12 +138,20 @@ class rocksdb_store final : public store {
   }
 
   void end_group(commit_seq token) override {
+    bool released = false;
     {
       std::lock_guard lock(mutex_);
       const auto it = open_groups_.find(token);
-      if (it != open_groups_.end()) open_groups_.erase(it);
+      if (it == open_groups_.end()) return;
+      const auto before = group_limit();
+      open_groups_.erase(it);
+      // Wake the committer only when the end of this group lets a batch go:
+      // most groups (a QoS 2 publish nobody persistent subscribes to) append
+      // nothing, and every useless wake-up is a context switch per message.
+      released = !pending_.empty() && pending_.front().first >= before &&
+                 pending_.front().first < group_limit();
     }
-    wake_.notify_one();
+    if (released) wake_.notify_one();
   }
 
   commit_seq last_appended() const override {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <random>
 
 #include "ringmq/storage/v1/records.pb.h"
@@ -158,6 +159,59 @@ TEST(RocksdbStore, WhenDurableFiresOnceCommittedAndInlineAfterwards) {
     EXPECT_TRUE(inline_call);
     EXPECT_GE(s->stats().commits, 1u);
   }
+}
+
+// A group (a QoS 2 publish and every copy it makes) reaches the disk whole:
+// nothing appended from its start on is written before it ends, and its end
+// lets the waiting batches go.
+TEST(RocksdbStore, GroupsAreWrittenOnlyOnceTheyEnd) {
+  for (auto mode : {durability::sync, durability::batch, durability::none}) {
+    temp_dir dir;
+    auto s = open_at(dir.path(), mode);
+    auto durable_future = [&](commit_seq seq) {
+      auto done = std::make_shared<std::promise<std::error_code>>();
+      s->when_durable(seq, [done](std::error_code ec) { done->set_value(ec); });
+      return done->get_future();
+    };
+    std::optional<store_group> outer(std::in_place, *s);
+    write_batch first;
+    first.put(column::inbound_qos2, "c/1", "");
+    auto first_durable = durable_future(s->append(std::move(first)));
+    {
+      // A second group that appends nothing, opened and closed inside the first.
+      store_group empty(*s);
+    }
+    EXPECT_EQ(first_durable.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+    EXPECT_EQ(s->stats().commits, 0u);
+    outer.reset();
+    ASSERT_EQ(first_durable.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_FALSE(first_durable.get());
+
+    // After every group ended, appends go straight through again.
+    write_batch second;
+    second.put(column::inbound_qos2, "c/2", "");
+    auto second_durable = durable_future(s->append(std::move(second)));
+    ASSERT_EQ(second_durable.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_EQ(dump(*s, column::inbound_qos2).size(), 2u);
+  }
+}
+
+// An overlapping group that started later does not hold back what an earlier,
+// ended group wrote.
+TEST(RocksdbStore, EndingTheOldestGroupReleasesItsBatches) {
+  temp_dir dir;
+  auto s = open_at(dir.path(), durability::none);
+  std::optional<store_group> older(std::in_place, *s);
+  write_batch b;
+  b.put(column::queue, "c/1", "m");
+  const auto seq = s->append(std::move(b));
+  store_group younger(*s);
+  std::promise<std::error_code> done;
+  s->when_durable(seq, [&](std::error_code ec) { done.set_value(ec); });
+  older.reset();
+  auto f = done.get_future();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_FALSE(f.get());
 }
 
 TEST(RocksdbStore, ManyThreadsAppendingShareCommits) {
