@@ -71,9 +71,28 @@ def fmt(v, unit):
     return f"{v:,.0f}"
 
 
+def verdict(name, r, q, target):
+    """Whether ringmq's median meets the scenario's target, and by how much it misses."""
+    if r is None:
+        return "-"
+    if name.startswith("latency"):
+        return "yes" if r < 1000 else f"no: {r / 1000:.1f} x the limit"
+    if name == "qos0-fanin-200k":
+        return "yes" if r == 0 else f"no: {r:,.0f} lost"
+    if q in (None, 0):
+        return "-"
+    if name == "idle":
+        over = r - (q + 2048)
+        return "yes" if over <= 0 else f"no: {over:,.0f} bytes over"
+    if target:
+        ratio = r / q
+        return "yes" if ratio >= target else f"no: {ratio / target:.0%} of the target"
+    return "-"
+
+
 def load_table():
-    rows = ["| scenario | metric | ringmq | mosquitto | ringmq / mosquitto | target |",
-            "|---|---|---:|---:|---:|---|"]
+    rows = ["| scenario | metric | ringmq | mosquitto | ringmq / mosquitto | target | met |",
+            "|---|---|---:|---:|---:|---|---|"]
     any_data = False
     for name, (what, key, unit, higher, target) in SCENARIOS.items():
         m = medians(name, key)
@@ -92,7 +111,8 @@ def load_table():
             goal = "0"
         if name == "idle":
             goal = "<= mosquitto + 2048"
-        rows.append(f"| `{name}`: {what} | {key} ({unit}) | {fmt(r, unit)} | {fmt(q, unit)} | {ratio} | {goal} |")
+        rows.append(f"| `{name}`: {what} | {key} ({unit}) | {fmt(r, unit)} | {fmt(q, unit)} | {ratio} "
+                    f"| {goal} | {verdict(name, r, q, target)} |")
     if not any_data:
         return "_No load results yet: run `./dev bench`._"
     return "\n".join(rows)
