@@ -6,7 +6,7 @@
 // Completions arrive on the store's thread; the sequencer is thread-safe and
 // writes through the connection's (thread-safe) outbox.
 
-#include <deque>
+#include <boost/container/devector.hpp>
 #include <memory>
 #include <mutex>
 #include <system_error>
@@ -46,7 +46,8 @@ class ack_sequencer : public std::enable_shared_from_this<ack_sequencer> {
   storage::store* store_;
   const bool wait_out_failures_;
   mutable std::mutex mutex_;
-  std::deque<entry> waiting_;
+  // Empty for almost every connection: devector allocates nothing until used.
+  boost::container::devector<entry> waiting_;
   storage::commit_seq durable_ = 0;
   storage::commit_seq requested_ = 0;
 };

@@ -11,9 +11,10 @@ broker::broker(const broker_settings& settings, std::size_t reader_stripes, auth
       journal_(store ? std::make_unique<core::journal>(*store) : nullptr),
       authn_(authn ? authn : &allow_all_),
       authz_(authz ? authz : &allow_all_),
-      sessions_(settings.session, journal_.get()),
+      sessions_(settings.session, journal_.get(), &gate_),
       router_(reader_stripes) {
-  router_.set_authorizer(authz);
+  gate_.set(authz);
+  router_.set_gate(&gate_);
 }
 
 std::error_code broker::recover(time_point now) {
@@ -34,7 +35,7 @@ std::error_code broker::recover(time_point now) {
 void broker::set_auth(authenticator* authn, authorizer* authz) {
   authn_ = authn ? authn : &allow_all_;
   authz_ = authz ? authz : &allow_all_;
-  router_.set_authorizer(authz);
+  gate_.set(authz);
 }
 
 std::size_t broker::publish(const message_ptr& m, time_point now) {

@@ -12,6 +12,7 @@
 #include "broker/core/auth.hpp"
 #include "broker/core/auth_throttle.hpp"
 #include "broker/core/journal.hpp"
+#include "broker/core/receive_gate.hpp"
 #include "broker/core/retained_index.hpp"
 #include "broker/core/router.hpp"
 #include "broker/core/session_registry.hpp"
@@ -89,6 +90,7 @@ class broker {
   auth_throttle throttle_;
   authenticator* authn_;
   authorizer* authz_;
+  receive_gate gate_;
   session_registry sessions_;
   router router_;
   retained_index retained_;

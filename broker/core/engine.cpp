@@ -50,9 +50,9 @@ engine::engine(broker& b, std::shared_ptr<outbox> out, connection_info info, tim
       connect_deadline_(now + b.settings().connect_timeout),
       acks_(std::make_shared<ack_sequencer>(out_, b.store())),
       last_packet_(now) {
-  identity_.peer = info_.peer;
-  identity_.listener = info_.listener;
-  identity_.certificate_cn = info_.certificate_cn;
+  identity_->peer = info_.peer;
+  identity_->listener = info_.listener;
+  identity_->certificate_cn = info_.certificate_cn;
 }
 
 engine::~engine() = default;
@@ -168,10 +168,10 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   version_ = p.version;
   out_->set_version(version_);
   if (codec::is_v5(version_)) peer_max_packet_ = p.props.maximum_packet_size.value_or(0);
-  identity_.client_id = std::move(p.client_id);
-  identity_.username = std::move(p.username);
+  identity_->client_id = std::move(p.client_id);
+  identity_->username = std::move(p.username);
   if (info_.use_identity_as_username && info_.certificate_cn) {
-    identity_.username = info_.certificate_cn;
+    identity_->username = info_.certificate_cn;
   }
 
   if (p.props.authentication_method) {
@@ -181,7 +181,7 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   }
 
   bool assigned = false;
-  if (identity_.client_id.empty()) {
+  if (identity_->client_id.empty()) {
     if (version_ == codec::protocol_version::v3_1) {
       refuse_connect(reason_code::client_identifier_not_valid, "empty client id in MQTT 3.1");
       return;
@@ -196,10 +196,10 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
       refuse_connect(reason_code::client_identifier_not_valid, "empty client id not allowed");
       return;
     }
-    identity_.client_id = random_client_id();
+    identity_->client_id = random_client_id();
     assigned = true;
   }
-  if (identity_.client_id.size() > s.max_client_id_length) {
+  if (identity_->client_id.size() > s.max_client_id_length) {
     refuse_connect(reason_code::client_identifier_not_valid, "client id too long");
     return;
   }
@@ -224,7 +224,7 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
     }
   }
 
-  const auto address = auth_throttle::host_of(identity_.peer);
+  const auto address = auth_throttle::host_of(identity_->peer);
   if (!broker_.throttle().allowed(address, now)) {
     // Too many recent failures from this address: the credentials are not even checked.
     local_probe().auth_failures.add();
@@ -233,7 +233,7 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
                    "too many failed authentications from this address");
     return;
   }
-  const auto auth = broker_.authn().authenticate(identity_, p.password);
+  const auto auth = broker_.authn().authenticate(*identity_, p.password);
   if (auth == reason_code::success) {
     broker_.throttle().succeeded(address);
   } else {
@@ -244,7 +244,7 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
                              : "not authorized");
     return;
   }
-  if (p.will && !broker_.authz().allowed(identity_, p.will->topic, access::publish)) {
+  if (p.will && !broker_.authz().allowed(*identity_, p.will->topic, access::publish)) {
     refuse_connect(reason_code::not_authorized, "will topic not authorized");
     return;
   }
@@ -262,9 +262,9 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   if (p.props.receive_maximum) peer.receive_maximum = *p.props.receive_maximum;
   if (p.props.maximum_packet_size) peer.maximum_packet_size = *p.props.maximum_packet_size;
   problem_information_ = p.props.request_problem_information.value_or(1) == 1;
-  will_ = std::move(p.will);
+  will_ = p.will ? std::make_unique<codec::will_message>(std::move(*p.will)) : nullptr;
 
-  auto opened = broker_.sessions().open(identity_.client_id, p.clean_start, connection_id_);
+  auto opened = broker_.sessions().open(identity_->client_id, p.clean_start, connection_id_);
   session_ = opened.opened;
   if (opened.taken_over) {
     // [MQTT-3.1.4-3]: the existing connection is closed (5.0: DISCONNECT 0x8E).
@@ -278,9 +278,9 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   }
   if (opened.replaced) broker_.end_session(opened.replaced, now);
   session_->set_expiry_interval(session_expiry_);
-  identity_.protocol = std::string(codec::to_string(version_));
-  identity_.keep_alive = keep_alive_;
-  identity_.connected_at_ms = unix_now_ms();
+  identity_->protocol = std::string(codec::to_string(version_));
+  identity_->keep_alive = keep_alive_;
+  identity_->connected_at_ms = unix_now_ms();
   session_->set_identity(identity_);
   // [MQTT-3.1.3-9]: a delayed will of this session is not sent after all.
   session_->take_pending_will(now, true);
@@ -288,7 +288,7 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   codec::connack_packet ack;
   ack.session_present = opened.present && version_ != codec::protocol_version::v3_1;
   if (codec::is_v5(version_)) {
-    if (assigned) ack.props.assigned_client_identifier = identity_.client_id;
+    if (assigned) ack.props.assigned_client_identifier = identity_->client_id;
     if (server_keep_alive) ack.props.server_keep_alive = *server_keep_alive;
     if (session_expiry_ != requested_expiry) ack.props.session_expiry_interval = session_expiry_;
     ack.props.receive_maximum = s.receive_maximum;
@@ -298,7 +298,7 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
     }
     if (!s.retain_available) ack.props.retain_available = 0;
     if (p.props.request_response_information.value_or(0) == 1) {
-      ack.props.response_information = "response/" + identity_.client_id;
+      ack.props.response_information = "response/" + identity_->client_id;
     }
   }
   send(std::move(ack));
@@ -349,7 +349,7 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
       !codec::is_valid_mqtt_utf8(p.payload)) {
     code = reason_code::payload_format_invalid;
     route = false;
-  } else if (!broker_.authz().allowed(identity_, p.topic, access::publish)) {
+  } else if (!broker_.authz().allowed(*identity_, p.topic, access::publish)) {
     // 5.0 says so in the acknowledgement; 3.x is acknowledged as usual and the
     // message dropped (as mosquitto does), since 3.x has no way to say no.
     if (v5) code = reason_code::not_authorized;
@@ -402,7 +402,7 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
     m->qos = qos;
     m->retain = p.retain;
     m->props = std::move(p.props);
-    m->publisher = identity_.client_id;
+    m->publisher = identity_->client_id;
     m->received_at = now;
     if (m->props.message_expiry_interval) {
       m->expires_at = now + std::chrono::seconds(*m->props.message_expiry_interval);
@@ -453,7 +453,7 @@ void engine::on_subscribe(codec::subscribe_packet&& p, time_point now) {
       ack.codes.push_back(v5 ? reason_code::topic_filter_invalid : reason_code::unspecified_error);
       continue;
     }
-    if (!broker_.authz().allowed(identity_, sub.filter, access::subscribe)) {
+    if (!broker_.authz().allowed(*identity_, sub.filter, access::subscribe)) {
       ack.codes.push_back(v5 ? reason_code::not_authorized : reason_code::unspecified_error);
       continue;
     }
@@ -477,7 +477,7 @@ void engine::on_subscribe(codec::subscribe_packet&& p, time_point now) {
 
   for (const auto& r : retained) {
     for (auto& m : broker_.retained().match(r.filter)) {
-      if (!broker_.authz().allowed(identity_, m->topic, access::receive)) continue;
+      if (!broker_.authz().allowed(*identity_, m->topic, access::receive)) continue;
       outgoing out;
       out.qos = std::min(m->qos, r.granted);
       out.retain = true;  // 3.1.1 [MQTT-3.3.1-8]: sent because of a new subscription
@@ -567,7 +567,7 @@ message_ptr engine::make_will(time_point now) const {
   m->retain = will_->retain;
   m->props = will_->props;
   m->props.will_delay_interval.reset();  // a property of the will, not of the message
-  m->publisher = identity_.client_id;
+  m->publisher = identity_->client_id;
   m->received_at = now;
   if (m->props.message_expiry_interval) {
     m->expires_at = now + std::chrono::seconds(*m->props.message_expiry_interval);

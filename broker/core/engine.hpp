@@ -52,7 +52,7 @@ class engine {
   bool closing() const;
   bool connected() const noexcept { return connected_; }
   codec::protocol_version version() const noexcept { return version_; }
-  const client_identity& identity() const noexcept { return identity_; }
+  const client_identity& identity() const noexcept { return *identity_; }
   const std::shared_ptr<session>& current_session() const noexcept { return session_; }
   std::uint16_t keep_alive() const noexcept { return keep_alive_; }
   // Why the connection ended, for the log ("normal disconnect", "keep alive timeout", ...).
@@ -90,14 +90,16 @@ class engine {
   bool normal_disconnect_ = false;
   bool problem_information_ = true;  // 5.0 Request Problem Information
   codec::protocol_version version_ = codec::protocol_version::v3_1_1;
-  client_identity identity_;
+  // Shared with the session once CONNECT is done, and not changed after that.
+  std::shared_ptr<client_identity> identity_ = std::make_shared<client_identity>();
   std::shared_ptr<session> session_;
   std::uint16_t keep_alive_ = 0;
   time_point last_packet_{};
   std::uint32_t session_expiry_ = 0;
   std::uint32_t connect_expiry_ = 0;   // Session Expiry Interval as CONNECT gave it
   std::uint32_t peer_max_packet_ = 0;   // the client's Maximum Packet Size; 0 = none
-  std::optional<codec::will_message> will_;
+  // Few clients set a will; its properties make it large, so it is held apart.
+  std::unique_ptr<codec::will_message> will_;
   std::unordered_map<std::uint16_t, std::string> topic_aliases_;  // inbound, per connection
   std::string close_reason_;
   std::optional<codec::reason_code> close_code_;

@@ -29,19 +29,6 @@ session* router::pick_member(const trie::shared_group& group) const {
   return members[start % n].second.target.get();
 }
 
-bool router::may_receive(const session& target, const message& m) const {
-  if (!authz_) return true;
-  auto who = target.identity();
-  client_identity offline;
-  if (!who) {
-    // Recovered from the store, not connected since the start: its client id is known.
-    offline.client_id = target.client_id();
-  }
-  if (authz_->allowed(who ? *who : offline, m.topic, access::receive)) return true;
-  local_probe().dropped(drop_reason::not_authorized);
-  return false;
-}
-
 std::size_t router::publish(const message_ptr& m, time_point now) {
   struct hit {
     session* target;

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "broker/core/message.hpp"
+#include "broker/core/receive_gate.hpp"
 #include "broker/core/session.hpp"
 #include "broker/core/striped_lock.hpp"
 #include "broker/core/subscription_trie.hpp"
@@ -25,8 +26,8 @@ class router {
   explicit router(std::size_t stripes);
 
   // Checked for every delivery (access::receive) when set; null = everyone may
-  // receive everything (no ACL configured: the check costs nothing then).
-  void set_authorizer(authorizer* authz) noexcept { authz_ = authz; }
+  // receive everything.
+  void set_gate(const receive_gate* gate) noexcept { gate_ = gate; }
 
   // Delivers `m` to every matching subscription (one copy per session, with
   // the highest granted QoS and every matching subscription identifier; one
@@ -58,9 +59,11 @@ class router {
 
   // True when `target` may receive `m` now (the ACL applies at delivery time,
   // so a changed ACL applies to existing subscriptions too).
-  bool may_receive(const session& target, const message& m) const;
+  bool may_receive(const session& target, const message& m) const {
+    return !gate_ || gate_->allows(target, m);
+  }
 
-  authorizer* authz_ = nullptr;
+  const receive_gate* gate_ = nullptr;
   mutable striped_lock lock_;
   trie trie_;
 };

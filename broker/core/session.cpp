@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "broker/core/journal.hpp"
+#include "broker/core/receive_gate.hpp"
 #include "broker/core/probe.hpp"
 
 namespace ringmq::core {
@@ -21,8 +22,9 @@ inflight_stage first_stage(codec::qos q) noexcept {
 
 }  // namespace
 
-session::session(std::string client_id, const session_limits& limits, journal* journal)
-    : client_id_(std::move(client_id)), limits_(limits), journal_(journal) {}
+session::session(std::string client_id, const session_limits& limits, journal* journal,
+                 const receive_gate* gate)
+    : client_id_(std::move(client_id)), limits_(limits), journal_(journal), gate_(gate) {}
 
 session::~session() = default;
 
@@ -294,6 +296,11 @@ void session::fill_window(time_point now) {
       local_probe().dropped(drop_reason::expired);
       continue;
     }
+    if (gate_ && !gate_->allows(*this, *q.m.msg)) {
+      // The ACL changed while it waited (counted by the gate).
+      if (record) journal_->queue_erase(client_id_, q.order);
+      continue;
+    }
     if (q.m.qos == codec::qos::at_most_once) {
       // Queued while offline (queue_qos0_offline): QoS 0 has no packet id and
       // no acknowledgement, so it must not take a place in the window.
@@ -352,7 +359,7 @@ void session::deliver(outgoing&& m, time_point now) {
   send_new(std::move(m), next_packet_id(), std::nullopt, now);
 }
 
-std::deque<session::inflight>::iterator session::find_inflight(std::uint16_t packet_id,
+session::inflight_list::iterator session::find_inflight(std::uint16_t packet_id,
                                                                stage at) {
   // Acknowledgements mostly arrive in order, so the match is usually the front.
   return std::find_if(inflight_.begin(), inflight_.end(), [&](const inflight& f) {
@@ -501,9 +508,8 @@ void session::restore(recovered_session&& r, time_point now) {
   }
 }
 
-void session::set_identity(client_identity who) {
-  identity_.store(std::make_shared<const client_identity>(std::move(who)),
-                  std::memory_order_release);
+void session::set_identity(std::shared_ptr<const client_identity> who) {
+  identity_.store(std::move(who), std::memory_order_release);
 }
 
 std::size_t session::inflight_count() const {

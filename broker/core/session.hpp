@@ -11,9 +11,9 @@
 // stripe -> session -> outbox).
 
 #include <atomic>
+#include <boost/container/devector.hpp>
 #include <boost/unordered/unordered_flat_set.hpp>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,13 +44,16 @@ struct peer_limits {
 };
 
 class journal;
+class receive_gate;
 struct recovered_session;
 
 class session {
  public:
   // With a journal, the session records its durable state whenever its
   // Session Expiry Interval is above 0 (a persistent session).
-  session(std::string client_id, const session_limits& limits, journal* journal = nullptr);
+  // With a gate, a queued message is checked again when it leaves the queue.
+  session(std::string client_id, const session_limits& limits, journal* journal = nullptr,
+          const receive_gate* gate = nullptr);
   ~session();
 
   const std::string& client_id() const noexcept { return client_id_; }
@@ -121,7 +124,7 @@ class session {
 
   // --- who -------------------------------------------------------------------------
   // The identity of the connection that last attached (user name for ACLs).
-  void set_identity(client_identity who);
+  void set_identity(std::shared_ptr<const client_identity> who);
   // Null until a connection attached since the node started.
   std::shared_ptr<const client_identity> identity() const {
     return identity_.load(std::memory_order_acquire);
@@ -170,11 +173,15 @@ class session {
   bool journaled() const noexcept { return journal_ && expiry_interval_ > 0; }
   // True when QoS 2 packets of this session wait for the store (see held_).
   bool holds_qos2() const noexcept { return held_ && journaled() && !ended(); }
-  std::deque<inflight>::iterator find_inflight(std::uint16_t packet_id, stage at);
+  // devector, not deque: it allocates nothing until used, and most sessions
+  // have nothing in flight or queued (memory per idle client).
+  using inflight_list = boost::container::devector<inflight>;
+  inflight_list::iterator find_inflight(std::uint16_t packet_id, stage at);
 
   const std::string client_id_;
   const session_limits limits_;
   journal* const journal_;
+  const receive_gate* const gate_;
 
   mutable std::mutex mutex_;
   std::shared_ptr<outbox> out_;
@@ -192,8 +199,8 @@ class session {
   std::uint32_t expiry_interval_ = 0;
   std::optional<time_point> disconnected_at_;
 
-  std::deque<inflight> inflight_;
-  std::deque<queued> queue_;
+  inflight_list inflight_;
+  boost::container::devector<queued> queue_;
   std::uint64_t next_order_ = 1;
   bool ever_journaled_ = false;  // the store holds records of this session
   std::uint16_t last_packet_id_ = 0;

@@ -4,15 +4,16 @@
 
 namespace ringmq::core {
 
-session_registry::session_registry(const session_limits& limits, journal* journal)
-    : limits_(limits), journal_(journal) {}
+session_registry::session_registry(const session_limits& limits, journal* journal,
+                                   const receive_gate* gate)
+    : limits_(limits), journal_(journal), gate_(gate) {}
 
 void session_registry::end_locked(session& s) {
   if (s.end() && journal_) journal_->erase_session(s.client_id());
 }
 
 std::shared_ptr<session> session_registry::restore(recovered_session&& r, time_point now) {
-  auto s = std::make_shared<session>(r.client_id, limits_, journal_);
+  auto s = std::make_shared<session>(r.client_id, limits_, journal_, gate_);
   s->restore(std::move(r), now);
   std::lock_guard lock(mutex_);
   sessions_[s->client_id()] = s;
@@ -33,7 +34,7 @@ session_registry::open_result session_registry::open(const std::string& client_i
       end_locked(*slot);
       result.replaced = slot;
     }
-    slot = std::make_shared<session>(client_id, limits_, journal_);
+    slot = std::make_shared<session>(client_id, limits_, journal_, gate_);
   }
   result.opened = slot;
   auto previous = slot->claim(connection_id);

@@ -17,8 +17,10 @@ namespace ringmq::core {
 
 class session_registry {
  public:
-  // Sessions record their state in `journal` (null: nothing is durable).
-  explicit session_registry(const session_limits& limits, journal* journal = nullptr);
+  // Sessions record their state in `journal` (null: nothing is durable) and
+  // check queued messages at `gate` when they leave the queue.
+  explicit session_registry(const session_limits& limits, journal* journal = nullptr,
+                            const receive_gate* gate = nullptr);
 
   struct open_result {
     std::shared_ptr<core::session> opened;
@@ -57,6 +59,7 @@ class session_registry {
 
   session_limits limits_;
   journal* journal_;
+  const receive_gate* gate_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<session>> sessions_;
 };

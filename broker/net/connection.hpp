@@ -95,12 +95,41 @@ class connection final : public connection_handle,
   }
 
   void read() {
+    if constexpr (requires { transport_.async_wait_readable([](boost::system::error_code) {}); }) {
+      // With nothing partial to keep, wait without a buffer (see on_readable).
+      if (decoder_.buffered() == 0) {
+        transport_.async_wait_readable(
+            [self = this->shared_from_this()](const boost::system::error_code& ec) {
+              self->on_readable(ec);
+            });
+        return;
+      }
+    }
     auto buffer = decoder_.prepare(settings_.read_chunk);
     transport_.async_read_some(
         boost::asio::buffer(buffer.data(), buffer.size()),
         [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
           self->on_read(ec, n);
         });
+  }
+
+  void on_readable(const boost::system::error_code& ec) {
+    if (closed_) return;
+    if (ec) {
+      lost(ec.message());
+      return;
+    }
+    auto buffer = decoder_.prepare(settings_.read_chunk);
+    boost::system::error_code read_ec;
+    const auto n =
+        transport_.read_ready_some(boost::asio::buffer(buffer.data(), buffer.size()), read_ec);
+    if (read_ec == boost::asio::error::would_block || read_ec == boost::asio::error::try_again) {
+      // Woken without data after all: give the buffer back and wait again.
+      decoder_.shrink(0);
+      read();
+      return;
+    }
+    on_read(read_ec, n);
   }
 
   void on_read(const boost::system::error_code& ec, std::size_t n) {

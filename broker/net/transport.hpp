@@ -13,9 +13,26 @@ class tcp_transport {
  public:
   using executor_type = boost::asio::ip::tcp::socket::executor_type;
 
-  explicit tcp_transport(boost::asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
+  explicit tcp_transport(boost::asio::ip::tcp::socket socket) : socket_(std::move(socket)) {
+    // read_ready_some() must answer "would block" rather than wait.
+    boost::system::error_code ignored;
+    socket_.non_blocking(true, ignored);
+  }
 
   executor_type get_executor() { return socket_.get_executor(); }
+
+  // Readiness without a buffer: a connection waiting for its next packet
+  // holds no read memory, which is most of what an idle client costs.
+  template <class Handler>
+  void async_wait_readable(Handler&& handler) {
+    socket_.async_wait(boost::asio::ip::tcp::socket::wait_read, std::forward<Handler>(handler));
+  }
+
+  // After async_wait_readable: what the socket has, without blocking.
+  template <class Buffer>
+  std::size_t read_ready_some(const Buffer& buffer, boost::system::error_code& ec) {
+    return socket_.read_some(buffer, ec);
+  }
 
   template <class Buffer, class Handler>
   void async_read_some(const Buffer& buffer, Handler&& handler) {

@@ -1,7 +1,7 @@
 // ACL files over the wire: user sections, patterns with %c and %u, deny,
 // read-only and write-only lines, $SYS, retained delivery, SUBACK and PUBACK
 // codes in 5.0 and 3.1.1, the wildcard-in-client-id attack, and SIGHUP
-// tightening an ACL under existing subscriptions.
+// tightening an ACL under existing subscriptions and queued messages.
 //
 // The brokers here have an ACL file and no password file, so user names are
 // taken as given: the ACL is what is under test. A message that must not
@@ -260,6 +260,37 @@ TEST_F(AuthAcl, SighupTightensTheAclUnderExistingSubscriptions) {
   EXPECT_EQ(admin->publish("shared/news", "still not"), no_subscribers);
   EXPECT_EQ(admin->publish("inbox/bob", "sentinel 2"), success);
   EXPECT_EQ(bob->next(), "inbox/bob=sentinel 2");
+}
+
+// A read right revoked while a persistent session is offline applies to the
+// messages already queued for it: they meet the ACL in force when they leave
+// the queue, not the one of the moment they were queued.
+TEST_F(AuthAcl, SighupAppliesToMessagesQueuedForAnOfflineSession) {
+  auto admin = connect("console", "admin");
+  auth_client::options persistent{protocol_version::v5, "bob-offline", "bob"};
+  persistent.session_expiry = 3600;
+  {
+    auth_client bob(broker_->port(), persistent);
+    ASSERT_TRUE(bob.connected()) << bob.error();
+    EXPECT_EQ(bob.subscribe({"shared/#", "inbox/bob"}),
+              (std::vector<std::uint8_t>{granted_qos1, granted_qos1}));
+  }
+  ASSERT_TRUE(broker_->wait_for_log("client disconnected: client_id=bob-offline"))
+      << broker_->describe();
+  EXPECT_EQ(admin->publish("shared/news", "queued while bob was away"), success);
+  EXPECT_EQ(admin->publish("inbox/bob", "sentinel"), success);
+
+  const std::string bob_before = "user bob\ntopic read inbox/bob\ntopic read shared/#\n";
+  auto tightened = acl_text;
+  tightened.replace(tightened.find(bob_before), bob_before.size(),
+                    "user bob\ntopic read inbox/bob\n");
+  dir_.write("acl", tightened);
+  sighup_and_wait("ACL file reloaded: " + acl_ + " rules=11", 1);
+
+  auth_client bob(broker_->port(), persistent);
+  ASSERT_TRUE(bob.connected()) << bob.error();
+  // The queue keeps publish order: had the news gone out, it would come first.
+  EXPECT_EQ(bob.next(), "inbox/bob=sentinel");
 }
 
 }  // namespace

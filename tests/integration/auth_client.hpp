@@ -21,6 +21,7 @@ class auth_client {
     std::optional<std::string> username;
     std::optional<std::string> password;
     std::string source_address;  // empty: 127.0.0.1
+    std::uint32_t session_expiry = 0;  // above 0: a persistent session (5.0)
   };
 
   auth_client(std::uint16_t port, options o) {
@@ -34,6 +35,10 @@ class auth_client {
     c.username = std::move(o.username);
     c.password = std::move(o.password);
     c.keep_alive = 60;
+    if (o.session_expiry > 0) {
+      c.clean_start = false;
+      c.props.session_expiry_interval = o.session_expiry;
+    }
     connack_ = socket_.handshake(c);
     if (!connack_) error_ = socket_.error();
   }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "broker/core/receive_gate.hpp"
 #include "broker/core/session.hpp"
 #include "tests/unit/core/engine_harness.hpp"
 
@@ -194,6 +195,39 @@ TEST(Session, OfflineQos0IsDroppedUnlessConfiguredToQueue) {
   EXPECT_EQ(std::get<codec::publish_packet>(got[0]).payload, "zero-2");
   EXPECT_EQ(s.inflight_count(), 0u);
   EXPECT_EQ(s.queued_count(), 0u);
+}
+
+// An ACL whose read rights can change, as a reloaded ACL file's do.
+class switchable_acl final : public authorizer {
+ public:
+  bool allowed(const client_identity&, std::string_view topic, access what) override {
+    return what != access::receive || !topic.starts_with(revoked);
+  }
+  std::string revoked = "\xff";  // nothing
+};
+
+// A message queued while the client was offline is checked again when it
+// leaves the queue: a read right revoked meanwhile (SIGHUP) applies to it.
+TEST(Session, QueuedMessagesMeetTheAclInForceWhenTheyLeaveTheQueue) {
+  switchable_acl acl;
+  receive_gate gate;
+  gate.set(&acl);
+  session s("c1", {}, nullptr, &gate);
+  s.deliver(out_of(msg("secret/a", "1")), t0);
+  s.deliver(out_of(msg("public/b", "2")), t0);
+  s.deliver(out_of(msg("secret/c", "3", qos::exactly_once)), t0);
+  ASSERT_EQ(s.queued_count(), 3u);
+
+  acl.revoked = "secret/";
+  const auto before = dropped(drop_reason::not_authorized);
+  auto out = std::make_shared<outbox>(v5, [] {}, 1 << 20);
+  s.claim(1);
+  ASSERT_TRUE(s.attach(1, out, {}, t0));
+  const auto got = drain(*out, v5);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(std::get<codec::publish_packet>(got[0]).payload, "2");
+  EXPECT_EQ(s.queued_count(), 0u);
+  EXPECT_EQ(dropped(drop_reason::not_authorized) - before, 2u);
 }
 
 TEST(Session, AttachResendsInFlightWithDupThenFillsTheWindow) {
