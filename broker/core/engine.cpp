@@ -45,14 +45,13 @@ std::chrono::milliseconds keep_alive_grace(std::uint16_t keep_alive) {
 engine::engine(broker& b, std::shared_ptr<outbox> out, connection_info info, time_point now)
     : broker_(b),
       out_(std::move(out)),
-      info_(std::move(info)),
+      use_identity_as_username_(info.use_identity_as_username),
       connection_id_(b.next_connection_id()),
       connect_deadline_(now + b.settings().connect_timeout),
-      acks_(std::make_shared<ack_sequencer>(out_, b.store())),
       last_packet_(now) {
-  identity_->peer = info_.peer;
-  identity_->listener = info_.listener;
-  identity_->certificate_cn = info_.certificate_cn;
+  identity_->peer = std::move(info.peer);
+  identity_->listener = std::move(info.listener);
+  identity_->certificate_cn = std::move(info.certificate_cn);
 }
 
 engine::~engine() = default;
@@ -62,7 +61,10 @@ bool engine::closing() const { return out_->closing(); }
 void engine::send(codec::packet&& p) { out_->send(p); }
 
 void engine::acknowledge(codec::packet&& ack) {
-  // Everything this packet wrote to the store must be durable first.
+  // Everything this packet wrote to the store must be durable first. Made on
+  // the first acknowledgement: a connection that never publishes or
+  // subscribes (most idle devices) does without.
+  if (!acks_) acks_ = std::make_shared<ack_sequencer>(out_, broker_.store());
   acks_->send(std::move(ack), take_commit_watermark());
 }
 
@@ -170,8 +172,8 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   if (codec::is_v5(version_)) peer_max_packet_ = p.props.maximum_packet_size.value_or(0);
   identity_->client_id = std::move(p.client_id);
   identity_->username = std::move(p.username);
-  if (info_.use_identity_as_username && info_.certificate_cn) {
-    identity_->username = info_.certificate_cn;
+  if (use_identity_as_username_ && identity_->certificate_cn) {
+    identity_->username = identity_->certificate_cn;
   }
 
   if (p.props.authentication_method) {

@@ -80,7 +80,7 @@ class engine {
 
   broker& broker_;
   std::shared_ptr<outbox> out_;
-  connection_info info_;
+  bool use_identity_as_username_;  // the rest of connection_info is in identity_
   std::uint64_t connection_id_;
   time_point connect_deadline_;
   std::shared_ptr<ack_sequencer> acks_;

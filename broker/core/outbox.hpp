@@ -24,6 +24,9 @@ class outbox {
 
   outbox(codec::protocol_version version, wake_function wake, std::size_t soft_limit_bytes);
 
+  // Replaces the wake function; only before the outbox is shared with other threads.
+  void set_wake(wake_function wake) { wake_ = std::move(wake); }
+
   codec::protocol_version version() const noexcept { return version_; }
   void set_version(codec::protocol_version v) noexcept { version_ = v; }
 

@@ -54,8 +54,7 @@ bool session::attach(std::uint64_t connection_id, std::shared_ptr<outbox> out,
   std::lock_guard lock(mutex_);
   if (owner_ != connection_id) return false;
   out_ = std::move(out);
-  // While a write fails (full disk), held packets wait for it: they cannot be refused.
-  held_ = journal_ ? std::make_shared<ack_sequencer>(out_, &journal_->store(), true) : nullptr;
+  held_.reset();  // made when first needed (held()): most sessions never hold a packet
   peer_ = peer;
   disconnected_at_.reset();
   online_.store(true, std::memory_order_relaxed);
@@ -68,7 +67,7 @@ bool session::attach(std::uint64_t connection_id, std::shared_ptr<outbox> out,
       codec::pubrel_packet rel;
       rel.packet_id = f.packet_id;
       if (holds_qos2()) {
-        held_->send(codec::packet{std::move(rel)}, written);
+        held().send(codec::packet{std::move(rel)}, written);
       } else {
         out_->send(codec::packet{std::move(rel)});
       }
@@ -78,6 +77,11 @@ bool session::attach(std::uint64_t connection_id, std::shared_ptr<outbox> out,
   }
   fill_window(now);
   return true;
+}
+
+ack_sequencer& session::held() {
+  if (!held_) held_ = std::make_shared<ack_sequencer>(out_, &journal_->store(), true);
+  return *held_;
 }
 
 std::vector<outgoing> session::detach(std::uint64_t connection_id, time_point now) {
@@ -238,7 +242,7 @@ bool session::transmit(const outgoing& m, std::uint16_t packet_id, bool dup, tim
     p.dup = view.dup;
     p.packet_id = packet_id;
     if (props) p.props = *props;
-    held_->send(codec::packet{std::move(p)}, after);
+    held().send(codec::packet{std::move(p)}, after);
     probe.messages_sent[qos_index(m.qos)].add();
     return true;
   }
@@ -388,7 +392,7 @@ void session::on_pubrec(std::uint16_t packet_id, codec::reason_code code, time_p
   // already released its packet id, which delivered it twice.
   auto send = [&](storage::commit_seq after) {
     if (holds_qos2()) {
-      held_->send(codec::packet{std::move(rel)}, after);
+      held().send(codec::packet{std::move(rel)}, after);
     } else if (out_) {
       out_->send(codec::packet{std::move(rel)});
     }

@@ -172,7 +172,11 @@ class session {
                 time_point now);
   bool journaled() const noexcept { return journal_ && expiry_interval_ > 0; }
   // True when QoS 2 packets of this session wait for the store (see held_).
-  bool holds_qos2() const noexcept { return held_ && journaled() && !ended(); }
+  bool holds_qos2() const noexcept { return out_ && journaled() && !ended(); }
+  // The sequencer of held packets for the attached connection, made on first
+  // use. While a write fails (full disk), held packets wait for it: they
+  // cannot be refused.
+  ack_sequencer& held();
   // devector, not deque: it allocates nothing until used, and most sessions
   // have nothing in flight or queued (memory per idle client).
   using inflight_list = boost::container::devector<inflight>;

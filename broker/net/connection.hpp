@@ -35,10 +35,12 @@ class connection final : public connection_handle,
       : transport_(std::move(transport)),
         broker_(broker),
         tracker_(tracker),
-        info_(std::move(info)),
         settings_(settings),
         decoder_(broker.settings().max_packet_size),
-        timer_(transport_.get_executor()) {
+        timer_(transport_.get_executor()),
+        out_(std::make_shared<core::outbox>(codec::protocol_version::v3_1_1, nullptr,
+                                            broker.settings().max_outbound_bytes)),
+        engine_(std::in_place, broker, out_, std::move(info), core::clock::now()) {
     // Garbage is closed on its first byte, not at the connect timeout.
     decoder_.expect_connect_first();
   }
@@ -47,17 +49,15 @@ class connection final : public connection_handle,
     auto self = this->shared_from_this();
     tracker_id_ = tracker_.add(self);
     std::weak_ptr<connection> weak = self;
-    auto executor = transport_.get_executor();
-    out_ = std::make_shared<core::outbox>(
-        codec::protocol_version::v3_1_1,
-        [weak, executor] {
-          boost::asio::post(executor, [weak] {
-            if (auto c = weak.lock()) c->flush();
-          });
-        },
-        broker_.settings().max_outbound_bytes);
-    const auto now = core::clock::now();
-    engine_.emplace(broker_, out_, info_, now);
+    // Only the weak pointer is captured: small enough for std::function to
+    // keep inline, one allocation less per connection.
+    out_->set_wake([weak] {
+      if (auto c = weak.lock()) {
+        boost::asio::post(c->transport_.get_executor(), [weak] {
+          if (auto c = weak.lock()) c->flush();
+        });
+      }
+    });
     arm_timer();
     read();
   }
@@ -81,9 +81,9 @@ class connection final : public connection_handle,
   connection_view view() const {
     connection_view v;
     v.id = tracker_id_;
-    v.peer = info_.peer;
-    v.listener = info_.listener;
     if (engine_) {
+      v.peer = engine_->identity().peer;
+      v.listener = engine_->identity().listener;
       v.connected = engine_->connected();
       v.client_id = engine_->identity().client_id;
       v.username = engine_->identity().username;
@@ -96,8 +96,11 @@ class connection final : public connection_handle,
 
   void read() {
     if constexpr (requires { transport_.async_wait_readable([](boost::system::error_code) {}); }) {
-      // With nothing partial to keep, wait without a buffer (see on_readable).
-      if (decoder_.buffered() == 0) {
+      // A quiet connection with nothing partial to keep waits without a
+      // buffer (see on_readable). A busy one keeps its buffer and reads
+      // directly: Asio then tries the read at once, where a wait would cost
+      // an epoll_ctl per packet.
+      if (decoder_.buffered() == 0 && !busy_) {
         transport_.async_wait_readable(
             [self = this->shared_from_this()](const boost::system::error_code& ec) {
               self->on_readable(ec);
@@ -142,6 +145,8 @@ class connection final : public connection_handle,
     auto& probe = core::local_probe();
     probe.bytes_received.add(n);
     const auto now = core::clock::now();
+    busy_ = now - last_data_ < busy_interval;
+    last_data_ = now;
     const bool was_connected = engine_->connected();
     while (!engine_->closing()) {
       auto next = decoder_.next();
@@ -158,8 +163,8 @@ class connection final : public connection_handle,
       begin_close();
       return;
     }
-    // An idle connection keeps no read buffer (memory per idle client matters).
-    decoder_.shrink(0);
+    // A quiet connection keeps no read buffer (memory per idle client matters).
+    if (!busy_) decoder_.shrink(0);
     read();
   }
 
@@ -169,7 +174,7 @@ class connection final : public connection_handle,
                            .count();
     const auto& id = engine_->identity();
     spdlog::info("client connected: client_id={} peer={} listener={} protocol={} keep_alive={}",
-                 id.client_id, info_.peer, info_.listener, codec::to_string(engine_->version()),
+                 id.client_id, id.peer, id.listener, codec::to_string(engine_->version()),
                  engine_->keep_alive());
   }
 
@@ -261,19 +266,20 @@ class connection final : public connection_handle,
     }
     if (was_connected) {
       spdlog::info("client disconnected: client_id={} peer={} listener={} reason_code={} reason={}",
-                   engine_->identity().client_id, info_.peer, info_.listener, code, reason);
+                   engine_->identity().client_id, engine_->identity().peer,
+                   engine_->identity().listener, code, reason);
     } else {
       // Refusals (bad credentials, garbage, no CONNECT in time) are what an
       // operator looks for when something attacks the node: info, not debug.
       spdlog::info("connection refused: client_id={} peer={} listener={} reason_code={} reason={}",
-                   engine_->identity().client_id, info_.peer, info_.listener, code, reason);
+                   engine_->identity().client_id, engine_->identity().peer,
+                   engine_->identity().listener, code, reason);
     }
   }
 
   Transport transport_;
   core::broker& broker_;
   connection_tracker& tracker_;
-  core::connection_info info_;
   connection_settings settings_;
   codec::stream_decoder decoder_;
   boost::asio::steady_timer timer_;
@@ -283,6 +289,10 @@ class connection final : public connection_handle,
   std::string reason_override_;
   std::uint64_t tracker_id_ = 0;
   std::int64_t connected_at_ms_ = 0;
+  // Data twice within this interval makes a connection busy (see read()).
+  static constexpr auto busy_interval = std::chrono::milliseconds(2);
+  core::time_point last_data_{};
+  bool busy_ = false;
   bool writing_ = false;
   bool closing_started_ = false;
   bool closed_ = false;
