@@ -279,11 +279,12 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
     }
   }
   if (opened.replaced) broker_.end_session(opened.replaced, now);
-  session_->set_expiry_interval(session_expiry_);
   identity_->protocol = std::string(codec::to_string(version_));
   identity_->keep_alive = keep_alive_;
   identity_->connected_at_ms = unix_now_ms();
+  // The identity first: the session record written next keeps the user name.
   session_->set_identity(identity_);
+  session_->set_expiry_interval(session_expiry_);
   // [MQTT-3.1.3-9]: a delayed will of this session is not sent after all.
   session_->take_pending_will(now, true);
 

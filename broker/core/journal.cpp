@@ -129,11 +129,13 @@ storage::commit_seq journal::append(storage::write_batch&& batch) {
 }
 
 void journal::save_session(const std::string& client, std::uint32_t expiry_interval,
-                           std::int64_t disconnected_at_ms) {
+                           std::int64_t disconnected_at_ms,
+                           const std::optional<std::string>& username) {
   v1::SessionRecord r;
   r.set_client_id(client);
   r.set_expiry_interval_s(expiry_interval);
   r.set_disconnected_at_ms(disconnected_at_ms);
+  if (username) r.set_username(*username);
   write_batch b;
   b.put(column::sessions, client_key(client), r.SerializeAsString());
   append(std::move(b));
@@ -271,6 +273,7 @@ std::error_code journal::load(recovered_state& out, time_point) {
     s.client_id = r.client_id();
     s.expiry_interval = r.expiry_interval_s();
     s.disconnected_at_ms = r.disconnected_at_ms();
+    if (r.has_username()) s.username = r.username();
     index.emplace(std::string(key), out.sessions.size());
     out.sessions.push_back(std::move(s));
     return true;

@@ -48,6 +48,7 @@ struct recovered_session {
   std::string client_id;
   std::uint32_t expiry_interval = 0;
   std::int64_t disconnected_at_ms = 0;  // 0: it was connected when the node stopped
+  std::optional<std::string> username;  // of the connection that last held it
   std::vector<std::pair<std::string, stored_subscription>> subscriptions;
   std::vector<recovered_queued> queue;
   std::vector<recovered_inflight> inflight;
@@ -69,7 +70,8 @@ class journal {
   bool writable() const { return store_.writable(); }
 
   void save_session(const std::string& client, std::uint32_t expiry_interval,
-                    std::int64_t disconnected_at_ms);
+                    std::int64_t disconnected_at_ms,
+                    const std::optional<std::string>& username = std::nullopt);
   // Removes every record of the session (it ended).
   void erase_session(const std::string& client);
 

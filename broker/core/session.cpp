@@ -94,7 +94,7 @@ std::vector<outgoing> session::detach(std::uint64_t connection_id, time_point no
   online_.store(false, std::memory_order_relaxed);
   disconnected_at_ = now;
   const bool record = journaled() && !ended();
-  if (record) journal_->save_session(client_id_, expiry_interval_, to_unix_ms(now));
+  if (record) save_record(to_unix_ms(now));
   // Messages of shared subscriptions go back to the group: queued ones, and
   // QoS 1 ones sent but not acknowledged (MQTT 5.0 section 4.8.2 allows it). A
   // QoS 2 message whose delivery has started stays: it is completed with this
@@ -152,8 +152,7 @@ void session::set_expiry_interval(std::uint32_t seconds) {
         journal_->save_subscription(client_id_, filter, sub);
       }
     }
-    journal_->save_session(client_id_, expiry_interval_,
-                           disconnected_at_ ? to_unix_ms(*disconnected_at_) : 0);
+    save_record(disconnected_at_ ? to_unix_ms(*disconnected_at_) : 0);
     ever_journaled_ = true;
   } else if (was) {
     // No longer persistent: it ends with its connection, the store forgets it now.
@@ -486,8 +485,20 @@ std::map<std::string, stored_subscription> session::take_subscriptions() {
   return std::exchange(subscriptions_, {});
 }
 
+void session::save_record(std::int64_t disconnected_at_ms) {
+  const auto who = identity();
+  journal_->save_session(client_id_, expiry_interval_, disconnected_at_ms,
+                         who ? who->username : std::nullopt);
+}
+
 void session::restore(recovered_session&& r, time_point now) {
   std::lock_guard lock(mutex_);
+  // Until the client is back, the ACL knows it by the client id and the user
+  // name of its last connection.
+  auto who = std::make_shared<client_identity>();
+  who->client_id = client_id_;
+  who->username = std::move(r.username);
+  identity_.store(std::move(who), std::memory_order_release);
   expiry_interval_ = r.expiry_interval;
   ever_journaled_ = true;
   // A session that was connected when the node stopped counts from the restart.

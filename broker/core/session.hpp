@@ -177,6 +177,8 @@ class session {
   // use. While a write fails (full disk), held packets wait for it: they
   // cannot be refused.
   ack_sequencer& held();
+  // Writes the session record (expiry, last disconnect, user name).
+  void save_record(std::int64_t disconnected_at_ms);
   // devector, not deque: it allocates nothing until used, and most sessions
   // have nothing in flight or queued (memory per idle client).
   using inflight_list = boost::container::devector<inflight>;

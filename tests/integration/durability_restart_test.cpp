@@ -4,6 +4,7 @@
 // and started again on the same store. It must be ready (/readyz 200) within
 // a few seconds, say it recovered every session, and serve them: a session
 // picked at random is present and receives what is published to its filter.
+// A recovered session also keeps the user name the ACL knows it by.
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include "broker/codec/encoder.hpp"
@@ -194,6 +196,64 @@ TEST(DurabilityRestart, TwentyThousandSessionsAreBackAndReadyWithinSeconds) {
             << " ms after the restart; "
             << (line == std::string::npos ? "" : log.substr(line, log.find('\n', line) - line))
             << "\n";
+}
+
+// A persistent session keeps the user name of its last connection in the
+// store: after a restart, before the client is back, the ACL's user lines
+// apply to what is routed to it (alice may read alice/#; anonymous may not).
+TEST(DurabilityRestart, RecoveredSessionsKeepTheirUserNameForTheAcl) {
+  scratch_dir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const auto data = dir / "data";
+  const auto acl = dir / "acl";
+  {
+    std::ofstream out(acl);
+    out << "user alice\ntopic read alice/#\n\nuser admin\ntopic readwrite #\n";
+  }
+  const std::vector<std::string> settings{"auth.acl_file=" + acl};
+  auto alice_connect = [] {
+    auto c = persistent_connect("alice-phone", protocol_version::v3_1_1);
+    c.username = "alice";
+    return c;
+  };
+  {
+    node_process node(data, settings);
+    ASSERT_TRUE(node.ready()) << node.describe();
+    recording_subscriber alice(alice_connect());
+    ASSERT_TRUE(alice.connect(node.port())) << alice.error();
+    ASSERT_TRUE(alice.subscribe({{"alice/#", qos::at_least_once}})) << alice.error();
+    alice.disconnect();
+    ASSERT_TRUE(node.wait_for_log("client disconnected: client_id=alice-phone")) << node.log_tail();
+    node.kill();
+  }
+
+  node_process node(data, settings);
+  ASSERT_TRUE(node.ready()) << node.describe();
+  mqtt_socket admin;
+  ASSERT_TRUE(admin.connect_tcp(node.port())) << admin.error();
+  auto admin_connect = clean_connect("console", protocol_version::v5);
+  admin_connect.username = "admin";
+  ASSERT_TRUE(admin.handshake(admin_connect)) << admin.error();
+  codec::publish_packet p;
+  p.topic = "alice/inbox";
+  p.payload = numbered_payload("while-away", 1);
+  p.qos = qos::at_least_once;
+  p.packet_id = 1;
+  const auto code = publish_one(admin, p);
+  ASSERT_TRUE(code);
+  // Routed to alice's recovered session, not refused as "no subscribers".
+  EXPECT_EQ(*code, codec::reason_code::success);
+
+  recording_subscriber alice(alice_connect());
+  const auto ack = alice.connect(node.port());
+  ASSERT_TRUE(ack) << alice.error();
+  EXPECT_TRUE(ack->session_present);
+  EXPECT_EQ(alice.pump_until_payload(p.payload, milliseconds(5'000)),
+            recording_subscriber::pump_result::done)
+      << node.log_tail();
+  alice.disconnect();
+  const auto stopped = node.stop();
+  EXPECT_TRUE(stopped && stopped->clean()) << node.log_tail();
 }
 
 }  // namespace

@@ -67,7 +67,7 @@ class JournalTest : public ::testing::Test {
 
 TEST_F(JournalTest, EveryRecordKindSurvivesAReopen) {
   const std::string client = "device-42";
-  journal_->save_session(client, 600, 1'700'000'000'000);
+  journal_->save_session(client, 600, 1'700'000'000'000, "alice");
   stored_subscription sub;
   sub.options.max_qos = codec::qos::at_least_once;
   sub.options.no_local = true;
@@ -96,6 +96,7 @@ TEST_F(JournalTest, EveryRecordKindSurvivesAReopen) {
   EXPECT_EQ(s.client_id, client);
   EXPECT_EQ(s.expiry_interval, 600u);
   EXPECT_EQ(s.disconnected_at_ms, 1'700'000'000'000);
+  EXPECT_EQ(s.username, "alice");
   ASSERT_EQ(s.subscriptions.size(), 1u);
   EXPECT_EQ(s.subscriptions[0].first, "plant/+/temperature");
   EXPECT_EQ(s.subscriptions[0].second.options, sub.options);
