@@ -109,7 +109,8 @@ class DurabilityCorruption : public ::testing::Test {
     pristine_ = nullptr;
   }
   void SetUp() override {
-    if (!made_) GTEST_SKIP() << "the store could not be made (see the failure above)";
+    // Fails every case, not skips it: a damaged-store test that did not run proves nothing.
+    if (!made_) GTEST_FAIL() << "the store could not be made (see the failure above)";
   }
 
   // A fresh copy of a pristine store, for one case to damage.
