@@ -1,6 +1,6 @@
 // Abusive connections: a thousand connections that never send CONNECT, and
 // connections beyond the node's and a listener's limit. Throughout, a
-// well-behaved client from another address (probe_client, 127.0.0.2) keeps
+// well-behaved client from another address (steady_client, from 127.0.0.2) keeps
 // doing QoS 1 round trips that must each finish within their deadline; the
 // broker's memory must stay bounded and its log must say what happened.
 
@@ -28,7 +28,7 @@ TEST(AbuseConnections, ThousandSilentConnectionsAreClosedAtTheConnectTimeout) {
   broker_process broker({"mqtt.connect_timeout_ms=" + std::to_string(connect_timeout.count()),
                          "mqtt.sys_interval_s=0"});
   ASSERT_TRUE(broker.ready()) << broker.describe();
-  probe_client probe(broker.port(), "probe", "127.0.0.2", probe_deadline);
+  steady_client probe(broker.port(), "probe", probe_deadline, "127.0.0.2");
   ASSERT_TRUE(probe.wait_running()) << probe.stop() << broker.describe();
   const auto rss_before = broker.resident_kib();
   rss_sampler rss(broker);
@@ -163,7 +163,7 @@ TEST(AbuseConnections, ConnectionsBeyondTheLimitsAreClosedAtOnce) {
   const std::string refused = "ringmq_connections_refused_total";
   ASSERT_EQ(metric_value(http, refused), 0.0);
 
-  probe_client probe(main_port, "probe", "127.0.0.2", probe_deadline);
+  steady_client probe(main_port, "probe", probe_deadline, "127.0.0.2");
   ASSERT_TRUE(probe.wait_running()) << probe.stop() << broker.describe();
   std::vector<std::unique_ptr<auth_client>> clients;
 

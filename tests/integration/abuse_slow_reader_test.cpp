@@ -77,7 +77,7 @@ class AbuseSlowReader : public ::testing::Test {
     broker_ = std::make_unique<broker_process>(more);
     ASSERT_TRUE(broker_->ready()) << broker_->describe();
     http_ = http_port_of(*broker_);
-    probe_ = std::make_unique<probe_client>(broker_->port(), "probe", "127.0.0.2", probe_deadline);
+    probe_ = std::make_unique<steady_client>(broker_->port(), "probe", probe_deadline, "127.0.0.2");
     ASSERT_TRUE(probe_->wait_running()) << probe_->stop() << broker_->describe();
   }
 
@@ -98,7 +98,7 @@ class AbuseSlowReader : public ::testing::Test {
   double metric(const std::string& series) { return metric_value(http_, series).value_or(-1); }
 
   std::unique_ptr<broker_process> broker_;
-  std::unique_ptr<probe_client> probe_;
+  std::unique_ptr<steady_client> probe_;
   std::uint16_t http_ = 0;
 };
 

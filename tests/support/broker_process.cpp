@@ -520,8 +520,12 @@ constexpr milliseconds steady_pause{20};
 
 }  // namespace
 
-steady_client::steady_client(std::uint16_t port, std::string client_id, milliseconds max_round_trip)
-    : port_(port), client_id_(std::move(client_id)), max_round_trip_(max_round_trip) {
+steady_client::steady_client(std::uint16_t port, std::string client_id, milliseconds max_round_trip,
+                             std::string source_address)
+    : port_(port),
+      client_id_(std::move(client_id)),
+      max_round_trip_(max_round_trip),
+      source_address_(std::move(source_address)) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -537,6 +541,18 @@ bool steady_client::wait_round_trips(std::size_t count, milliseconds timeout) {
   std::unique_lock lock(mutex_);
   changed_.wait_for(lock, timeout, [&] { return round_trips_ >= count || finished_; });
   return round_trips_ >= count;
+}
+
+bool steady_client::wait_more_round_trips(std::size_t count, milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  const auto target = round_trips_ + count;
+  changed_.wait_for(lock, timeout, [&] { return round_trips_ >= target || finished_; });
+  return round_trips_ >= target;
+}
+
+milliseconds steady_client::slowest() const {
+  std::lock_guard lock(mutex_);
+  return slowest_;
 }
 
 std::size_t steady_client::round_trips() const {
@@ -563,7 +579,7 @@ void steady_client::run() {
     changed_.notify_all();
   };
   mqtt_socket s;
-  if (!s.connect_tcp(port_)) return fail("steady client: " + s.error());
+  if (!s.connect_tcp(port_, source_address_)) return fail("steady client: " + s.error());
   codec::connect_packet c;
   c.version = codec::protocol_version::v5;
   c.client_id = client_id_;

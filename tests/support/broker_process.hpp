@@ -195,17 +195,22 @@ class mqtt_socket {
 // test: it subscribes to its topic with QoS 1 and keeps publishing QoS 1
 // messages to it, one at a time, checking that each is acknowledged and
 // delivered back, in order, within `max_round_trip`. Misbehaving clients must
-// not disturb it.
+// not disturb it. With a `source_address` (127.0.0.2, ...) it connects from
+// there, so that nothing done to the misbehaving clients' address applies to it.
 class steady_client {
  public:
   steady_client(std::uint16_t port, std::string client_id,
-                milliseconds max_round_trip = milliseconds(2'000));
+                milliseconds max_round_trip = milliseconds(2'000), std::string source_address = {});
   ~steady_client();
 
   // True once the client is connected and subscribed (waits at most `timeout`).
   bool wait_running(milliseconds timeout = milliseconds(5'000));
   // Waits until at least `count` round trips completed since start.
   bool wait_round_trips(std::size_t count, milliseconds timeout);
+  // Waits until `count` more round trips than now completed.
+  bool wait_more_round_trips(std::size_t count, milliseconds timeout);
+  // The longest round trip so far.
+  milliseconds slowest() const;
   // Stops after the round trip in progress; returns an empty string when every
   // message arrived in time and nothing went wrong, else what went wrong.
   std::string stop();
@@ -218,6 +223,7 @@ class steady_client {
   std::uint16_t port_;
   std::string client_id_;
   milliseconds max_round_trip_;
+  std::string source_address_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   bool running_ = false;
