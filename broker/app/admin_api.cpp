@@ -11,8 +11,6 @@
 
 namespace ringmq::app {
 
-namespace {
-
 namespace json = boost::json;
 
 http::response json_response(unsigned status, const json::value& body) {
@@ -23,26 +21,31 @@ http::response json_response(unsigned status, const json::value& body) {
   return r;
 }
 
-http::response error(unsigned status, std::string_view message) {
+http::response json_error(unsigned status, std::string_view message) {
   return json_response(status, json::object{{"error", message}});
 }
 
-// 401 without credentials, 403 with wrong ones (or when writes are disabled).
 std::optional<http::response> check_token(const http::request& req,
                                           const admin_api_settings& s, bool write) {
   if (!write && !s.protect_reads) return std::nullopt;
   if (s.admin_token.empty()) {
-    return error(403, "the admin API is read-only: set http.admin_token to allow writes");
+    return json_error(403, "the admin API is read-only: set http.admin_token to allow writes");
   }
   constexpr std::string_view bearer = "Bearer ";
-  if (req.authorization.empty()) return error(401, "missing Authorization: Bearer <token>");
+  if (req.authorization.empty()) return json_error(401, "missing Authorization: Bearer <token>");
   const std::string_view given(req.authorization);
   const bool well_formed = given.starts_with(bearer);
   const auto token = well_formed ? given.substr(bearer.size()) : std::string_view{};
   const bool equal = token.size() == s.admin_token.size() &&
                      CRYPTO_memcmp(token.data(), s.admin_token.data(), token.size()) == 0;
-  if (!well_formed || !equal) return error(403, "wrong token");
+  if (!well_formed || !equal) return json_error(403, "wrong token");
   return std::nullopt;
+}
+
+namespace {
+
+http::response error(unsigned status, std::string_view message) {
+  return json_error(status, message);
 }
 
 struct paging {
@@ -315,18 +318,6 @@ void register_admin_api(http::server& server, core::broker& broker,
     m->received_at = core::clock::now();
     const auto delivered = b.publish(m, m->received_at);
     reply(json_response(200, json::object{{"delivered", delivered}}));
-  });
-
-  server.route("/api/v1/cluster", [&b, s](const http::request& r, http::reply_function reply) {
-    if (r.method != "GET") return reply(error(405, "use GET"));
-    if (auto denied = check_token(r, s, false)) return reply(*denied);
-    // A single node owns every session until cluster membership exists.
-    json::object node{{"id", s.node_id}, {"state", "up"}, {"self", true},
-                      {"sessions", b.sessions().size()}};
-    reply(json_response(
-        200, json::object{{"nodes", json::array{node}},
-                          {"ring", json::object{{"members", json::array{json::value(s.node_id)}},
-                                                {"owner_of_all", s.node_id}}}}));
   });
 
   server.route("/api/v1", [](const http::request&, http::reply_function reply) {

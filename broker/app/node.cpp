@@ -5,6 +5,7 @@
 #include <csignal>
 
 #include "broker/app/admin_api.hpp"
+#include "broker/app/cluster_api.hpp"
 #include "broker/core/probe.hpp"
 #include "broker/core/sys_topics.hpp"
 #include "broker/version.hpp"
@@ -31,7 +32,31 @@ core::broker_settings broker_settings_from(const config::config& c, std::size_t 
   s.retain_available = c.mqtt.retain_available;
   s.max_subscriptions_per_client = c.mqtt.max_subscriptions_per_client;
   s.version = std::string("ringmq ") + ringmq::version;
+  s.node_id = c.node.id;
+  s.retained_tombstone_ttl = std::chrono::seconds(c.cluster.tombstone_ttl_s);
   (void)workers;
+  return s;
+}
+
+cluster::cluster_settings cluster_settings_from(const config::config& c) {
+  cluster::cluster_settings s;
+  const auto& k = c.cluster;
+  s.name = k.name;
+  s.node_id = c.node.id;
+  s.bind = k.bind;
+  s.advertise = k.advertise;
+  s.seeds = k.seeds;
+  s.dns = k.dns;
+  s.vnodes = k.vnodes;
+  s.heartbeat_interval = std::chrono::milliseconds(k.heartbeat_interval_ms);
+  s.suspect_timeout = std::chrono::milliseconds(k.suspect_timeout_ms);
+  s.dead_timeout = std::chrono::milliseconds(k.dead_timeout_ms);
+  s.digest_interval = std::chrono::milliseconds(k.digest_interval_ms);
+  s.route_sync_timeout = std::chrono::milliseconds(k.route_sync_timeout_ms);
+  s.claim_timeout = std::chrono::milliseconds(k.claim_timeout_ms);
+  s.dns_interval = std::chrono::milliseconds(k.dns_interval_ms);
+  s.peer_queue_bytes = k.peer_queue_bytes;
+  s.tls = {k.tls_cert_file, k.tls_key_file, k.tls_ca_file, k.tls_server_name};
   return s;
 }
 
@@ -84,19 +109,39 @@ node::node(const config::config& cfg)
   broker_ = std::make_unique<core::broker>(broker_settings_from(cfg, workers_.size()),
                                            workers_.size() + 2, authn_.get(), authz_.get(),
                                            store_.get());
+  // The cluster's tasks for the workers: one peer's forwarded messages always
+  // on the same worker, so they keep their order.
+  cluster_ = std::make_unique<cluster::cluster_node>(
+      cluster_settings_from(cfg), *broker_, store_.get(),
+      [this](std::size_t key, std::function<void()> task) {
+        boost::asio::post(workers_.context(key % workers_.size()), std::move(task));
+      });
+  try {
+    cluster_->load();
+  } catch (const std::runtime_error& e) {
+    throw startup_error(std::string("cluster: ") + e.what());
+  }
+  broker_->set_cluster(cluster_.get());
   metrics::node_sources sources;
   sources.connections = [this] { return static_cast<double>(tracker_.size()); };
-  sources.ready = [this] { return ready_.load(); };
+  sources.ready = [this] { return ready(); };
+  sources.cluster = [this] { return cluster_->view(); };
   sources.version = ringmq::version;
   sources.revision = ringmq::git_revision;
   metrics_ = std::make_unique<metrics::node_metrics>(*broker_, std::move(sources));
   store_->set_commit_observer([m = metrics_.get()](double seconds) {
     m->observe_store_write(seconds);
   });
+  cluster_->set_observer([m = metrics_.get()](std::string_view what, double seconds) {
+    m->observe_cluster(what, seconds);
+  });
 }
 
 node::~node() {
   workers_.stop();
+  cluster_->stop();
+  cluster_->set_observer({});
+  broker_->set_cluster(nullptr);
   // The metrics die before the store: stop the store from reporting to them.
   store_->set_commit_observer({});
 }
@@ -116,6 +161,11 @@ void node::start() {
   spdlog::info("recovered from the store: sessions={} subscriptions={} retained={} duration_ms={}",
                broker_->sessions().size(), broker_->routes().subscription_count(),
                broker_->retained().size(), ms);
+  try {
+    cluster_->start();
+  } catch (const std::runtime_error& e) {
+    throw startup_error(std::string("cluster: ") + e.what());
+  }
   net::server_limits limits{config_.mqtt.max_connections};
   for (const auto& l : config_.listeners) {
     net::listener_settings ls;
@@ -171,8 +221,15 @@ void node::start_http() {
   });
   http_->route("/readyz", [this](const http::request&, http::reply_function reply) {
     http::response r;
-    r.status = ready_ ? 200 : 503;
-    r.body = ready_ ? "ready\n" : "not ready\n";
+    const bool ok = ready();
+    r.status = ok ? 200 : 503;
+    if (ok) {
+      r.body = "ready\n";
+    } else if (ready_ && cluster_) {
+      r.body = "not ready: " + cluster_->not_ready_reason() + "\n";
+    } else {
+      r.body = "not ready\n";
+    }
     reply(std::move(r));
   });
   http_->route("/metrics", [this](const http::request&, http::reply_function reply) {
@@ -181,8 +238,10 @@ void node::start_http() {
     r.body = metrics_->scrape();
     reply(std::move(r));
   });
-  register_admin_api(*http_, *broker_,
-                     {config_.http.admin_token, config_.http.protect_reads, config_.node.id});
+  const admin_api_settings api{config_.http.admin_token, config_.http.protect_reads,
+                               config_.node.id};
+  register_admin_api(*http_, *broker_, api);
+  register_cluster_api(*http_, *cluster_, api);
   try {
     http_->open();
   } catch (const boost::system::system_error& e) {
@@ -235,10 +294,26 @@ void node::watch_store() {
   }
 }
 
+bool node::ready() const { return ready_ && cluster_->ready(); }
+
+// Logs when the cluster holds readiness back, and when it stops doing so.
+void node::watch_readiness() {
+  if (!ready_) return;
+  auto reason = cluster_->not_ready_reason();
+  if (reason == not_ready_reason_) return;
+  if (reason.empty()) {
+    spdlog::info("ready: routes and retained messages synced with every live peer");
+  } else {
+    spdlog::info("not ready: {}", reason);
+  }
+  not_ready_reason_ = std::move(reason);
+}
+
 void node::tick() {
   const auto now = core::clock::now();
   broker_->sweep(now);
   watch_store();
+  watch_readiness();
   report_drops(now);
   const auto interval = std::chrono::seconds(config_.mqtt.sys_interval_s);
   if (interval.count() > 0 && (now - last_sys_ >= interval || last_sys_ == started_)) {
@@ -387,7 +462,9 @@ void node::wait_for_connections() {
 
 int node::run() {
   control_.run();
-  // Every connection is closed (or past its grace period): stop the loops.
+  // Every connection is closed (or past its grace period): leave the peers,
+  // then stop the loops.
+  cluster_->stop();
   workers_.halt();
   if (auto ec = store_->flush()) spdlog::error("store flush at shutdown failed: {}", ec.message());
   spdlog::info("ringmq stopped");

@@ -15,6 +15,7 @@
 #include "broker/core/broker.hpp"
 #include "broker/http/server.hpp"
 #include "broker/metrics/metrics.hpp"
+#include "cluster/cluster_node.hpp"
 #include "storage/store.hpp"
 #include "broker/net/connection_tracker.hpp"
 #include "broker/net/listener.hpp"
@@ -60,6 +61,8 @@ class node {
   void start_http();
   void answer_livez(http::reply_function reply);
   void watch_store();
+  void watch_readiness();
+  bool ready() const;
 
   config::config config_;
   // Declared before control_ so that it is destroyed after it: a pending
@@ -77,10 +80,13 @@ class node {
   std::unique_ptr<auth::file_authorizer> authz_;
   std::unique_ptr<storage::store> store_;
   std::unique_ptr<core::broker> broker_;
+  // After the broker, which it points to (and so destroyed before it).
+  std::unique_ptr<cluster::cluster_node> cluster_;
   std::shared_ptr<http::server> http_;
   std::unique_ptr<metrics::node_metrics> metrics_;
   std::atomic<bool> ready_{false};
   bool store_writable_ = true;
+  std::string not_ready_reason_;  // as last logged
   net::connection_tracker tracker_;
   std::vector<std::shared_ptr<net::listener>> listeners_;
   core::time_point started_;

@@ -548,6 +548,30 @@ class loader {
         if (set) fail(key, origin_of({key}), "needs cluster.bind (without it the node runs alone)");
       }
     }
+    // Liveness needs heartbeats to come more often than a peer is suspected,
+    // and suspicion before death.
+    if (cluster.suspect_timeout_ms <= cluster.heartbeat_interval_ms) {
+      fail("cluster.suspect_timeout_ms", origin_of({"cluster.suspect_timeout_ms"}),
+           fmt::format("must be above cluster.heartbeat_interval_ms ({})",
+                       cluster.heartbeat_interval_ms));
+    }
+    if (cluster.dead_timeout_ms <= cluster.suspect_timeout_ms) {
+      fail("cluster.dead_timeout_ms", origin_of({"cluster.dead_timeout_ms"}),
+           fmt::format("must be above cluster.suspect_timeout_ms ({})",
+                       cluster.suspect_timeout_ms));
+    }
+    {
+      const bool cert = !cluster.tls_cert_file.empty(), key = !cluster.tls_key_file.empty(),
+                 ca = !cluster.tls_ca_file.empty();
+      if ((cert || key || ca) && !(cert && key && ca)) {
+        const char* missing = !cert ? "cluster.tls_cert_file"
+                              : !key ? "cluster.tls_key_file"
+                                     : "cluster.tls_ca_file";
+        fail(missing, origin_of({missing}),
+             "mutual TLS between nodes needs cluster.tls_cert_file, cluster.tls_key_file and "
+             "cluster.tls_ca_file together");
+      }
+    }
     if (!cluster.advertise.empty()) {
       std::string host;
       std::uint16_t port = 0;
@@ -714,12 +738,26 @@ class loader {
     if (section == "cluster") {
       auto& c = cfg_.cluster;
       return std::vector<field>{
+          string_field("name", c.name, node_id),
           string_field("bind", c.bind, address(true, true)),
           string_field("advertise", c.advertise, address(true, false)),
           address_list_field("seeds", c.seeds, address(false, false)),
           string_field("dns", c.dns, address(true, false)),
+          uint_field("dns_interval_ms", c.dns_interval_ms, 100, 3'600'000),
           uint_field("replication_factor", c.replication_factor, 1, u32_max),
           uint_field("vnodes", c.vnodes, 1, 4096),
+          uint_field("heartbeat_interval_ms", c.heartbeat_interval_ms, 10, 60'000),
+          uint_field("suspect_timeout_ms", c.suspect_timeout_ms, 20, 600'000),
+          uint_field("dead_timeout_ms", c.dead_timeout_ms, 30, 3'600'000),
+          uint_field("digest_interval_ms", c.digest_interval_ms, 100, 3'600'000),
+          uint_field("route_sync_timeout_ms", c.route_sync_timeout_ms, 1, 600'000),
+          uint_field("claim_timeout_ms", c.claim_timeout_ms, 1, 600'000),
+          uint_field("peer_queue_bytes", c.peer_queue_bytes, 1 << 20, u64_max),
+          uint_field("tombstone_ttl_s", c.tombstone_ttl_s, 1, u32_max),
+          string_field("tls_cert_file", c.tls_cert_file),
+          string_field("tls_key_file", c.tls_key_file),
+          string_field("tls_ca_file", c.tls_ca_file),
+          string_field("tls_server_name", c.tls_server_name),
       };
     }
     if (section == "log") {

@@ -85,12 +85,27 @@ struct storage_config {
 };
 
 struct cluster_config {
-  std::string bind;  // empty = single node
+  std::string name = "ringmq";  // peers with another name are refused
+  std::string bind;             // empty = single node
   std::string advertise;
   std::vector<std::string> seeds;
   std::string dns;
+  std::uint32_t dns_interval_ms = 5'000;
   std::uint32_t replication_factor = 2;
   std::uint32_t vnodes = 128;
+  std::uint32_t heartbeat_interval_ms = 500;
+  std::uint32_t suspect_timeout_ms = 2'000;
+  std::uint32_t dead_timeout_ms = 5'000;
+  std::uint32_t digest_interval_ms = 10'000;
+  std::uint32_t route_sync_timeout_ms = 5'000;
+  std::uint32_t claim_timeout_ms = 3'000;
+  std::uint64_t peer_queue_bytes = 64ull << 20;
+  std::uint32_t tombstone_ttl_s = 86'400;
+  // Mutual TLS between nodes: all three files, or none.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;
+  std::string tls_server_name;  // name checked in peers' certificates; empty = the address
 
   bool operator==(const cluster_config&) const = default;
 };

@@ -7,15 +7,27 @@ ack_sequencer::ack_sequencer(std::shared_ptr<outbox> out, storage::store* store,
     : out_(std::move(out)), store_(store), wait_out_failures_(wait_out_failures) {}
 
 void ack_sequencer::send(codec::packet ack, storage::commit_seq seq) {
+  enqueue(std::move(ack), seq, false);
+}
+
+std::uint64_t ack_sequencer::send_gated(codec::packet ack, storage::commit_seq seq) {
+  return enqueue(std::move(ack), seq, true);
+}
+
+std::uint64_t ack_sequencer::enqueue(codec::packet&& ack, storage::commit_seq seq, bool gated) {
   bool ask = false;
+  std::uint64_t gate = 0;
   {
     std::lock_guard lock(mutex_);
-    if (!store_ || ((seq == 0 || seq <= durable_) && waiting_.empty())) {
+    if (!store_) seq = 0;
+    if (!gated && (seq == 0 || seq <= durable_) && waiting_.empty()) {
       out_->send(ack);
-      return;
+      return 0;
     }
-    if (seq == 0 || seq <= durable_) seq = waiting_.back().seq;  // keep the order
-    waiting_.push_back({seq, std::move(ack)});
+    // Nothing of its own to wait for: it waits for what is before it (order).
+    if (seq == 0 || seq <= durable_) seq = waiting_.empty() ? 0 : waiting_.back().seq;
+    if (gated) gate = next_gate_++;
+    waiting_.push_back({seq, std::move(ack), gate});
     if (seq > requested_) {
       requested_ = seq;
       ask = true;
@@ -27,6 +39,18 @@ void ack_sequencer::send(codec::packet ack, storage::commit_seq seq) {
       if (auto self = weak.lock()) self->on_durable(seq, ec);
     });
   }
+  return gate;
+}
+
+void ack_sequencer::release(std::uint64_t gate) {
+  std::lock_guard lock(mutex_);
+  for (auto& e : waiting_) {
+    if (e.gate == gate) {
+      e.gate = 0;
+      break;
+    }
+  }
+  drain_locked();
 }
 
 bool ack_sequencer::waiting() const {
@@ -68,22 +92,34 @@ void ack_sequencer::on_durable(storage::commit_seq seq, std::error_code ec) {
     return;
   }
   std::lock_guard lock(mutex_);
-  if (!ec && seq > durable_) durable_ = seq;
-  while (!waiting_.empty() && waiting_.front().seq <= seq) {
+  if (ec) {
+    if (seq > failed_) failed_ = seq;
+  } else if (seq > durable_) {
+    durable_ = seq;
+  }
+  drain_locked();
+}
+
+bool ack_sequencer::drain_locked() {
+  while (!waiting_.empty() && waiting_.front().gate == 0) {
     auto& front = waiting_.front();
-    if (ec && !to_failure(front.ack, out_->version())) {
-      // The client is told nothing was stored by losing the connection: it
-      // sends the packet again after reconnecting, and nothing acknowledged is lost.
-      codec::disconnect_packet d;
-      d.code = codec::reason_code::unspecified_error;
-      out_->close(codec::is_v5(out_->version()) ? std::optional<codec::packet>(std::move(d))
-                                                 : std::nullopt);
-      waiting_.clear();
-      return;
+    if (front.seq > durable_) {
+      if (front.seq > failed_) return true;  // still being written
+      if (!to_failure(front.ack, out_->version())) {
+        // The client is told nothing was stored by losing the connection: it
+        // sends the packet again after reconnecting, and nothing acknowledged is lost.
+        codec::disconnect_packet d;
+        d.code = codec::reason_code::unspecified_error;
+        out_->close(codec::is_v5(out_->version()) ? std::optional<codec::packet>(std::move(d))
+                                                   : std::nullopt);
+        waiting_.clear();
+        return false;
+      }
     }
     out_->send(front.ack);
     waiting_.pop_front();
   }
+  return true;
 }
 
 }  // namespace ringmq::core

@@ -28,6 +28,10 @@ class ack_sequencer : public std::enable_shared_from_this<ack_sequencer> {
 
   // Sends `ack` once everything up to `seq` is durable (0: nothing to wait for).
   void send(codec::packet ack, storage::commit_seq seq);
+  // Like send(), and the acknowledgement also waits until release() is called
+  // with the returned gate: a SUBACK waits for the cluster's peers this way.
+  std::uint64_t send_gated(codec::packet ack, storage::commit_seq seq);
+  void release(std::uint64_t gate);
 
   // True while acknowledgements are waiting for the store.
   bool waiting() const;
@@ -36,8 +40,12 @@ class ack_sequencer : public std::enable_shared_from_this<ack_sequencer> {
   struct entry {
     storage::commit_seq seq;
     codec::packet ack;
+    std::uint64_t gate = 0;  // 0: not gated (or released)
   };
+  std::uint64_t enqueue(codec::packet&& ack, storage::commit_seq seq, bool gated);
   void on_durable(storage::commit_seq seq, std::error_code ec);
+  // Sends what may leave from the front; false when the connection was closed.
+  bool drain_locked();
   // Turns an acknowledgement into its failure form when the write failed.
   // Returns false when the failure cannot be expressed (the connection closes).
   static bool to_failure(codec::packet& ack, codec::protocol_version version);
@@ -50,6 +58,8 @@ class ack_sequencer : public std::enable_shared_from_this<ack_sequencer> {
   boost::container::devector<entry> waiting_;
   storage::commit_seq durable_ = 0;
   storage::commit_seq requested_ = 0;
+  storage::commit_seq failed_ = 0;  // writes up to here failed (held back by a gate meanwhile)
+  std::uint64_t next_gate_ = 1;
 };
 
 }  // namespace ringmq::core

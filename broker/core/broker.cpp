@@ -21,8 +21,16 @@ std::error_code broker::recover(time_point now) {
   if (!journal_) return {};
   recovered_state state;
   if (auto ec = journal_->load(state, now)) return ec;
-  for (auto& m : state.retained) {
-    if (!m->expired(now)) retained_.set(m);
+  for (auto& r : state.retained) {
+    hlc_.observe(r.version.hlc);
+    // Expired messages are dropped; their version stays as a tombstone so
+    // that a peer's older copy does not come back.
+    if (r.msg->expired(now) && !r.msg->payload.empty()) {
+      auto gone = std::make_shared<message>(*r.msg);
+      gone->payload.clear();
+      r.msg = std::move(gone);
+    }
+    retained_.apply(r.msg, r.version);
   }
   for (auto& r : state.sessions) {
     auto subscriptions = r.subscriptions;
@@ -38,20 +46,60 @@ void broker::set_auth(authenticator* authn, authorizer* authz) {
   gate_.set(authz);
 }
 
-std::size_t broker::publish(const message_ptr& m, time_point now) {
-  if (m->retain) {
-    retained_.set(m);
-    // $SYS values are republished at every start: not worth a disk write.
-    if (journal_ && !m->topic.starts_with("$SYS/")) {
-      if (m->payload.empty()) {
-        journal_->retained_erase(m->topic);
-      } else {
-        journal_->retained_put(*m);
-      }
+void broker::set_cluster(cluster_link* link) noexcept {
+  cluster_ = link;
+  router_.set_route_observer(link);
+}
+
+bool broker::apply_retained(const message_ptr& m, const retained_version& v) {
+  hlc_.observe(v.hlc);
+  // The store write happens under the index's lock: one topic's writes reach
+  // the store in the order the index applied them.
+  const bool applied = retained_.apply(m, v, [&] {
+    if (!journal_) return;
+    if (m->payload.empty()) {
+      journal_->retained_tombstone(m->topic, v);
+    } else {
+      journal_->retained_put(*m, v);
     }
-    local_probe().retained_stored.add();
+  });
+  if (applied) local_probe().retained_stored.add();
+  return applied;
+}
+
+std::size_t broker::publish(const message_ptr& m, time_point now) {
+  // $SYS values are this node's own: kept and delivered here, never sent to
+  // other nodes, and not worth a disk write (republished at every start).
+  if (!retained_index::replicated(m->topic)) {
+    if (m->retain) retained_.set(m);
+    const auto n = router_.publish(m, now);
+    if (n == 0) local_probe().dropped(drop_reason::no_subscribers);
+    return n;
   }
-  const auto n = router_.publish(m, now);
+  std::optional<retained_version> version;
+  if (m->retain) {
+    version.emplace(retained_version{hlc_.now(static_cast<std::uint64_t>(unix_now_ms())),
+                                     settings_.node_id});
+    apply_retained(m, *version);
+  }
+  thread_local std::vector<std::string> local_groups;
+  local_groups.clear();
+  bool groups_decided = false;
+  const std::size_t remote =
+      cluster_ ? cluster_->publish(m, version ? &*version : nullptr, local_groups, groups_decided)
+               : 0;
+  delivery_scope scope;
+  if (groups_decided) scope.groups = &local_groups;
+  const auto n = router_.publish(m, now, scope);
+  if (n == 0 && remote == 0) local_probe().dropped(drop_reason::no_subscribers);
+  return n + remote;
+}
+
+std::size_t broker::deliver_forwarded(const message_ptr& m, const delivery_scope& scope,
+                                      const retained_version* retained, time_point now) {
+  if (retained) apply_retained(m, *retained);
+  if (!scope.plain && (!scope.groups || scope.groups->empty())) return 0;
+  const auto n = router_.publish(m, now, scope);
   if (n == 0) local_probe().dropped(drop_reason::no_subscribers);
   return n;
 }
@@ -64,6 +112,19 @@ void broker::end_session(const std::shared_ptr<session>& s, time_point now) {
 
 void broker::sweep(time_point now) {
   throttle_.prune(now);
+  if (now - last_tombstone_purge_ >= std::chrono::minutes(1)) {
+    last_tombstone_purge_ = now;
+    const auto ttl_ms = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(settings_.retained_tombstone_ttl)
+            .count());
+    const auto wall = static_cast<std::uint64_t>(unix_now_ms());
+    if (wall > ttl_ms) {
+      retained_.purge_tombstones(hybrid_clock::make(wall - ttl_ms, 0),
+                                 [&](const std::string& topic) {
+                                   if (journal_) journal_->retained_erase(topic);
+                                 });
+    }
+  }
   auto result = sessions_.sweep(now);
   for (auto& s : result.expired) end_session(s, now);
   for (auto& will : result.due_wills) publish(will, now);

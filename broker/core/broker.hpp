@@ -11,6 +11,8 @@
 
 #include "broker/core/auth.hpp"
 #include "broker/core/auth_throttle.hpp"
+#include "broker/core/cluster_link.hpp"
+#include "broker/core/hlc.hpp"
 #include "broker/core/journal.hpp"
 #include "broker/core/receive_gate.hpp"
 #include "broker/core/retained_index.hpp"
@@ -33,6 +35,9 @@ struct broker_settings {
   bool retain_available = true;
   std::uint32_t max_subscriptions_per_client = 0;  // 0 = unlimited
   std::string version = "ringmq";
+  std::string node_id = "ringmq";  // origin of this node's retained writes
+  // How long a cleared retained message is remembered (docs/cluster.md).
+  std::chrono::seconds retained_tombstone_ttl{86'400};
 };
 
 class broker {
@@ -61,9 +66,24 @@ class broker {
   authorizer& authz() noexcept { return *authz_; }
   void set_auth(authenticator* authn, authorizer* authz);
 
-  // Stores a retained message (if the flag is set) and routes it. Returns the
-  // number of sessions it reached.
+  // The cluster this node is part of; null only in tests of the core alone.
+  // Set once, before recover() and before clients connect.
+  void set_cluster(cluster_link* link) noexcept;
+  cluster_link* cluster() noexcept { return cluster_; }
+
+  // Stores a retained message (if the flag is set) and routes it, here and to
+  // the nodes with matching routes. Returns the number of local sessions it
+  // reached plus the number of other nodes it was sent to.
   std::size_t publish(const message_ptr& m, time_point now);
+
+  // A message another node accepted and forwarded here: delivered to this
+  // node's subscriptions in `scope`, never forwarded again; with `retained`,
+  // also a retained write. Returns the number of local sessions it reached.
+  std::size_t deliver_forwarded(const message_ptr& m, const delivery_scope& scope,
+                                const retained_version* retained, time_point now);
+  // A retained write another node accepted (last writer wins). True when applied.
+  bool apply_retained(const message_ptr& m, const retained_version& v);
+  hybrid_clock& clock() noexcept { return hlc_; }
 
   // Ends a session that will not be resumed: removes its subscriptions from
   // the index and publishes its pending will ("the session ends").
@@ -94,6 +114,9 @@ class broker {
   session_registry sessions_;
   router router_;
   retained_index retained_;
+  cluster_link* cluster_ = nullptr;
+  hybrid_clock hlc_;
+  time_point last_tombstone_purge_{};
   std::atomic<std::uint64_t> connected_{0};
   std::atomic<std::uint64_t> maximum_{0};
   std::atomic<std::uint64_t> total_{0};

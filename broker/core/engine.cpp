@@ -60,12 +60,16 @@ bool engine::closing() const { return out_->closing(); }
 
 void engine::send(codec::packet&& p) { out_->send(p); }
 
-void engine::acknowledge(codec::packet&& ack) {
-  // Everything this packet wrote to the store must be durable first. Made on
-  // the first acknowledgement: a connection that never publishes or
+ack_sequencer& engine::acks() {
+  // Made on the first acknowledgement: a connection that never publishes or
   // subscribes (most idle devices) does without.
   if (!acks_) acks_ = std::make_shared<ack_sequencer>(out_, broker_.store());
-  acks_->send(std::move(ack), take_commit_watermark());
+  return *acks_;
+}
+
+void engine::acknowledge(codec::packet&& ack) {
+  // Everything this packet wrote to the store must be durable first.
+  acks().send(std::move(ack), take_commit_watermark());
 }
 
 void engine::close(reason_code code, std::string reason) {
@@ -106,6 +110,17 @@ void engine::refuse_connect(reason_code code, std::string reason) {
 
 void engine::on_packet(codec::packet&& p, time_point now) {
   if (out_->closing()) return;  // nothing more is read from a connection being closed
+  if (pending_) {
+    // The client may send before its CONNACK; those packets are handled
+    // after it, in order. A client that floods meanwhile is closed.
+    static constexpr std::size_t max_held = 64;
+    if (pending_->held.size() >= max_held) {
+      close(reason_code::quota_exceeded, "too many packets before CONNACK");
+      return;
+    }
+    pending_->held.push_back(std::move(p));
+    return;
+  }
   take_commit_watermark();  // only writes caused by this packet count for its acknowledgement
   last_packet_ = now;
   const auto type = codec::type_of(p);
@@ -260,13 +275,68 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   connect_expiry_ = requested_expiry;
   session_expiry_ = std::min(requested_expiry, s.max_session_expiry);
 
-  peer_limits peer;
-  if (p.props.receive_maximum) peer.receive_maximum = *p.props.receive_maximum;
-  if (p.props.maximum_packet_size) peer.maximum_packet_size = *p.props.maximum_packet_size;
+  pending_ = std::make_unique<pending_connect>();
+  pending_->clean_start = p.clean_start;
+  pending_->assigned_id = assigned;
+  pending_->response_information = p.props.request_response_information.value_or(0) == 1;
+  pending_->server_keep_alive = server_keep_alive;
+  pending_->requested_expiry = requested_expiry;
+  if (p.props.receive_maximum) pending_->peer.receive_maximum = *p.props.receive_maximum;
+  if (p.props.maximum_packet_size) {
+    pending_->peer.maximum_packet_size = *p.props.maximum_packet_size;
+  }
   problem_information_ = p.props.request_problem_information.value_or(1) == 1;
   will_ = p.will ? std::make_unique<codec::will_message>(std::move(*p.will)) : nullptr;
 
-  auto opened = broker_.sessions().open(identity_->client_id, p.clean_start, connection_id_);
+  // No connection on another node may hold the client id once the CONNACK
+  // is out: the cluster closes it first (docs/cluster.md, "Client ids").
+  auto* cluster = broker_.cluster();
+  claim_result result = claim_result::granted;
+  if (!cluster) {
+    finish_connect(result, now);
+    return;
+  }
+  // The answer comes on another thread, maybe after the connection is gone.
+  auto later = [this, runner = runner_, alone = runner_.expired()](claim_result r) {
+    auto resume = [this, r] { finish_connect(r, clock::now()); };
+    if (alone) {
+      resume();
+    } else if (auto c = runner.lock()) {
+      c->defer(std::move(resume));
+    }
+  };
+  if (cluster->claim(identity_->client_id, connection_id_, result, std::move(later))) {
+    finish_connect(result, now);
+  }
+}
+
+void engine::finish_connect(claim_result result, time_point now) {
+  if (!pending_) return;
+  auto pending = std::move(pending_);
+  if (lost_ || out_->closing()) return;  // on_connection_lost released the claim
+  const auto& s = broker_.settings();
+  if (result == claim_result::refused) {
+    // A later CONNECT with this client id, on another node, won the race.
+    refuse_connect(codec::is_v5(version_) ? reason_code::server_busy
+                                          : reason_code::server_unavailable,
+                   "client id claimed by a newer connection on another node");
+    return;
+  }
+
+  session_registry::open_result opened;
+  auto open = [&] {
+    opened = broker_.sessions().open(identity_->client_id, pending->clean_start, connection_id_);
+  };
+  if (auto* cluster = broker_.cluster()) {
+    if (!cluster->confirm(identity_->client_id, connection_id_, open)) {
+      refuse_connect(codec::is_v5(version_) ? reason_code::server_busy
+                                            : reason_code::server_unavailable,
+                     "client id claimed by a newer connection on another node");
+      return;
+    }
+  } else {
+    open();
+  }
   session_ = opened.opened;
   if (opened.taken_over) {
     // [MQTT-3.1.4-3]: the existing connection is closed (5.0: DISCONNECT 0x8E).
@@ -291,25 +361,32 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   codec::connack_packet ack;
   ack.session_present = opened.present && version_ != codec::protocol_version::v3_1;
   if (codec::is_v5(version_)) {
-    if (assigned) ack.props.assigned_client_identifier = identity_->client_id;
-    if (server_keep_alive) ack.props.server_keep_alive = *server_keep_alive;
-    if (session_expiry_ != requested_expiry) ack.props.session_expiry_interval = session_expiry_;
+    if (pending->assigned_id) ack.props.assigned_client_identifier = identity_->client_id;
+    if (pending->server_keep_alive) ack.props.server_keep_alive = *pending->server_keep_alive;
+    if (session_expiry_ != pending->requested_expiry) {
+      ack.props.session_expiry_interval = session_expiry_;
+    }
     ack.props.receive_maximum = s.receive_maximum;
     if (s.max_topic_alias) ack.props.topic_alias_maximum = s.max_topic_alias;
     if (s.max_packet_size < codec::max_remaining_length + 5) {
       ack.props.maximum_packet_size = s.max_packet_size;
     }
     if (!s.retain_available) ack.props.retain_available = 0;
-    if (p.props.request_response_information.value_or(0) == 1) {
+    if (pending->response_information) {
       ack.props.response_information = "response/" + identity_->client_id;
     }
   }
   send(std::move(ack));
   connected_ = true;
   broker_.on_client_connected();
-  if (!session_->attach(connection_id_, out_, peer, now)) {
+  if (!session_->attach(connection_id_, out_, pending->peer, now)) {
     // Another connection with this client id won the session meanwhile.
     close(reason_code::session_taken_over, "session taken over");
+    return;
+  }
+  for (auto& held : pending->held) {
+    if (out_->closing()) break;
+    on_packet(std::move(held), now);
   }
 }
 
@@ -476,19 +553,37 @@ void engine::on_subscribe(codec::subscribe_packet&& p, time_point now) {
       retained.push_back({std::string(parts->filter), sub.options.max_qos});
     }
   }
-  acknowledge(std::move(ack));
-
-  for (const auto& r : retained) {
-    for (auto& m : broker_.retained().match(r.filter)) {
-      if (!broker_.authz().allowed(*identity_, m->topic, access::receive)) continue;
-      outgoing out;
-      out.qos = std::min(m->qos, r.granted);
-      out.retain = true;  // 3.1.1 [MQTT-3.3.1-8]: sent because of a new subscription
-      if (identifier) out.subscription_ids.push_back(*identifier);
-      out.msg = std::move(m);
-      session_->deliver(std::move(out), now);
+  // Retained messages follow the SUBACK, which waits until the cluster's
+  // peers route to this node: then a message published anywhere after the
+  // SUBACK reaches the new subscription (docs/cluster.md, "Routes").
+  auto send_retained = [&b = broker_, session = session_, identity = identity_,
+                        retained = std::move(retained), identifier, now] {
+    for (const auto& r : retained) {
+      for (auto& m : b.retained().match(r.filter)) {
+        if (!b.authz().allowed(*identity, m->topic, access::receive)) continue;
+        outgoing out;
+        out.qos = std::min(m->qos, r.granted);
+        out.retain = true;  // 3.1.1 [MQTT-3.3.1-8]: sent because of a new subscription
+        if (identifier) out.subscription_ids.push_back(*identifier);
+        out.msg = std::move(m);
+        session->deliver(std::move(out), now);
+      }
     }
+  };
+  auto* cluster = broker_.cluster();
+  if (!cluster) {
+    acknowledge(std::move(ack));
+    send_retained();
+    return;
   }
+  const auto gate = acks().send_gated(std::move(ack), take_commit_watermark());
+  cluster->when_routes_synced(
+      [acks = std::weak_ptr<ack_sequencer>(acks_), gate, send = std::move(send_retained)] {
+        if (auto a = acks.lock()) {
+          a->release(gate);
+          send();
+        }
+      });
 }
 
 void engine::on_unsubscribe(codec::unsubscribe_packet&& p) {
@@ -606,6 +701,12 @@ void engine::on_connection_lost(time_point now) {
     close_reason_ = "connection lost";
     out_->close();
   }
+  auto* cluster = broker_.cluster();
+  if (pending_) {
+    // Its claim may still be on its way: the cluster lets go of it when it comes.
+    if (cluster) cluster->release(identity_->client_id, connection_id_);
+    return;
+  }
   if (!connected_) return;
   broker_.on_client_disconnected();
   const bool taken_over = session_->owner() != connection_id_;
@@ -616,6 +717,8 @@ void engine::on_connection_lost(time_point now) {
   if (!taken_over && session_expiry_ == 0 && broker_.sessions().remove(session_)) {
     broker_.end_session(session_, now);
   }
+  // Last: a node waiting for this connection to go sees it gone, will and all.
+  if (cluster) cluster->release(identity_->client_id, connection_id_);
 }
 
 }  // namespace ringmq::core

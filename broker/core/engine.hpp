@@ -8,6 +8,7 @@
 // connection's worker). State that outlives the connection is in the session.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,12 +29,26 @@ struct connection_info {
   bool use_identity_as_username = false;
 };
 
+// Runs a task later on the thread of a connection: how answers from other
+// nodes (a CONNECT's claim) come back to its engine.
+class task_runner {
+ public:
+  virtual void defer(std::function<void()> task) = 0;
+
+ protected:
+  ~task_runner() = default;
+};
+
 class engine {
  public:
   engine(broker& b, std::shared_ptr<outbox> out, connection_info info, time_point now);
   ~engine();
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
+
+  // The connection that runs this engine; without one (tests), answers from
+  // other nodes are handled on the thread that has them.
+  void set_runner(std::weak_ptr<task_runner> runner) { runner_ = std::move(runner); }
 
   void on_packet(codec::packet&& p, time_point now);
   // The stream could not be decoded; `version` is the best known protocol version.
@@ -51,6 +66,8 @@ class engine {
   // True once the engine asked for the connection to be closed.
   bool closing() const;
   bool connected() const noexcept { return connected_; }
+  // True while a CONNECT waits for the cluster (its CONNACK not yet sent).
+  bool connecting() const noexcept { return pending_ != nullptr; }
   codec::protocol_version version() const noexcept { return version_; }
   const client_identity& identity() const noexcept { return *identity_; }
   const std::shared_ptr<session>& current_session() const noexcept { return session_; }
@@ -62,6 +79,8 @@ class engine {
 
  private:
   void on_connect(codec::connect_packet&& p, time_point now);
+  // The rest of CONNECT once no other node holds the client id.
+  void finish_connect(claim_result result, time_point now);
   void on_publish(codec::publish_packet&& p, time_point now);
   void on_pubrel(const codec::pubrel_packet& p);
   void on_subscribe(codec::subscribe_packet&& p, time_point now);
@@ -74,6 +93,7 @@ class engine {
   void send(codec::packet&& p);
   // Sends an acknowledgement once the store writes it depends on are durable.
   void acknowledge(codec::packet&& ack);
+  ack_sequencer& acks();
   // Publishes the will now, or parks it in the session for its delay.
   void handle_will(time_point now, bool taken_over);
   message_ptr make_will(time_point now) const;
@@ -101,6 +121,19 @@ class engine {
   // Few clients set a will; its properties make it large, so it is held apart.
   std::unique_ptr<codec::will_message> will_;
   std::unordered_map<std::uint16_t, std::string> topic_aliases_;  // inbound, per connection
+  // What CONNECT said that is needed once its claim is granted, and the
+  // packets the client sent meanwhile. Null outside of that wait.
+  struct pending_connect {
+    bool clean_start = false;
+    bool assigned_id = false;
+    bool response_information = false;
+    std::optional<std::uint16_t> server_keep_alive;
+    std::uint32_t requested_expiry = 0;
+    peer_limits peer;
+    std::vector<codec::packet> held;
+  };
+  std::unique_ptr<pending_connect> pending_;
+  std::weak_ptr<task_runner> runner_;
   std::string close_reason_;
   std::optional<codec::reason_code> close_code_;
 };

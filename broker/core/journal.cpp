@@ -243,11 +243,24 @@ void journal::will_erase(const std::string& client) {
   append(std::move(b));
 }
 
-void journal::retained_put(const message& m) {
+void journal::retained_put(const message& m, const retained_version& v) {
   v1::MessageRecord r;
   to_record(m, r);
+  r.set_retained_hlc(v.hlc);
+  r.set_retained_origin(v.origin);
   write_batch b;
   b.put(column::retained, m.topic, r.SerializeAsString());
+  append(std::move(b));
+}
+
+void journal::retained_tombstone(const std::string& topic, const retained_version& v) {
+  v1::MessageRecord r;
+  r.set_topic(topic);
+  r.set_retain(true);
+  r.set_retained_hlc(v.hlc);
+  r.set_retained_origin(v.origin);
+  write_batch b;
+  b.put(column::retained, topic, r.SerializeAsString());
   append(std::move(b));
 }
 
@@ -350,7 +363,7 @@ std::error_code journal::load(recovered_state& out, time_point) {
   ec = store_.scan(column::retained, {}, [&](std::string_view, std::string_view value) {
     v1::MessageRecord r;
     if (!r.ParseFromArray(value.data(), static_cast<int>(value.size()))) return corrupt();
-    out.retained.push_back(from_record(r));
+    out.retained.push_back({from_record(r), {r.retained_hlc(), r.retained_origin()}});
     return true;
   });
   return ec ? ec : bad;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "broker/core/message.hpp"
+#include "broker/core/retained_index.hpp"
 #include "broker/core/session_types.hpp"
 #include "storage/store.hpp"
 
@@ -57,9 +58,15 @@ struct recovered_session {
   std::int64_t will_due_ms = 0;
 };
 
+// A retained message, or a tombstone (empty payload), with its version.
+struct recovered_retained {
+  message_ptr msg;
+  retained_version version;
+};
+
 struct recovered_state {
   std::vector<recovered_session> sessions;
-  std::vector<message_ptr> retained;
+  std::vector<recovered_retained> retained;
 };
 
 class journal {
@@ -97,7 +104,9 @@ class journal {
   void will_put(const std::string& client, const message& will, time_point due);
   void will_erase(const std::string& client);
 
-  void retained_put(const message& m);
+  void retained_put(const message& m, const retained_version& v);
+  // A cleared retained message is remembered by its version (see retained_index.hpp).
+  void retained_tombstone(const std::string& topic, const retained_version& v);
   void retained_erase(const std::string& topic);
 
   // Reads everything back (at start, before listeners open).

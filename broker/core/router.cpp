@@ -13,6 +13,22 @@ codec::qos granted_qos(codec::qos published, const codec::subscribe_options& o) 
   return std::min(published, o.max_qos);
 }
 
+// True when `key` is "$share/{name}/{filter}".
+bool is_group_key(std::string_view key, std::string_view name, std::string_view filter) noexcept {
+  constexpr std::string_view prefix = "$share/";
+  return key.size() == prefix.size() + name.size() + 1 + filter.size() &&
+         key.starts_with(prefix) && key.substr(prefix.size(), name.size()) == name &&
+         key[prefix.size() + name.size()] == '/' && key.ends_with(filter);
+}
+
+bool in_scope(const delivery_scope& scope, const std::string& name, const std::string& filter) {
+  if (!scope.groups) return true;
+  for (const auto& key : *scope.groups) {
+    if (is_group_key(key, name, filter)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 router::router(std::size_t stripes) : lock_(stripes) {}
@@ -29,7 +45,7 @@ session* router::pick_member(const trie::shared_group& group) const {
   return members[start % n].second.target.get();
 }
 
-std::size_t router::publish(const message_ptr& m, time_point now) {
+std::size_t router::publish(const message_ptr& m, time_point now, const delivery_scope& scope) {
   struct hit {
     session* target;
     const route* via;
@@ -47,12 +63,14 @@ std::size_t router::publish(const message_ptr& m, time_point now) {
   trie_.match(
       m->topic,
       [&](const session* key, const route& r) {
+        if (!scope.plain) return;
         // No Local: not back to the client that published it ([MQTT-3.8.3-3]).
         if (r.sub.options.no_local && key->client_id() == m->publisher) return;
         hits.push_back({r.target.get(), &r});
       },
       [&](const trie::shared_group& g) {
-        if (!g.members.empty()) group_hits.push_back({pick_member(g), &g});
+        if (g.members.empty() || !in_scope(scope, g.name, g.filter)) return;
+        group_hits.push_back({pick_member(g), &g});
       });
 
   // Overlapping subscriptions of one session give one copy ([MQTT-3.3.4-2]):
@@ -102,37 +120,32 @@ void router::subscribe(const std::shared_ptr<session>& s, const std::string& fil
   auto parts = codec::parse_topic_filter(filter);
   if (!parts) return;  // validated by the caller; never index an invalid filter
   striped_lock::write_guard guard(lock_);
-  if (parts->is_shared()) {
-    trie_.insert_shared(parts->share_group, parts->filter, s.get(), route{s, sub});
-  } else {
-    trie_.insert(parts->filter, s.get(), route{s, sub});
-  }
+  const bool added =
+      parts->is_shared()
+          ? trie_.insert_shared(parts->share_group, parts->filter, s.get(), route{s, sub})
+          : trie_.insert(parts->filter, s.get(), route{s, sub});
+  if (added && observer_) observer_->local_route_added(filter);
+}
+
+void router::erase_locked(const session& s, const std::string& filter) {
+  auto parts = codec::parse_topic_filter(filter);
+  if (!parts) return;
+  const bool erased = parts->is_shared()
+                          ? trie_.erase_shared(parts->share_group, parts->filter, &s)
+                          : trie_.erase(parts->filter, &s);
+  if (erased && observer_) observer_->local_route_removed(filter);
 }
 
 void router::unsubscribe(const session& s, const std::string& filter) {
-  auto parts = codec::parse_topic_filter(filter);
-  if (!parts) return;
   striped_lock::write_guard guard(lock_);
-  if (parts->is_shared()) {
-    trie_.erase_shared(parts->share_group, parts->filter, &s);
-  } else {
-    trie_.erase(parts->filter, &s);
-  }
+  erase_locked(s, filter);
 }
 
 void router::unsubscribe_all(const session& s,
                              const std::map<std::string, stored_subscription>& filters) {
   if (filters.empty()) return;
   striped_lock::write_guard guard(lock_);
-  for (const auto& [filter, sub] : filters) {
-    auto parts = codec::parse_topic_filter(filter);
-    if (!parts) continue;
-    if (parts->is_shared()) {
-      trie_.erase_shared(parts->share_group, parts->filter, &s);
-    } else {
-      trie_.erase(parts->filter, &s);
-    }
-  }
+  for (const auto& [filter, sub] : filters) erase_locked(s, filter);
 }
 
 void router::redispatch(outgoing&& m, time_point now) {

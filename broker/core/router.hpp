@@ -1,7 +1,8 @@
 #pragma once
-// The router resolves a topic to the sessions subscribed to it and delivers.
-// It is the seam for clustering: today every route is local; remote nodes
-// become one more kind of target behind the same publish().
+// The router resolves a topic to the sessions of this node subscribed to it
+// and delivers. Remote nodes are the cluster's business (cluster_link.hpp):
+// the router tells it when a filter gains or loses a local subscription, and
+// it tells the router which shared groups this node serves.
 //
 // The subscription trie is read under this thread's stripe of a striped lock
 // (no lock shared between workers on the publish path) and written under all
@@ -13,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "broker/core/cluster_link.hpp"
 #include "broker/core/message.hpp"
 #include "broker/core/receive_gate.hpp"
 #include "broker/core/session.hpp"
@@ -29,10 +31,14 @@ class router {
   // receive everything.
   void set_gate(const receive_gate* gate) noexcept { gate_ = gate; }
 
-  // Delivers `m` to every matching subscription (one copy per session, with
-  // the highest granted QoS and every matching subscription identifier; one
-  // member per shared group). Returns how many sessions it was given to.
-  std::size_t publish(const message_ptr& m, time_point now);
+  // Told of every local route change, under the write lock (null: nobody).
+  void set_route_observer(cluster_link* observer) noexcept { observer_ = observer; }
+
+  // Delivers `m` to every matching subscription in `scope` (one copy per
+  // session, with the highest granted QoS and every matching subscription
+  // identifier; one member per shared group). Returns how many sessions it
+  // was given to.
+  std::size_t publish(const message_ptr& m, time_point now, const delivery_scope& scope = {});
 
   // Indexes `s`'s subscription to `filter` (which may be "$share/g/f"),
   // replacing the previous options of the same filter.
@@ -56,6 +62,7 @@ class router {
   using trie = subscription_trie<const session*, route>;
 
   session* pick_member(const trie::shared_group& group) const;
+  void erase_locked(const session& s, const std::string& filter);
 
   // True when `target` may receive `m` now (the ACL applies at delivery time,
   // so a changed ACL applies to existing subscriptions too).
@@ -64,6 +71,7 @@ class router {
   }
 
   const receive_gate* gate_ = nullptr;
+  cluster_link* observer_ = nullptr;
   mutable striped_lock lock_;
   trie trie_;
 };

@@ -121,10 +121,11 @@ std::vector<outgoing> session::detach(std::uint64_t connection_id, time_point no
   return shared;
 }
 
-bool session::disconnect(codec::reason_code code) {
+bool session::disconnect(codec::reason_code code, const std::string& why,
+                         std::uint64_t connection) {
   std::lock_guard lock(mutex_);
   if (!out_) return false;
-  const std::string why = "disconnected by an administrator";
+  if (connection != 0 && owner_ != connection) return false;
   if (codec::is_v5(out_->version())) {
     codec::disconnect_packet d;
     d.code = code;

@@ -74,9 +74,13 @@ class session {
   // another member.
   std::vector<outgoing> detach(std::uint64_t connection_id, time_point now);
   bool online() const noexcept { return online_.load(std::memory_order_relaxed); }
-  // Closes the attached connection from any thread (admin kick): 5.0 clients
-  // get DISCONNECT `code`. False when no connection is attached.
-  bool disconnect(codec::reason_code code);
+  // Closes the attached connection from any thread (admin kick, takeover from
+  // another node): 5.0 clients get DISCONNECT `code`; `why` is for the log.
+  // With `connection`, only if that connection holds the session. False when
+  // no (such) connection is attached.
+  bool disconnect(codec::reason_code code,
+                  const std::string& why = "disconnected by an administrator",
+                  std::uint64_t connection = 0);
   std::uint64_t owner() const;
 
   // Session Expiry Interval in seconds; 0 ends the session with the connection.

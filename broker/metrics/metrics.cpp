@@ -45,6 +45,72 @@ MetricFamily single(std::string name, std::string help, MetricType type, double 
 
 const char* qos_label(std::size_t q) { return q == 0 ? "0" : q == 1 ? "1" : "2"; }
 
+// The cluster's figures (docs/operations.md, "Cluster"). A node alone is a
+// cluster of one member and exports them too.
+void collect_cluster(const cluster::cluster_view& v, std::vector<MetricFamily>& out) {
+  using T = MetricType;
+  std::size_t alive = 0, suspect = 0, dead = 0;
+  for (const auto& m : v.members) {
+    if (m.self || m.state == cluster::liveness::alive) {
+      ++alive;
+    } else if (m.state == cluster::liveness::suspect) {
+      ++suspect;
+    } else {
+      ++dead;
+    }
+  }
+  auto members = family("ringmq_cluster_members", "Members of the cluster by liveness, as this "
+                        "node sees them (itself included).", T::Gauge);
+  add(members, static_cast<double>(alive), {{"state", "alive"}});
+  add(members, static_cast<double>(suspect), {{"state", "suspect"}});
+  add(members, static_cast<double>(dead), {{"state", "dead"}});
+  out.push_back(std::move(members));
+  out.push_back(single("ringmq_cluster_epoch", "Epoch of the member set (number of joins and "
+                       "leaves); equal on members that agree.", T::Gauge,
+                       static_cast<double>(v.epoch)));
+  auto forwarded = family("ringmq_cluster_forwarded_messages_total",
+                          "Messages sent to (out) or received from (in) other nodes, one per "
+                          "node, not per subscriber.", T::Counter);
+  add(forwarded, static_cast<double>(v.forwarded_out), {{"direction", "out"}});
+  add(forwarded, static_cast<double>(v.forwarded_in), {{"direction", "in"}});
+  out.push_back(std::move(forwarded));
+  auto queue = family("ringmq_cluster_peer_queue_messages",
+                      "Messages waiting in the send queue to a peer.", T::Gauge);
+  auto queue_bytes = family("ringmq_cluster_peer_queue_bytes",
+                            "Bytes waiting in the send queue to a peer.", T::Gauge);
+  auto routes = family("ringmq_cluster_peer_routes",
+                       "Topic filters (and shared groups) a peer routes to, as this node holds "
+                       "them.", T::Gauge);
+  auto up = family("ringmq_cluster_peer_up",
+                   "1 while the stream to a peer is open and its routes and retained messages "
+                   "are synced.", T::Gauge);
+  for (const auto& p : v.peers) {
+    add(queue, static_cast<double>(p.queued_messages), {{"peer", p.id}});
+    add(queue_bytes, static_cast<double>(p.queued_bytes), {{"peer", p.id}});
+    add(routes, static_cast<double>(p.routes), {{"peer", p.id}});
+    add(up, p.stream_open && p.routes_synced && p.retained_synced ? 1 : 0, {{"peer", p.id}});
+  }
+  out.push_back(std::move(queue));
+  out.push_back(std::move(queue_bytes));
+  out.push_back(std::move(routes));
+  out.push_back(std::move(up));
+  auto dropped = family("ringmq_cluster_dropped_total",
+                        "Messages or claims the cluster could not carry, by reason.", T::Counter);
+  add(dropped, static_cast<double>(v.dropped_peer_queue_full), {{"reason", "peer_queue_full"}});
+  add(dropped, static_cast<double>(v.dropped_peer_dead), {{"reason", "peer_dead"}});
+  add(dropped, static_cast<double>(v.dropped_stream_broken), {{"reason", "stream_broken"}});
+  add(dropped, static_cast<double>(v.dropped_claim_timeout), {{"reason", "claim_timeout"}});
+  add(dropped, static_cast<double>(v.dropped_malformed), {{"reason", "malformed"}});
+  out.push_back(std::move(dropped));
+  out.push_back(single("ringmq_cluster_route_sync_timeouts_total",
+                       "SUBACKs sent after cluster.route_sync_timeout_ms without every live "
+                       "peer's acknowledgement.", T::Counter,
+                       static_cast<double>(v.route_sync_timeouts)));
+  out.push_back(single("ringmq_cluster_directory_entries",
+                       "Client ids this node is the directory owner of and knows the holder.",
+                       T::Gauge, static_cast<double>(v.directory_entries)));
+}
+
 }  // namespace
 
 // Everything computed at scrape time.
@@ -143,6 +209,8 @@ class node_metrics::collector : public prometheus::Collectable {
                            T::Gauge, static_cast<double>(st.bytes_on_disk)));
     }
 
+    if (sources_.cluster) collect_cluster(sources_.cluster(), out);
+
     out.push_back(single("ringmq_ready", "1 when the node is ready to serve (/readyz).", T::Gauge,
                          sources_.ready && sources_.ready() ? 1 : 0));
     auto build = family("ringmq_build_info", "Version of the running ringmq.", T::Gauge);
@@ -184,7 +252,35 @@ node_metrics::node_metrics(core::broker& broker, node_sources sources)
   store_write_seconds_ = &store_family.Add(
       {}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                   0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1});
+  // A SUBACK waits one round trip to the peers (well under a millisecond on a
+  // LAN) or, at worst, cluster.route_sync_timeout_ms.
+  auto& sync_family = prometheus::BuildHistogram()
+                          .Name("ringmq_cluster_route_sync_seconds")
+                          .Help("Time a SUBACK waited for the live peers to apply its route.")
+                          .Register(*registry_);
+  const prometheus::Histogram::BucketBoundaries cluster_buckets{
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+  route_sync_seconds_ = &sync_family.Add({}, cluster_buckets);
+  rpc_seconds_ = &prometheus::BuildHistogram()
+                      .Name("ringmq_cluster_rpc_seconds")
+                      .Help("Time of the unary calls this node made to its peers, by call.")
+                      .Register(*registry_);
+  for (const char* call : {"exchange", "claim", "kick", "health"}) {
+    rpc_seconds_->Add({{"call", call}}, cluster_buckets);
+  }
   collector_ = std::make_shared<collector>(broker_, sources_);
+}
+
+void node_metrics::observe_cluster(std::string_view what, double seconds) {
+  if (what == "route_sync") {
+    route_sync_seconds_->Observe(seconds);
+    return;
+  }
+  if (what.starts_with("rpc:")) {
+    const prometheus::Histogram::BucketBoundaries buckets{
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+    rpc_seconds_->Add({{"call", std::string(what.substr(4))}}, buckets).Observe(seconds);
+  }
 }
 
 node_metrics::~node_metrics() = default;

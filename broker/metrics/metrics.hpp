@@ -9,10 +9,13 @@
 #include <string>
 
 #include "broker/core/broker.hpp"
+#include "cluster/cluster_node.hpp"
 
 namespace prometheus {
 class Registry;
 class Histogram;
+template <typename T>
+class Family;
 }  // namespace prometheus
 
 namespace ringmq::metrics {
@@ -21,6 +24,7 @@ namespace ringmq::metrics {
 struct node_sources {
   std::function<double()> connections;  // open network connections
   std::function<bool()> ready;
+  std::function<cluster::cluster_view()> cluster;
   std::string version;
   std::string revision;
 };
@@ -32,6 +36,8 @@ class node_metrics {
 
   // Store commit latency; thread-safe (called on the store's committer thread).
   void observe_store_write(double seconds);
+  // Cluster timings ("rpc:<call>" or "route_sync"); thread-safe.
+  void observe_cluster(std::string_view what, double seconds);
 
   // The Prometheus text exposition (format 0.0.4).
   std::string scrape() const;
@@ -42,6 +48,8 @@ class node_metrics {
   node_sources sources_;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Histogram* store_write_seconds_ = nullptr;
+  prometheus::Histogram* route_sync_seconds_ = nullptr;
+  prometheus::Family<prometheus::Histogram>* rpc_seconds_ = nullptr;
   std::shared_ptr<collector> collector_;
 };
 

@@ -28,6 +28,7 @@ struct connection_settings {
 
 template <class Transport>
 class connection final : public connection_handle,
+                         public core::task_runner,
                          public std::enable_shared_from_this<connection<Transport>> {
  public:
   connection(Transport transport, core::broker& broker, connection_tracker& tracker,
@@ -47,6 +48,7 @@ class connection final : public connection_handle,
 
   void start() {
     auto self = this->shared_from_this();
+    engine_->set_runner(this->weak_from_this());
     tracker_id_ = tracker_.add(self);
     std::weak_ptr<connection> weak = self;
     // Only the weak pointer is captured: small enough for std::function to
@@ -92,6 +94,18 @@ class connection final : public connection_handle,
     }
     v.connected_at_ms = connected_at_ms_;
     return v;
+  }
+
+  // A task of the engine's (a CONNECT's claim answered by another node), from any thread.
+  void defer(std::function<void()> task) override {
+    boost::asio::post(transport_.get_executor(),
+                      [self = this->shared_from_this(), task = std::move(task)] {
+                        if (self->closed_) return;
+                        const bool was_connected = self->engine_->connected();
+                        task();
+                        if (!was_connected && self->engine_->connected()) self->on_connected();
+                        if (self->engine_->closing()) self->begin_close();
+                      });
   }
 
   void read() {

@@ -88,7 +88,8 @@ TEST_F(JournalTest, EveryRecordKindSurvivesAReopen) {
   journal_->inbound_put(client, 900);
   journal_->will_put(client, *make_message("devices/device-42/status", "offline"),
                      clock::now() + std::chrono::seconds(30));
-  journal_->retained_put(*make_message("plant/1/alarm", "on"));
+  journal_->retained_put(*make_message("plant/1/alarm", "on"), {0x1234'0001, "n2"});
+  journal_->retained_tombstone("plant/1/cleared", {0x1234'0002, "n3"});
 
   const auto state = reopen_and_load();
   ASSERT_EQ(state.sessions.size(), 1u);
@@ -121,9 +122,14 @@ TEST_F(JournalTest, EveryRecordKindSurvivesAReopen) {
   ASSERT_NE(s.will, nullptr);
   EXPECT_EQ(s.will->payload, "offline");
   EXPECT_GT(s.will_due_ms, unix_now_ms());
-  ASSERT_EQ(state.retained.size(), 1u);
-  EXPECT_EQ(state.retained[0]->topic, "plant/1/alarm");
-  EXPECT_TRUE(state.retained[0]->retain);
+  // The retained column is ordered by topic: the message, then the tombstone.
+  ASSERT_EQ(state.retained.size(), 2u);
+  EXPECT_EQ(state.retained[0].msg->topic, "plant/1/alarm");
+  EXPECT_TRUE(state.retained[0].msg->retain);
+  EXPECT_EQ(state.retained[0].version, (retained_version{0x1234'0001, "n2"}));
+  EXPECT_EQ(state.retained[1].msg->topic, "plant/1/cleared");
+  EXPECT_TRUE(state.retained[1].msg->payload.empty()) << "a tombstone has no payload";
+  EXPECT_EQ(state.retained[1].version, (retained_version{0x1234'0002, "n3"}));
 }
 
 TEST_F(JournalTest, ErasingASessionLeavesItsNeighbours) {
@@ -156,7 +162,7 @@ TEST_F(JournalTest, QueueToInflightIsOneChange) {
   journal_->save_session("c", 60, 0);
   journal_->queue_put("c", 10, m);
   journal_->queue_to_inflight("c", 10, 10, 3, inflight_stage::awaiting_puback, m);
-  journal_->retained_put(*make_message("gone", "x"));
+  journal_->retained_put(*make_message("gone", "x"), {1, "n1"});
   journal_->retained_erase("gone");
   const auto state = reopen_and_load();
   ASSERT_EQ(state.sessions.size(), 1u);

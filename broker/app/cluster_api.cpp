@@ -1,0 +1,108 @@
+#include "broker/app/cluster_api.hpp"
+
+#include <boost/json.hpp>
+#include <cstdio>
+
+namespace ringmq::app {
+
+namespace {
+
+namespace json = boost::json;
+
+std::string hex64(std::uint64_t v) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(v));
+  return text;
+}
+
+json::object to_json(const cluster::cluster_view& v) {
+  json::array members;
+  json::array ring_members;
+  for (const auto& m : v.members) {
+    members.push_back(json::object{
+        {"id", m.id},
+        {"incarnation", m.incarnation},
+        {"vnodes", m.vnodes},
+        {"address", m.address},
+        {"state", m.self ? "alive" : cluster::to_string(m.state)},
+        {"self", m.self},
+        {"slots", m.slots},
+    });
+    ring_members.push_back(json::object{
+        {"id", m.id},
+        {"slots", m.slots},
+        {"share", v.ring_slots ? static_cast<double>(m.slots) / v.ring_slots : 0.0},
+    });
+  }
+  json::array peers;
+  for (const auto& p : v.peers) {
+    peers.push_back(json::object{
+        {"id", p.id},
+        {"address", p.address},
+        {"state", cluster::to_string(p.state)},
+        {"stream", p.stream_open ? "open" : "closed"},
+        {"last_heard_ms_ago", p.last_heard_ms_ago},
+        {"queue_messages", p.queued_messages},
+        {"queue_bytes", p.queued_bytes},
+        {"acked_route_seq", p.acked_route_seq},
+        {"routes_synced", p.routes_synced},
+        {"retained_synced", p.retained_synced},
+        {"routes", p.routes},
+        {"forwarded_out", p.forwarded_out},
+        {"forwarded_in", p.forwarded_in},
+        {"streams_opened", p.streams_opened},
+    });
+  }
+  return json::object{
+      {"node", v.node_id},
+      {"cluster", v.name},
+      {"address", v.address},
+      {"clustered", v.clustered},
+      {"member", v.member},
+      {"ready", v.ready},
+      {"epoch", v.epoch},
+      {"digest", hex64(v.digest)},
+      {"route_seq", v.route_seq},
+      {"members", std::move(members)},
+      {"ring", json::object{{"slots", v.ring_slots}, {"members", std::move(ring_members)}}},
+      {"peers", std::move(peers)},
+      {"directory_entries", v.directory_entries},
+  };
+}
+
+}  // namespace
+
+void register_cluster_api(http::server& server, cluster::cluster_node& cluster,
+                          const admin_api_settings& s) {
+  server.route("/api/v1/cluster", [&cluster, s](const http::request& r,
+                                                http::reply_function reply) {
+    if (r.path == "/api/v1/cluster/forget") {
+      if (r.method != "POST") return reply(json_error(405, "use POST"));
+      if (auto denied = check_token(r, s, true)) return reply(*denied);
+      boost::system::error_code ec;
+      auto body = json::parse(r.body, ec);
+      const json::string* node = nullptr;
+      if (!ec && body.is_object()) {
+        if (const auto* n = body.as_object().if_contains("node"); n && n->is_string()) {
+          node = &n->as_string();
+        }
+      }
+      if (!node) return reply(json_error(400, "expected {\"node\": \"<node id>\"}"));
+      if (auto problem = cluster.forget(std::string(*node)); !problem.empty()) {
+        return reply(json_error(409, problem));
+      }
+      return reply(json_response(200, to_json(cluster.view())));
+    }
+    if (r.path != "/api/v1/cluster") return reply(json_error(404, "unknown API path"));
+    if (r.method != "GET") return reply(json_error(405, "use GET"));
+    if (auto denied = check_token(r, s, false)) return reply(*denied);
+    auto body = to_json(cluster.view());
+    if (auto it = r.query.find("client_id"); it != r.query.end()) {
+      body["client"] = json::object{{"client_id", it->second},
+                                    {"directory_owner", cluster.directory_owner_of(it->second)}};
+    }
+    reply(json_response(200, body));
+  });
+}
+
+}  // namespace ringmq::app

@@ -1,0 +1,709 @@
+// Lifecycle, membership and the cluster thread's timers (liveness,
+// heartbeats, digests, seeds and DNS). Routes and forwarding are in
+// cluster_routes.cpp, the client-id directory in cluster_directory.cpp.
+#include "cluster/cluster_node.hpp"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+#include "cluster/peer_service.hpp"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "ringmq/cluster/v1/cluster.grpc.pb.h"
+
+namespace ringmq::cluster {
+
+namespace {
+
+constexpr std::string_view members_key = "cluster/members";
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::uint64_t random_u64() {
+  std::random_device rd;
+  return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+}
+
+// Versions of peer tables are unique over every cluster_node of the process,
+// so a thread's cached table can never be taken for another node's.
+std::atomic<std::uint64_t> table_versions{0};
+
+std::string read_file(const std::string& path, const char* key) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(std::string(key) + ": cannot read " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool split_address(const std::string& address, std::string& host, std::string& port) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon + 1 == address.size()) return false;
+  host = address.substr(0, colon);
+  port = address.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return true;
+}
+
+std::string join_address(const std::string& host, std::uint16_t port) {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+cluster_node::cluster_node(cluster_settings settings, core::broker& broker,
+                           storage::store* store, post_function post)
+    : settings_(std::move(settings)),
+      broker_(broker),
+      store_(store),
+      post_(std::move(post)),
+      boot_id_(random_u64() | 1),
+      started_ms_(wall_ms()),
+      clustered_(!settings_.bind.empty()),
+      table_(16),
+      tick_timer_(io_),
+      resolver_(io_) {
+  peers_ = std::make_shared<peer_table>();
+  ring_ = std::make_shared<ring>(std::vector<ring_member>{{settings_.node_id, settings_.vnodes}});
+}
+
+cluster_node::~cluster_node() { stop(); }
+
+std::int64_t cluster_node::now_ms() const { return wall_ms(); }
+
+// ----- lifecycle
+
+void cluster_node::load() {
+  std::lock_guard lock(members_mutex_);
+  if (clustered_ && store_) {
+    if (auto raw = store_->get(storage::column::meta, members_key)) {
+      v1::MemberSet stored;
+      if (!stored.ParseFromString(*raw)) {
+        throw std::runtime_error("the store's cluster member set (meta column, key " +
+                                 std::string(members_key) + ") cannot be read");
+      }
+      if (!stored.cluster_name().empty() && stored.cluster_name() != settings_.name) {
+        throw std::runtime_error("the store belongs to cluster \"" + stored.cluster_name() +
+                                 "\", not cluster.name \"" + settings_.name + "\"");
+      }
+      members_ = member_set::from_proto(stored);
+    }
+  }
+  if (auto self = members_.member(settings_.node_id)) {
+    incarnation_ = self->incarnation;
+    spdlog::info("cluster: member set from the store: epoch={} members={} incarnation={}",
+                 members_.epoch(), members_.members().size(), incarnation_);
+  } else {
+    // A node alone is always incarnation 1; a clustered node's first start (or
+    // a new empty volume) joins with a fresh one, so that a leave of an earlier
+    // node of the same name does not apply to it.
+    incarnation_ = clustered_ ? static_cast<std::uint64_t>(started_ms_) : 1;
+    if (!members_.events().empty()) {
+      spdlog::warn(
+          "cluster: this node ({}) is not in the member set of its store; joining as a new "
+          "member",
+          settings_.node_id);
+    }
+    members_.add({member_event::kind::join, settings_.node_id, incarnation_, settings_.vnodes});
+    persist_members_locked();
+  }
+  rebuild_locked();
+}
+
+void cluster_node::start() {
+  if (clustered_) {
+    std::string host, port_text;
+    if (!split_address(settings_.bind, host, port_text)) {
+      throw std::runtime_error("cluster.bind: expected host:port, got " + settings_.bind);
+    }
+    std::shared_ptr<grpc::ServerCredentials> server_credentials;
+    const auto& tls = settings_.tls;
+    if (tls.enabled()) {
+      grpc::SslServerCredentialsOptions options(
+          GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+      options.pem_root_certs = read_file(tls.ca_file, "cluster.tls.ca_file");
+      options.pem_key_cert_pairs.push_back({read_file(tls.key_file, "cluster.tls.key_file"),
+                                            read_file(tls.cert_file, "cluster.tls.cert_file")});
+      server_credentials = grpc::SslServerCredentials(options);
+      grpc::SslCredentialsOptions client;
+      client.pem_root_certs = options.pem_root_certs;
+      client.pem_private_key = options.pem_key_cert_pairs[0].private_key;
+      client.pem_cert_chain = options.pem_key_cert_pairs[0].cert_chain;
+      channel_credentials_ = grpc::SslCredentials(client);
+      if (!tls.server_name.empty()) channel_args_.SetSslTargetNameOverride(tls.server_name);
+    } else {
+      server_credentials = grpc::InsecureServerCredentials();
+      channel_credentials_ = grpc::InsecureChannelCredentials();
+    }
+    // A restarted peer is found again quickly (gRPC's default backoff grows to 2 minutes).
+    channel_args_.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    channel_args_.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    channel_args_.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1'000);
+    channel_args_.SetMaxReceiveMessageSize(256 << 20);
+    channel_args_.SetMaxSendMessageSize(256 << 20);
+
+    service_ = std::make_unique<peer_service>(*this);
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    int bound_port = 0;
+    builder.AddListeningPort(settings_.bind, server_credentials, &bound_port);
+    builder.RegisterService(service_.get());
+    builder.SetMaxReceiveMessageSize(256 << 20);
+    builder.SetMaxSendMessageSize(256 << 20);
+    server_ = builder.BuildAndStart();
+    if (!server_ || bound_port == 0) {
+      throw std::runtime_error("cluster.bind: cannot listen on " + settings_.bind);
+    }
+    port_ = static_cast<std::uint16_t>(bound_port);
+    if (!settings_.advertise.empty()) {
+      advertised_ = settings_.advertise;
+    } else if (host == "0.0.0.0" || host == "::" || host.empty()) {
+      throw std::runtime_error(
+          "cluster.advertise: needed when cluster.bind listens on every address (" +
+          settings_.bind + "): peers must be told one they can reach");
+    } else {
+      advertised_ = join_address(host, port_);
+    }
+    std::lock_guard lock(members_mutex_);
+    const auto version =
+        std::max<std::uint64_t>(static_cast<std::uint64_t>(started_ms_),
+                                members_.address_version(settings_.node_id) + 1);
+    members_.set_address(settings_.node_id, advertised_, version);
+    persist_members_locked();
+    rebuild_locked();
+    spdlog::info("cluster: peer server listening: address={} advertised={} cluster={} tls={}",
+                 join_address(host, port_), advertised_, settings_.name,
+                 tls.enabled() ? "mutual" : "off");
+  }
+  thread_ = std::thread([this] {
+    auto guard = boost::asio::make_work_guard(io_);
+    io_.run();
+  });
+  boost::asio::post(io_, [this] { tick(); });
+}
+
+void cluster_node::stop() {
+  if (stopping_.exchange(true)) return;
+  boost::asio::post(io_, [this] {
+    tick_timer_.cancel();
+    resolver_.cancel();
+    io_.stop();
+  });
+  if (thread_.joinable()) thread_.join();
+  // Whatever waits for the cluster is answered now: the peer service's calls
+  // must finish before the server can shut down.
+  std::vector<std::function<void(bool)>> answers;
+  {
+    std::lock_guard lock(directory_mutex_);
+    for (auto& [client, w] : kick_waiters_) answers.push_back(std::move(w.done));
+    kick_waiters_.clear();
+    for (auto& [client, queued] : busy_) {
+      for (auto& q : queued) answers.push_back(std::move(q.done));
+    }
+    busy_.clear();
+  }
+  for (auto& a : answers) a(false);
+  check_route_waiters(now_ms());
+  for (const auto& link : peers()->all) link->close_stream();
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  // Streams and calls end once gRPC has completed them; their reactors point here.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool busy = false;
+    for (const auto& link : peers()->all) busy |= link->stream_open();
+    if (!busy && calls_in_flight_.load() == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (server_) server_->Wait();
+}
+
+// ----- membership
+
+std::shared_ptr<const cluster_node::peer_table> cluster_node::peers() const {
+  std::lock_guard lock(members_mutex_);
+  return peers_;
+}
+
+const cluster_node::peer_table& cluster_node::peers_for_this_thread() const {
+  // The publish path asks for every message: a thread keeps its copy until
+  // the table changes, instead of touching a shared reference count each time.
+  struct cache {
+    std::uint64_t version = 0;
+    std::shared_ptr<const peer_table> table;
+  };
+  thread_local cache c;
+  const auto v = peers_version_.load(std::memory_order_acquire);
+  if (c.version != v || !c.table) {
+    std::lock_guard lock(members_mutex_);
+    c.table = peers_;
+    c.version = peers_version_.load(std::memory_order_relaxed);
+  }
+  return *c.table;
+}
+
+std::shared_ptr<peer_link> cluster_node::link_by_id(const std::string& id) const {
+  std::lock_guard lock(members_mutex_);
+  auto it = links_.find(id);
+  return it == links_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const ring> cluster_node::current_ring() const {
+  std::lock_guard lock(members_mutex_);
+  return ring_;
+}
+
+void cluster_node::persist_members_locked() {
+  if (!clustered_ || !store_) return;
+  v1::MemberSet p;
+  members_.to_proto(p);
+  p.set_cluster_name(settings_.name);
+  storage::write_batch b;
+  b.put(storage::column::meta, std::string(members_key), p.SerializeAsString());
+  store_->append(std::move(b));
+}
+
+void cluster_node::rebuild_locked() {
+  const auto list = members_.members();
+  std::vector<ring_member> ring_members;
+  for (const auto& m : list) ring_members.push_back({m.id, m.vnodes});
+  ring_ = std::make_shared<ring>(std::move(ring_members));
+
+  std::set<std::string> wanted;
+  for (const auto& m : list) {
+    if (m.id == settings_.node_id) continue;
+    wanted.insert(m.id);
+    auto& link = links_[m.id];
+    if (!link) {
+      link = std::make_shared<peer_link>(*this, m.id, next_index_++, now_ms(),
+                                         settings_.peer_queue_bytes);
+    }
+    if (!m.address.empty() && channel_credentials_) {
+      link->set_address(m.address, channel_credentials_, channel_args_);
+    }
+  }
+  for (auto it = links_.begin(); it != links_.end();) {
+    if (wanted.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    // A member that left: all its routes go at once.
+    auto link = it->second;
+    link->close_stream();
+    table_.drop(link->index());
+    link->drop_queue();
+    it = links_.erase(it);
+  }
+  auto table = std::make_shared<peer_table>();
+  table->by_index.resize(next_index_);
+  for (const auto& [id, link] : links_) {
+    table->by_index[link->index()] = link;
+    table->all.push_back(link);
+  }
+  peers_ = std::move(table);
+  peers_version_.store(++table_versions, std::memory_order_release);
+  if (clustered_ && !members_.is_member(settings_.node_id) && !removed_) {
+    removed_ = true;
+    spdlog::error(
+        "cluster: this node ({}) was removed from the member set; it stops taking part and "
+        "reports not ready. To join again, start it with an empty data directory",
+        settings_.node_id);
+  }
+}
+
+void cluster_node::apply_members(const member_set& incoming, const char* source) {
+  std::string summary;
+  std::uint64_t epoch = 0;
+  {
+    std::lock_guard lock(members_mutex_);
+    if (!members_.merge(incoming)) return;
+    persist_members_locked();
+    rebuild_locked();
+    epoch = members_.epoch();
+    for (const auto& m : members_.members()) {
+      if (!summary.empty()) summary += ",";
+      summary += m.id;
+    }
+  }
+  spdlog::info("cluster: member set changed: epoch={} members={} source={}", epoch, summary,
+               source);
+  v1::PeerFrame f;
+  {
+    std::lock_guard lock(members_mutex_);
+    members_.to_proto(*f.mutable_members()->mutable_members());
+  }
+  f.mutable_members()->mutable_members()->set_cluster_name(settings_.name);
+  for (const auto& link : peers()->all) {
+    v1::PeerFrame copy = f;
+    link->enqueue_frame(std::move(copy));
+  }
+  if (!stopping_) boost::asio::post(io_, [this] { register_with_owners(); });
+}
+
+std::string cluster_node::forget(const std::string& node) {
+  member_set change;
+  {
+    std::lock_guard lock(members_mutex_);
+    auto m = members_.member(node);
+    if (!m) return "no member " + node + " in the member set";
+    if (node == settings_.node_id) {
+      return "a node cannot forget itself; ask another member to forget it";
+    }
+    change = members_;
+    change.add({member_event::kind::leave, node, m->incarnation, 0});
+  }
+  apply_members(change, "forget");
+  return {};
+}
+
+// ----- views
+
+bool cluster_node::ready() const { return not_ready_reason().empty(); }
+
+std::string cluster_node::not_ready_reason() const {
+  {
+    std::lock_guard lock(members_mutex_);
+    if (removed_) return "this node was removed from the cluster";
+  }
+  for (const auto& link : peers()->all) {
+    if (link->dead()) continue;
+    std::lock_guard lock(link->inbound_mutex);
+    if (!link->inbound.routes_synced) return "routes of " + link->id() + " not received yet";
+    if (!link->inbound.retained_synced) {
+      return "retained messages of " + link->id() + " not compared yet";
+    }
+  }
+  return {};
+}
+
+cluster_view cluster_node::view() const {
+  cluster_view v;
+  v.node_id = settings_.node_id;
+  v.name = settings_.name;
+  v.address = advertised_;
+  v.clustered = clustered_;
+  v.route_seq = route_seq_.load();
+  std::vector<member_info> list;
+  std::shared_ptr<const ring> r;
+  {
+    std::lock_guard lock(members_mutex_);
+    v.member = !removed_;
+    v.epoch = members_.epoch();
+    v.digest = members_.digest();
+    list = members_.members();
+    r = ring_;
+  }
+  const auto slots = r->slot_counts();
+  const auto now = now_ms();
+  for (const auto& m : list) {
+    member_view mv;
+    mv.id = m.id;
+    mv.incarnation = m.incarnation;
+    mv.vnodes = m.vnodes;
+    mv.address = m.address;
+    mv.self = m.id == settings_.node_id;
+    for (std::size_t i = 0; i < r->members().size(); ++i) {
+      if (r->members()[i].id == m.id) mv.slots = slots[i];
+    }
+    if (!mv.self) {
+      auto link = link_by_id(m.id);
+      mv.state = link ? link->state() : liveness::dead;
+    }
+    v.members.push_back(std::move(mv));
+  }
+  for (const auto& link : peers()->all) {
+    peer_view p;
+    p.id = link->id();
+    p.address = link->address();
+    p.state = link->state();
+    p.stream_open = link->stream_open();
+    p.last_heard_ms_ago = now - link->last_heard_ms();
+    p.queued_messages = link->queued_messages();
+    p.queued_bytes = link->queued_bytes();
+    p.acked_route_seq = link->acked_route_seq();
+    {
+      std::lock_guard lock(link->inbound_mutex);
+      p.routes_synced = link->inbound.routes_synced;
+      p.retained_synced = link->inbound.retained_synced;
+    }
+    p.routes = table_.count_of(link->index());
+    p.forwarded_out = link->counters.forwarded_out.load();
+    p.forwarded_in = link->counters.forwarded_in.load();
+    p.streams_opened = link->counters.streams_opened.load();
+    v.forwarded_out += p.forwarded_out;
+    v.forwarded_in += p.forwarded_in;
+    v.dropped_peer_queue_full += link->counters.dropped_queue_full.load();
+    v.dropped_peer_dead += link->counters.dropped_dead.load();
+    v.dropped_stream_broken += link->counters.dropped_broken.load();
+    v.peers.push_back(std::move(p));
+  }
+  v.dropped_claim_timeout = dropped_claim_timeout_.load();
+  v.dropped_malformed = dropped_malformed_.load();
+  v.route_sync_timeouts = route_sync_timeouts_.load();
+  {
+    std::lock_guard lock(directory_mutex_);
+    v.directory_entries = directory_.size();
+  }
+  v.ready = ready();
+  return v;
+}
+
+// ----- the cluster thread
+
+void cluster_node::schedule_tick() {
+  if (stopping_) return;
+  tick_timer_.expires_after(settings_.heartbeat_interval);
+  tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) tick();
+  });
+}
+
+void cluster_node::tick() {
+  if (stopping_) return;
+  const auto now = now_ms();
+  if (clustered_) {
+    check_liveness(now);
+    for (const auto& link : peers()->all) link->maintain(now);
+    send_heartbeats();
+    if (now - last_digest_ms_ >= settings_.digest_interval.count()) {
+      last_digest_ms_ = now;
+      send_digests();
+    }
+    if (last_dns_ms_ == 0 || now - last_dns_ms_ >= settings_.dns_interval.count()) {
+      last_dns_ms_ = now;
+      if (!settings_.dns.empty()) resolve_dns();
+      contact_seeds();
+    }
+    // Dropped messages are counted one by one but logged at most every 10 s.
+    std::uint64_t dropped = 0;
+    for (const auto& link : peers()->all) {
+      dropped += link->counters.dropped_queue_full.load() + link->counters.dropped_dead.load() +
+                 link->counters.dropped_broken.load();
+    }
+    if (dropped != reported_drops_ && now - last_drop_report_ms_ >= 10'000) {
+      spdlog::warn("cluster: {} messages for peers dropped since the last report "
+                   "(ringmq_cluster_dropped_total has the reasons)",
+                   dropped - reported_drops_);
+      reported_drops_ = dropped;
+      last_drop_report_ms_ = now;
+    }
+  }
+  check_route_waiters(now);
+  schedule_tick();
+}
+
+void cluster_node::check_liveness(std::int64_t now) {
+  for (const auto& link : peers()->all) {
+    const auto elapsed = now - link->last_heard_ms();
+    const auto next = elapsed < settings_.suspect_timeout.count() ? liveness::alive
+                      : elapsed < settings_.dead_timeout.count()  ? liveness::suspect
+                                                                  : liveness::dead;
+    if (next == liveness::suspect) health_check(link);
+    const auto previous = link->state();
+    if (next == previous) continue;
+    link->set_state(next);
+    if (next == liveness::dead) {
+      spdlog::warn("cluster: peer dead: node={} silent_ms={}", link->id(), elapsed);
+      on_peer_dead(*link);
+    } else if (previous == liveness::dead) {
+      spdlog::info("cluster: peer alive again: node={}", link->id());
+      on_peer_back(*link);
+    } else if (next == liveness::suspect) {
+      spdlog::info("cluster: peer suspect: node={} silent_ms={}", link->id(), elapsed);
+    } else {
+      spdlog::info("cluster: peer alive: node={}", link->id());
+    }
+  }
+}
+
+void cluster_node::on_peer_dead(peer_link& link) {
+  table_.drop(link.index());
+  const auto dropped = link.drop_queue();
+  if (dropped) spdlog::warn("cluster: dropped {} messages queued for {}", dropped, link.id());
+  {
+    std::lock_guard lock(link.inbound_mutex);
+    if (auto* s = static_cast<inbound_handle*>(link.inbound.stream)) s->cancel();
+    link.inbound = inbound_state{};
+  }
+  link.close_stream();
+  forget_holders_of(link.index(), 0);
+  check_route_waiters(now_ms());
+  register_with_owners();
+}
+
+void cluster_node::on_peer_back(peer_link&) { register_with_owners(); }
+
+void cluster_node::health_check(const std::shared_ptr<peer_link>& link) {
+  auto channel = link->channel();
+  if (!channel || health_in_flight_.contains(link->id())) return;
+  health_in_flight_.insert(link->id());
+  struct call {
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    std::unique_ptr<grpc::health::v1::Health::Stub> stub;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  };
+  auto c = std::make_shared<call>();
+  c->stub = grpc::health::v1::Health::NewStub(channel);
+  c->context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  ++calls_in_flight_;
+  c->stub->async()->Check(
+      &c->context, &c->request, &c->response, [this, c, link](grpc::Status status) {
+        observe("rpc:health",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - c->started)
+                    .count());
+        if (status.ok() &&
+            c->response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+          link->heard(now_ms());
+        }
+        boost::asio::post(io_, [this, id = link->id()] { health_in_flight_.erase(id); });
+        --calls_in_flight_;
+      });
+}
+
+void cluster_node::send_heartbeats() {
+  v1::PeerFrame f;
+  f.mutable_heartbeat()->set_sent_at_ms(now_ms());
+  for (const auto& link : peers()->all) {
+    if (!link->stream_open()) continue;
+    v1::PeerFrame copy = f;
+    link->enqueue_frame(std::move(copy));
+  }
+}
+
+void cluster_node::send_digests() {
+  const auto links = peers()->all;
+  {
+    // Under the routes lock: the digest is of exactly the routes numbered up to seq.
+    std::lock_guard lock(routes_mutex_);
+    v1::PeerFrame f;
+    auto* d = f.mutable_route_digest();
+    d->set_seq(route_seq_.load());
+    d->set_digest(table_.digest_of(0));
+    d->set_count(table_.count_of(0));
+    for (const auto& link : links) {
+      if (!link->stream_open()) continue;
+      v1::PeerFrame copy = f;
+      link->enqueue_frame(std::move(copy));
+    }
+  }
+  v1::PeerFrame f;
+  f.mutable_retained_digest()->set_digest(broker_.retained().digest());
+  f.mutable_retained_digest()->set_count(broker_.retained().replicated_count());
+  for (const auto& link : links) {
+    if (!link->stream_open()) continue;
+    v1::PeerFrame copy = f;
+    link->enqueue_frame(std::move(copy));
+  }
+}
+
+void cluster_node::resolve_dns() {
+  std::string host, port;
+  if (!split_address(settings_.dns, host, port)) return;
+  resolver_.async_resolve(
+      host, port,
+      [this, name = settings_.dns](const boost::system::error_code& ec,
+                                   boost::asio::ip::tcp::resolver::results_type results) {
+        if (ec) {
+          if (ec != boost::asio::error::operation_aborted) {
+            spdlog::warn("cluster: cannot resolve cluster.dns {}: {}", name, ec.message());
+          }
+          return;
+        }
+        std::vector<std::string> found;
+        for (const auto& entry : results) {
+          const auto ep = entry.endpoint();
+          found.push_back(join_address(ep.address().to_string(), ep.port()));
+        }
+        std::sort(found.begin(), found.end());
+        found.erase(std::unique(found.begin(), found.end()), found.end());
+        if (found != dns_addresses_) {
+          spdlog::info("cluster: cluster.dns {} resolves to {} addresses", name, found.size());
+          dns_addresses_ = std::move(found);
+        }
+        contact_seeds();
+      });
+}
+
+void cluster_node::contact_seeds() {
+  std::set<std::string> targets(settings_.seeds.begin(), settings_.seeds.end());
+  targets.insert(dns_addresses_.begin(), dns_addresses_.end());
+  targets.erase(advertised_);
+  // A seed that is a known, connected peer has nothing new to say.
+  for (const auto& link : peers()->all) {
+    if (link->stream_open() && link->state() == liveness::alive) targets.erase(link->address());
+  }
+  for (const auto& t : targets) exchange_with(t);
+}
+
+void cluster_node::exchange_with(const std::string& address) {
+  if (exchanges_in_flight_.contains(address) || stopping_) return;
+  exchanges_in_flight_.insert(address);
+  struct call {
+    grpc::ClientContext context;
+    v1::MemberSet request;
+    v1::MemberSet response;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::Peer::Stub> stub;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  };
+  auto c = std::make_shared<call>();
+  c->channel = grpc::CreateCustomChannel(address, channel_credentials_, channel_args_);
+  c->stub = v1::Peer::NewStub(c->channel);
+  c->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  {
+    std::lock_guard lock(members_mutex_);
+    members_.to_proto(c->request);
+  }
+  c->request.set_cluster_name(settings_.name);
+  c->request.set_sender(settings_.node_id);
+  ++calls_in_flight_;
+  c->stub->async()->Exchange(
+      &c->context, &c->request, &c->response, [this, c, address](grpc::Status status) {
+        observe("rpc:exchange",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - c->started)
+                    .count());
+        if (status.ok()) {
+          apply_members(member_set::from_proto(c->response), "seed");
+        } else if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+          spdlog::error("cluster: seed {} refused this node: {}", address, status.error_message());
+        } else {
+          spdlog::debug("cluster: seed {} not reachable: {}", address, status.error_message());
+        }
+        if (!stopping_) {
+          boost::asio::post(io_, [this, address] { exchanges_in_flight_.erase(address); });
+        }
+        --calls_in_flight_;
+      });
+}
+
+grpc::Status cluster_node::on_exchange(const v1::MemberSet& in, v1::MemberSet& out) {
+  if (in.cluster_name() != settings_.name) {
+    spdlog::error("cluster: refused an exchange from {} of cluster \"{}\" (this is \"{}\")",
+                  in.sender(), in.cluster_name(), settings_.name);
+    return {grpc::StatusCode::FAILED_PRECONDITION,
+            "cluster name \"" + in.cluster_name() + "\" is not \"" + settings_.name + "\""};
+  }
+  apply_members(member_set::from_proto(in), "exchange");
+  std::lock_guard lock(members_mutex_);
+  members_.to_proto(out);
+  out.set_cluster_name(settings_.name);
+  out.set_sender(settings_.node_id);
+  return grpc::Status::OK;
+}
+
+}  // namespace ringmq::cluster

@@ -1,0 +1,531 @@
+// Routes, forwarding and retained replication: this node's route changes
+// numbered and sent to every peer, the SUBACK wait, publishing to the nodes
+// whose routes match, and what arrives on the streams peers opened to this
+// node (docs/cluster.md, "Routes", "Cross-node publish", "Retained messages").
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "broker/codec/topic.hpp"
+#include "cluster/cluster_node.hpp"
+#include "cluster/wire.hpp"
+
+namespace ringmq::cluster {
+
+namespace {
+
+constexpr origin_index self_index = 0;
+
+bool is_shared(const std::string& filter) { return filter.starts_with("$share/"); }
+
+std::string group_key(const route_table::shared_group& g) {
+  std::string key;
+  key.reserve(8 + g.name.size() + g.filter.size());
+  key.append("$share/").append(g.name).append("/").append(g.filter);
+  return key;
+}
+
+// What a queued message costs in a peer's queue bound.
+std::size_t item_bytes(const core::message& m) { return m.topic.size() + m.payload.size() + 64; }
+
+}  // namespace
+
+// ----- this node's routes
+
+void cluster_node::local_route_added(const std::string& filter) { local_route_changed(filter, 1); }
+
+void cluster_node::local_route_removed(const std::string& filter) {
+  local_route_changed(filter, -1);
+}
+
+void cluster_node::local_route_changed(const std::string& filter, int delta) {
+  std::lock_guard lock(routes_mutex_);
+  auto& count = local_counts_[filter];
+  const auto before = count;
+  count = delta > 0 ? count + 1 : (count > 0 ? count - 1 : 0);
+  const auto after = count;
+  if (after == 0) local_counts_.erase(filter);
+  // A plain filter is announced when its first local subscription comes and
+  // its last goes; a shared group with every change of its member count.
+  const auto announced = [&](std::uint32_t c) -> std::uint32_t {
+    return is_shared(filter) ? c : (c > 0 ? 1 : 0);
+  };
+  if (announced(before) == announced(after)) return;
+  table_.set(self_index, filter, announced(after));
+  const auto seq = route_seq_.fetch_add(1) + 1;
+  const auto& peers = peers_for_this_thread();
+  if (peers.all.empty()) return;
+  v1::PeerFrame f;
+  auto* d = f.mutable_route_delta();
+  d->set_seq(seq);
+  d->mutable_route()->set_filter(filter);
+  d->mutable_route()->set_count(announced(after));
+  for (const auto& link : peers.all) {
+    if (link->dead()) continue;  // it gets a snapshot when it is back
+    v1::PeerFrame copy = f;
+    link->enqueue_frame(std::move(copy));
+  }
+}
+
+void cluster_node::opening_frames(
+    peer_link& link, const std::function<void(std::vector<v1::PeerFrame>&&)>& put_first) {
+  std::vector<v1::PeerFrame> frames(1);
+  auto* hello = frames[0].mutable_hello();
+  hello->set_node(settings_.node_id);
+  hello->set_cluster_name(settings_.name);
+  hello->set_boot_id(boot_id_);
+  {
+    std::lock_guard lock(members_mutex_);
+    members_.to_proto(*hello->mutable_members());
+  }
+  hello->mutable_members()->set_cluster_name(settings_.name);
+  std::vector<v1::PeerFrame> registrations;
+  register_with(link, registrations);
+  std::lock_guard lock(routes_mutex_);
+  auto& snapshot = *frames.emplace_back().mutable_route_snapshot();
+  snapshot.set_seq(route_seq_.load());
+  for (auto& r : table_.routes_of(self_index)) {
+    auto* route = snapshot.add_routes();
+    route->set_filter(std::move(r.filter));
+    route->set_count(r.count);
+  }
+  auto* digest = frames.emplace_back().mutable_retained_digest();
+  digest->set_digest(broker_.retained().digest());
+  digest->set_count(broker_.retained().replicated_count());
+  for (auto& r : registrations) frames.push_back(std::move(r));
+  put_first(std::move(frames));
+}
+
+// ----- the SUBACK wait
+
+bool cluster_node::routes_synced_to_peers(std::uint64_t seq) const {
+  for (const auto& link : peers()->all) {
+    if (!link->dead() && link->acked_route_seq() < seq) return false;
+  }
+  return true;
+}
+
+void cluster_node::when_routes_synced(std::function<void()> done) {
+  const auto seq = route_seq_.load();
+  if (peers_for_this_thread().all.empty() || routes_synced_to_peers(seq)) {
+    done();
+    return;
+  }
+  const auto now = now_ms();
+  {
+    std::lock_guard lock(waiters_mutex_);
+    route_waiters_.push_back(
+        {seq, now, now + settings_.route_sync_timeout.count(), std::move(done)});
+  }
+  // An acknowledgement may have come in between.
+  check_route_waiters(now);
+}
+
+void cluster_node::check_route_waiters(std::int64_t now) {
+  std::vector<route_waiter> ready;
+  std::vector<route_waiter> late;
+  {
+    std::lock_guard lock(waiters_mutex_);
+    if (route_waiters_.empty()) return;
+    for (auto it = route_waiters_.begin(); it != route_waiters_.end();) {
+      if (routes_synced_to_peers(it->seq)) {
+        ready.push_back(std::move(*it));
+      } else if (now >= it->deadline_ms || stopping_) {
+        late.push_back(std::move(*it));
+      } else {
+        ++it;
+        continue;
+      }
+      it = route_waiters_.erase(it);
+    }
+  }
+  for (auto& w : ready) {
+    observe("route_sync", static_cast<double>(now - w.started_ms) / 1000.0);
+    w.done();
+  }
+  for (auto& w : late) {
+    std::string behind;
+    for (const auto& link : peers()->all) {
+      if (!link->dead() && link->acked_route_seq() < w.seq) {
+        if (!behind.empty()) behind += ",";
+        behind += link->id();
+      }
+    }
+    route_sync_timeouts_.fetch_add(1);
+    spdlog::warn("cluster: route sync timed out: a SUBACK waited {} ms for peers={} (seq {}); "
+                 "sent anyway",
+                 now - w.started_ms, behind, w.seq);
+    observe("route_sync", static_cast<double>(now - w.started_ms) / 1000.0);
+    w.done();
+  }
+}
+
+// ----- publishing
+
+std::size_t cluster_node::publish(const core::message_ptr& m,
+                                  const core::retained_version* retained,
+                                  std::vector<std::string>& local_groups,
+                                  bool& groups_decided) {
+  const auto& peers = peers_for_this_thread();
+  if (peers.all.empty()) return 0;  // a node alone: nothing to send
+  struct target {
+    bool plain = false;
+    std::vector<std::string> groups;
+    bool used = false;
+  };
+  thread_local std::vector<target> targets;
+  targets.assign(peers.by_index.size(), target{});
+  const auto usable = [&](origin_index o) {
+    return o == self_index ||
+           (o < peers.by_index.size() && peers.by_index[o] && !peers.by_index[o]->dead());
+  };
+  table_.match(
+      m->topic,
+      [&](origin_index o) {
+        if (o != self_index && o < targets.size()) targets[o].plain = targets[o].used = true;
+      },
+      [&](const route_table::shared_group& g) {
+        groups_decided = true;
+        // Round robin over the group's members cluster-wide: nodes receive
+        // messages in proportion to the members they have.
+        std::uint64_t total = 0;
+        for (const auto& [o, count] : g.members) {
+          if (usable(o)) total += count;
+        }
+        if (total == 0) return;
+        auto pick = g.cursor.fetch_add(1, std::memory_order_relaxed) % total;
+        for (const auto& [o, count] : g.members) {
+          if (!usable(o)) continue;
+          if (pick >= count) {
+            pick -= count;
+            continue;
+          }
+          if (o == self_index) {
+            local_groups.push_back(group_key(g));
+          } else if (o < targets.size()) {
+            targets[o].groups.push_back(group_key(g));
+            targets[o].used = true;
+          }
+          return;
+        }
+      });
+  std::size_t sent = 0;
+  for (origin_index o = 1; o < targets.size(); ++o) {
+    auto& t = targets[o];
+    const auto& link = peers.by_index[o];
+    const bool deliver = t.used && link && !link->dead();
+    if (!deliver && !(retained && link && !link->dead())) continue;
+    outbound_item item;
+    item.what = deliver ? outbound_item::kind::forward : outbound_item::kind::retained;
+    item.msg = m;
+    item.plain = t.plain;
+    item.groups = std::move(t.groups);
+    if (retained) item.version = *retained;
+    item.bytes = item_bytes(*m);
+    if (link->enqueue_message(std::move(item)) && deliver) ++sent;
+  }
+  return sent;
+}
+
+// ----- answers on this node's streams
+
+void cluster_node::on_peer_response(peer_link& link, v1::PeerBatch& batch) {
+  const auto now = now_ms();
+  link.heard(now);
+  bool acked = false;
+  for (auto& f : *batch.mutable_frames()) {
+    switch (f.kind_case()) {
+      case v1::PeerFrame::kHelloAck:
+        link.set_peer_boot_id(f.hello_ack().boot_id());
+        if (f.hello_ack().members().cluster_name() == settings_.name) {
+          apply_members(member_set::from_proto(f.hello_ack().members()), "hello");
+        }
+        break;
+      case v1::PeerFrame::kRouteAck:
+        link.on_route_ack(f.route_ack().seq());
+        acked = true;
+        break;
+      case v1::PeerFrame::kResync:
+        if (f.resync().routes()) {
+          std::lock_guard lock(routes_mutex_);
+          v1::PeerFrame s;
+          auto* snapshot = s.mutable_route_snapshot();
+          snapshot->set_seq(route_seq_.load());
+          for (auto& r : table_.routes_of(self_index)) {
+            auto* route = snapshot->add_routes();
+            route->set_filter(std::move(r.filter));
+            route->set_count(r.count);
+          }
+          spdlog::info("cluster: {} asked for this node's routes again (digests differed)",
+                       link.id());
+          link.enqueue_frame(std::move(s));
+        }
+        if (f.resync().retained()) send_retained_snapshot(link);
+        break;
+      default:
+        break;  // heartbeats: hearing from the peer was the point
+    }
+  }
+  if (acked) check_route_waiters(now);
+}
+
+void cluster_node::send_retained_snapshot(peer_link& link) {
+  static constexpr int per_frame = 256;
+  std::vector<v1::PeerFrame> frames(1);
+  const auto now = core::clock::now();
+  broker_.retained().for_each_versioned(
+      [&](const std::string& topic, const core::message_ptr& m, const core::retained_version& v) {
+        auto* snapshot = frames.back().mutable_retained_snapshot();
+        if (snapshot->entries_size() >= per_frame) {
+          snapshot = frames.emplace_back().mutable_retained_snapshot();
+        }
+        auto* e = snapshot->add_entries();
+        if (m) {
+          to_wire(*m, now, *e->mutable_message());
+        } else {
+          e->mutable_message()->set_topic(topic);
+          e->mutable_message()->set_retain(true);
+        }
+        to_wire(v, *e->mutable_version());
+      });
+  frames.back().mutable_retained_snapshot()->set_last(true);
+  spdlog::debug("cluster: sending retained snapshot to {}: frames={}", link.id(), frames.size());
+  for (auto& f : frames) link.enqueue_frame(std::move(f));
+}
+
+void cluster_node::on_stream_done(peer_link& link, const grpc::Status& status) {
+  if (stopping_ || status.ok()) return;
+  if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+    spdlog::error("cluster: {} refused this node's stream: {}", link.id(),
+                  status.error_message());
+  } else {
+    spdlog::debug("cluster: stream to {} ended: {}", link.id(), status.error_message());
+  }
+}
+
+// ----- streams peers opened to this node
+
+void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer_link>& origin,
+                                    const v1::PeerBatch& batch, inbound_result& result) {
+  const auto now = now_ms();
+  std::vector<const v1::PeerFrame*> messages;
+  bool routes_changed = false;
+  std::uint64_t applied = 0;
+  for (const auto& f : batch.frames()) {
+    if (!origin) {
+      if (f.kind_case() != v1::PeerFrame::kHello) {
+        result.finish = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                     "the first frame of a stream is a Hello");
+        return;
+      }
+      const auto& hello = f.hello();
+      if (hello.cluster_name() != settings_.name) {
+        spdlog::error("cluster: refused a stream from {} of cluster \"{}\" (this is \"{}\")",
+                      hello.node(), hello.cluster_name(), settings_.name);
+        result.finish = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                     "cluster name \"" + hello.cluster_name() + "\" is not \"" +
+                                         settings_.name + "\"");
+        return;
+      }
+      apply_members(member_set::from_proto(hello.members()), "hello");
+      origin = link_by_id(hello.node());
+      if (!origin) {
+        result.finish = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                     hello.node() + " is not a member of cluster " +
+                                         settings_.name);
+        return;
+      }
+      bool restarted = false;
+      {
+        std::lock_guard lock(origin->inbound_mutex);
+        auto& in = origin->inbound;
+        if (in.stream && in.stream != &stream) static_cast<inbound_handle*>(in.stream)->cancel();
+        restarted = in.boot_id != 0 && in.boot_id != hello.boot_id();
+        in = inbound_state{};
+        in.boot_id = hello.boot_id();
+        in.stream = &stream;
+      }
+      // Client ids it held before a restart are gone with that process.
+      if (restarted) forget_holders_of(origin->index(), hello.boot_id());
+      origin->heard(now);
+      auto& ack = *result.replies.emplace_back().mutable_hello_ack();
+      ack.set_node(settings_.node_id);
+      ack.set_boot_id(boot_id_);
+      {
+        std::lock_guard lock(members_mutex_);
+        members_.to_proto(*ack.mutable_members());
+      }
+      ack.mutable_members()->set_cluster_name(settings_.name);
+      continue;
+    }
+    switch (f.kind_case()) {
+      case v1::PeerFrame::kRouteSnapshot: {
+        std::vector<route_entry> routes;
+        for (const auto& r : f.route_snapshot().routes()) {
+          routes.push_back({r.filter(), r.count()});
+        }
+        std::lock_guard lock(origin->inbound_mutex);
+        auto& in = origin->inbound;
+        if (in.stream != &stream) break;
+        table_.replace(origin->index(), routes);
+        in.applied_route_seq = f.route_snapshot().seq();
+        if (!in.routes_synced) {
+          spdlog::info("cluster: routes of {} received: routes={}", origin->id(), routes.size());
+        }
+        in.routes_synced = true;
+        routes_changed = true;
+        applied = in.applied_route_seq;
+        break;
+      }
+      case v1::PeerFrame::kRouteDelta: {
+        std::lock_guard lock(origin->inbound_mutex);
+        auto& in = origin->inbound;
+        // Deltas the snapshot already contains are skipped.
+        if (in.stream != &stream || f.route_delta().seq() <= in.applied_route_seq) break;
+        table_.set(origin->index(), f.route_delta().route().filter(),
+                   f.route_delta().route().count());
+        in.applied_route_seq = f.route_delta().seq();
+        routes_changed = true;
+        applied = in.applied_route_seq;
+        break;
+      }
+      case v1::PeerFrame::kRouteDigest: {
+        std::lock_guard lock(origin->inbound_mutex);
+        const auto& d = f.route_digest();
+        if (d.seq() != origin->inbound.applied_route_seq) break;
+        if (table_.digest_of(origin->index()) != d.digest() ||
+            table_.count_of(origin->index()) != d.count()) {
+          spdlog::warn("cluster: routes of {} diverged (digest differs at seq {}); asking for "
+                       "a snapshot",
+                       origin->id(), d.seq());
+          result.replies.emplace_back().mutable_resync()->set_routes(true);
+        }
+        break;
+      }
+      case v1::PeerFrame::kForward:
+      case v1::PeerFrame::kRetained:
+        messages.push_back(&f);
+        break;
+      case v1::PeerFrame::kRetainedDigest: {
+        const auto& d = f.retained_digest();
+        const bool same = d.digest() == broker_.retained().digest() &&
+                          d.count() == broker_.retained().replicated_count();
+        std::lock_guard lock(origin->inbound_mutex);
+        auto& in = origin->inbound;
+        if (same) {
+          in.retained_mismatches = 0;
+          if (!in.retained_synced) {
+            spdlog::info("cluster: retained messages of {} compared: equal", origin->id());
+          }
+          in.retained_synced = true;
+          break;
+        }
+        // After the Hello a difference means a snapshot at once; later, writes
+        // in flight differ for a moment, so only two differences in a row do.
+        ++in.retained_mismatches;
+        const bool initial = !in.retained_synced;
+        if (!in.retained_pull_pending && (initial || in.retained_mismatches >= 2)) {
+          in.retained_pull_pending = true;
+          result.replies.emplace_back().mutable_resync()->set_retained(true);
+        }
+        break;
+      }
+      case v1::PeerFrame::kRetainedSnapshot: {
+        std::size_t applied_entries = 0;
+        const auto at = core::clock::now();
+        for (const auto& e : f.retained_snapshot().entries()) {
+          auto m = from_wire(e.message(), at);
+          if (!m) {
+            dropped_malformed_.fetch_add(1);
+            continue;
+          }
+          m->retain = true;
+          if (broker_.apply_retained(m, from_wire(e.version()))) ++applied_entries;
+        }
+        std::lock_guard lock(origin->inbound_mutex);
+        auto& in = origin->inbound;
+        if (f.retained_snapshot().last()) {
+          if (!in.retained_synced) {
+            spdlog::info("cluster: retained messages of {} merged", origin->id());
+          }
+          in.retained_pull_pending = false;
+          in.retained_synced = true;
+          in.retained_mismatches = 0;
+        }
+        break;
+      }
+      case v1::PeerFrame::kMembers:
+        if (f.members().members().cluster_name() == settings_.name) {
+          apply_members(member_set::from_proto(f.members().members()), "peer");
+        }
+        break;
+      case v1::PeerFrame::kRelease:
+        on_release(*origin, f.release());
+        break;
+      case v1::PeerFrame::kRegister:
+        on_register(*origin, f.register_());
+        break;
+      case v1::PeerFrame::kHeartbeat:
+        result.replies.emplace_back().mutable_heartbeat()->set_sent_at_ms(now);
+        break;
+      default:
+        break;  // a frame of a newer protocol version: skipped
+    }
+  }
+  if (origin) origin->heard(now);
+  if (routes_changed) result.replies.emplace_back().mutable_route_ack()->set_seq(applied);
+  if (!messages.empty()) deliver_forwarded(*origin, messages);
+}
+
+void cluster_node::deliver_forwarded(peer_link& origin,
+                                     std::vector<const v1::PeerFrame*>& frames) {
+  struct forwarded {
+    core::message_ptr msg;
+    bool plain = false;
+    std::vector<std::string> groups;
+    std::optional<core::retained_version> version;
+  };
+  std::vector<forwarded> items;
+  items.reserve(frames.size());
+  const auto now = core::clock::now();
+  for (const auto* f : frames) {
+    forwarded item;
+    if (f->kind_case() == v1::PeerFrame::kForward) {
+      const auto& fw = f->forward();
+      item.msg = from_wire(fw.message(), now);
+      item.plain = fw.plain();
+      item.groups.assign(fw.groups().begin(), fw.groups().end());
+      if (fw.has_retained()) item.version = from_wire(fw.retained());
+    } else {
+      const auto& e = f->retained().entry();
+      item.msg = from_wire(e.message(), now);
+      item.version = from_wire(e.version());
+    }
+    if (!item.msg) {
+      dropped_malformed_.fetch_add(1);
+      continue;
+    }
+    items.push_back(std::move(item));
+  }
+  origin.counters.forwarded_in.fetch_add(items.size(), std::memory_order_relaxed);
+  // One task per batch, always on the same worker for the same peer: the
+  // peer's order is kept.
+  post_(origin.index(), [this, items = std::move(items)] {
+    const auto at = core::clock::now();
+    for (const auto& f : items) {
+      core::delivery_scope scope;
+      scope.plain = f.plain;
+      scope.groups = &f.groups;
+      broker_.deliver_forwarded(f.msg, scope, f.version ? &*f.version : nullptr, at);
+    }
+  });
+}
+
+void cluster_node::on_inbound_closed(inbound_handle& stream,
+                                     const std::shared_ptr<peer_link>& origin) {
+  if (!origin) return;
+  std::lock_guard lock(origin->inbound_mutex);
+  if (origin->inbound.stream == &stream) origin->inbound.stream = nullptr;
+}
+
+}  // namespace ringmq::cluster

@@ -1,0 +1,343 @@
+#include "cluster/peer_link.hpp"
+
+#include "cluster/cluster_node.hpp"
+#include "cluster/wire.hpp"
+
+namespace ringmq::cluster {
+
+const char* to_string(liveness l) noexcept {
+  switch (l) {
+    case liveness::alive: return "alive";
+    case liveness::suspect: return "suspect";
+    case liveness::dead: return "dead";
+  }
+  return "dead";
+}
+
+// The stream this node opened to a peer. It holds the link (and so the link
+// outlives it); the link points back to it while it is usable. A hold keeps
+// gRPC from finishing it while the link may still start a write: the hold
+// goes once the stream broke and no write is in flight.
+class outbound_stream final : public grpc::ClientBidiReactor<v1::PeerBatch, v1::PeerBatch> {
+ public:
+  explicit outbound_stream(std::shared_ptr<peer_link> link) : link_(std::move(link)) {}
+
+  void start(v1::Peer::Stub& stub) {
+    stub.async()->Stream(&context, this);
+    AddHold();
+    StartRead(&in_);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      link_->on_broken(this);
+      return;
+    }
+    link_->on_response(this, in_);
+    in_.Clear();
+    StartRead(&in_);
+  }
+  void OnWriteDone(bool ok) override { link_->on_write_done(this, ok); }
+  void OnDone(const grpc::Status& status) override {
+    auto link = std::move(link_);
+    link->on_done(this, status);
+    delete this;
+  }
+
+  grpc::ClientContext context;
+  v1::PeerBatch out;
+  std::size_t out_messages = 0;
+  // Guarded by the link's mutex.
+  bool writing = false;
+  bool broken = false;
+  bool hold_released = false;
+
+ private:
+  std::shared_ptr<peer_link> link_;
+  v1::PeerBatch in_;
+};
+
+namespace {
+
+bool restated_on_open(const v1::PeerFrame& f) {
+  switch (f.kind_case()) {
+    case v1::PeerFrame::kHello:
+    case v1::PeerFrame::kRouteSnapshot:
+    case v1::PeerFrame::kRouteDelta:
+    case v1::PeerFrame::kRouteDigest:
+    case v1::PeerFrame::kRetainedDigest:
+    case v1::PeerFrame::kRetainedSnapshot:
+    case v1::PeerFrame::kHeartbeat:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+peer_link::peer_link(cluster_node& owner, std::string id, origin_index index,
+                     std::int64_t now_ms, std::uint64_t queue_limit_bytes)
+    : owner_(owner),
+      id_(std::move(id)),
+      index_(index),
+      queue_limit_(queue_limit_bytes),
+      last_heard_ms_(now_ms) {}
+
+peer_link::~peer_link() = default;
+
+void peer_link::set_address(const std::string& address,
+                            std::shared_ptr<grpc::ChannelCredentials> creds,
+                            const grpc::ChannelArguments& args) {
+  {
+    std::lock_guard lock(mutex_);
+    if (address == address_ && channel_) return;
+    address_ = address;
+    channel_ = grpc::CreateCustomChannel(address, std::move(creds), args);
+    stub_ = v1::Peer::NewStub(channel_);
+    next_attempt_ms_ = 0;
+    backoff_ms_ = 100;
+  }
+  close_stream();
+}
+
+std::string peer_link::address() const {
+  std::lock_guard lock(mutex_);
+  return address_;
+}
+
+std::shared_ptr<grpc::Channel> peer_link::channel() const {
+  std::lock_guard lock(mutex_);
+  return channel_;
+}
+
+bool peer_link::enqueue_message(outbound_item&& item) {
+  {
+    std::lock_guard lock(mutex_);
+    const bool qos0 = item.msg && item.msg->qos == codec::qos::at_most_once;
+    const auto limit = qos0 ? queue_limit_ / 2 : queue_limit_;
+    if (queue_bytes_ + item.bytes > limit) {
+      counters.dropped_queue_full.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    queue_bytes_ += item.bytes;
+    ++queue_messages_;
+    queue_.push_back(std::move(item));
+  }
+  pump();
+  return true;
+}
+
+void peer_link::enqueue_frame(v1::PeerFrame&& frame) {
+  {
+    std::lock_guard lock(mutex_);
+    outbound_item item;
+    item.what = outbound_item::kind::frame;
+    item.bytes = frame.ByteSizeLong();
+    item.frame = std::make_unique<v1::PeerFrame>(std::move(frame));
+    queue_bytes_ += item.bytes;
+    queue_.push_back(std::move(item));
+  }
+  pump();
+}
+
+std::size_t peer_link::drop_queue() {
+  std::lock_guard lock(mutex_);
+  std::size_t dropped = 0;
+  std::deque<outbound_item> kept;
+  for (auto& item : queue_) {
+    if (item.what == outbound_item::kind::frame) continue;  // a new stream starts afresh
+    ++dropped;
+  }
+  queue_.swap(kept);
+  queue_bytes_ = 0;
+  queue_messages_ = 0;
+  counters.dropped_dead.fetch_add(dropped, std::memory_order_relaxed);
+  return dropped;
+}
+
+std::size_t peer_link::queued_messages() const {
+  std::lock_guard lock(mutex_);
+  return queue_messages_;
+}
+
+std::size_t peer_link::queued_bytes() const {
+  std::lock_guard lock(mutex_);
+  return queue_bytes_;
+}
+
+bool peer_link::stream_open() const {
+  std::lock_guard lock(mutex_);
+  return stream_ != nullptr;
+}
+
+void peer_link::on_route_ack(std::uint64_t seq) noexcept {
+  auto current = acked_route_seq_.load(std::memory_order_relaxed);
+  while (seq > current &&
+         !acked_route_seq_.compare_exchange_weak(current, seq, std::memory_order_acq_rel)) {
+  }
+}
+
+void peer_link::maintain(std::int64_t now_ms) {
+  outbound_stream* s = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    if (stream_ || !stub_ || now_ms < next_attempt_ms_) return;
+    s = new outbound_stream(shared_from_this());
+    stream_ = s;
+    // The peer acknowledges routes anew on every stream (it may have restarted).
+    acked_route_seq_.store(0, std::memory_order_release);
+    // The next attempt, should this one fail, waits longer (100 ms up to 2 s).
+    next_attempt_ms_ = now_ms + backoff_ms_;
+    backoff_ms_ = std::min<std::int64_t>(backoff_ms_ * 2, 2'000);
+    counters.streams_opened.fetch_add(1, std::memory_order_relaxed);
+    // Route and sync frames that did not make it through the previous stream
+    // are stale: the opening frames restate them. Messages, member sets and
+    // directory frames still go.
+    std::deque<outbound_item> kept;
+    for (auto& item : queue_) {
+      if (item.what == outbound_item::kind::frame && restated_on_open(*item.frame)) {
+        queue_bytes_ -= item.bytes;
+      } else {
+        kept.push_back(std::move(item));
+      }
+    }
+    queue_.swap(kept);
+  }
+  // Hello, the route snapshot and the retained digest go first.
+  owner_.opening_frames(*this, [&](std::vector<v1::PeerFrame>&& frames) {
+    std::lock_guard lock(mutex_);
+    for (auto it = frames.rbegin(); it != frames.rend(); ++it) {
+      outbound_item item;
+      item.bytes = it->ByteSizeLong();
+      item.frame = std::make_unique<v1::PeerFrame>(std::move(*it));
+      queue_bytes_ += item.bytes;
+      queue_.push_front(std::move(item));
+    }
+  });
+  s->start(*stub_);
+  pump();
+}
+
+void peer_link::close_stream() {
+  std::lock_guard lock(mutex_);
+  if (stream_) stream_->context.TryCancel();
+}
+
+std::vector<outbound_item> peer_link::take_batch_locked() {
+  // Large enough to amortize a write, small enough to keep latency and memory bounded.
+  static constexpr std::size_t max_items = 512;
+  static constexpr std::size_t max_bytes = 1 << 20;
+  std::vector<outbound_item> items;
+  std::size_t bytes = 0;
+  while (!queue_.empty() && items.size() < max_items && (items.empty() || bytes < max_bytes)) {
+    auto& item = queue_.front();
+    bytes += item.bytes;
+    queue_bytes_ -= item.bytes;
+    if (item.what != outbound_item::kind::frame) --queue_messages_;
+    items.push_back(std::move(item));
+    queue_.pop_front();
+  }
+  return items;
+}
+
+void peer_link::build_batch(std::vector<outbound_item>& items, v1::PeerBatch& out) {
+  out.Clear();
+  const auto now = core::clock::now();
+  for (auto& item : items) {
+    switch (item.what) {
+      case outbound_item::kind::frame:
+        out.add_frames()->Swap(item.frame.get());
+        break;
+      case outbound_item::kind::forward: {
+        auto* f = out.add_frames()->mutable_forward();
+        to_wire(*item.msg, now, *f->mutable_message());
+        f->set_plain(item.plain);
+        for (auto& g : item.groups) f->add_groups(std::move(g));
+        if (item.version) to_wire(*item.version, *f->mutable_retained());
+        break;
+      }
+      case outbound_item::kind::retained: {
+        auto* e = out.add_frames()->mutable_retained()->mutable_entry();
+        to_wire(*item.msg, now, *e->mutable_message());
+        to_wire(*item.version, *e->mutable_version());
+        break;
+      }
+    }
+  }
+}
+
+void peer_link::pump() {
+  outbound_stream* s = nullptr;
+  std::vector<outbound_item> items;
+  {
+    std::lock_guard lock(mutex_);
+    s = stream_;
+    if (!s || s->writing || s->broken || queue_.empty()) return;
+    items = take_batch_locked();
+    s->writing = true;
+  }
+  // Built outside the lock: other threads keep queueing meanwhile, and only
+  // this thread writes while `writing` is set.
+  std::size_t messages = 0;
+  for (const auto& item : items) {
+    if (item.what == outbound_item::kind::forward) ++messages;
+  }
+  build_batch(items, s->out);
+  s->out_messages = messages;
+  counters.batches_out.fetch_add(1, std::memory_order_relaxed);
+  s->StartWrite(&s->out);
+}
+
+void peer_link::on_write_done(outbound_stream* s, bool ok) {
+  bool release = false;
+  {
+    std::lock_guard lock(mutex_);
+    s->writing = false;
+    if (ok) {
+      counters.forwarded_out.fetch_add(s->out_messages, std::memory_order_relaxed);
+      // A write went through: the next broken stream retries quickly again.
+      backoff_ms_ = 100;
+    } else {
+      counters.dropped_broken.fetch_add(s->out_messages, std::memory_order_relaxed);
+    }
+    if (s->broken && !s->hold_released) {
+      s->hold_released = true;
+      release = true;
+    }
+  }
+  if (release) {
+    s->RemoveHold();
+    return;
+  }
+  if (ok) pump();
+}
+
+void peer_link::on_response(outbound_stream*, v1::PeerBatch& batch) {
+  owner_.on_peer_response(*this, batch);
+}
+
+void peer_link::on_broken(outbound_stream* s) {
+  bool release = false;
+  {
+    std::lock_guard lock(mutex_);
+    s->broken = true;
+    if (stream_ == s) stream_ = nullptr;
+    if (!s->writing && !s->hold_released) {
+      s->hold_released = true;
+      release = true;
+    }
+  }
+  if (release) s->RemoveHold();
+}
+
+void peer_link::on_done(outbound_stream* s, const grpc::Status& status) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stream_ == s) stream_ = nullptr;
+  }
+  owner_.on_stream_done(*this, status);
+}
+
+}  // namespace ringmq::cluster

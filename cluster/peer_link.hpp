@@ -1,0 +1,169 @@
+#pragma once
+// One other member as this node sees it: its address and channel, whether it
+// is alive, the stream this node opened to it (this node's data goes out on
+// it, the peer's answers come back on it) with its bounded send queue, and
+// what this node has received from the peer's own stream (docs/cluster.md,
+// "The peer protocol").
+//
+// Any thread may queue. One batch is written at a time: whatever queued up
+// meanwhile goes in the next one, so a busy link writes few large batches.
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/core/message.hpp"
+#include "broker/core/retained_index.hpp"
+#include "cluster/route_table.hpp"
+#include "ringmq/cluster/v1/cluster.grpc.pb.h"
+
+namespace ringmq::cluster {
+
+enum class liveness : std::uint8_t { alive, suspect, dead };
+const char* to_string(liveness l) noexcept;
+
+class cluster_node;
+class outbound_stream;
+
+// Something waiting to be sent to a peer: a ready frame, or a message that
+// becomes a Forward or Retained frame when its batch is written (so the
+// expiry left is counted then, and the payload is copied once, there).
+struct outbound_item {
+  enum class kind : std::uint8_t { frame, forward, retained };
+  kind what = kind::frame;
+  std::unique_ptr<v1::PeerFrame> frame;
+  core::message_ptr msg;
+  bool plain = false;
+  std::vector<std::string> groups;
+  std::optional<core::retained_version> version;
+  std::size_t bytes = 0;
+};
+
+// What this node knows of the peer's stream to it (guarded by inbound_mutex).
+struct inbound_state {
+  std::uint64_t boot_id = 0;
+  std::uint64_t applied_route_seq = 0;  // last route frame applied
+  bool routes_synced = false;           // its snapshot arrived
+  bool retained_synced = false;         // digests compared, snapshot merged if needed
+  bool retained_pull_pending = false;
+  int retained_mismatches = 0;  // periodic digests in a row that differed
+  void* stream = nullptr;       // the inbound stream currently serving it
+};
+
+struct link_counters {
+  std::atomic<std::uint64_t> forwarded_out{0};
+  std::atomic<std::uint64_t> forwarded_in{0};
+  std::atomic<std::uint64_t> dropped_queue_full{0};
+  std::atomic<std::uint64_t> dropped_dead{0};
+  std::atomic<std::uint64_t> dropped_broken{0};
+  std::atomic<std::uint64_t> batches_out{0};
+  std::atomic<std::uint64_t> streams_opened{0};
+};
+
+class peer_link : public std::enable_shared_from_this<peer_link> {
+ public:
+  peer_link(cluster_node& owner, std::string id, origin_index index, std::int64_t now_ms,
+            std::uint64_t queue_limit_bytes);
+  ~peer_link();
+  peer_link(const peer_link&) = delete;
+  peer_link& operator=(const peer_link&) = delete;
+
+  const std::string& id() const noexcept { return id_; }
+  origin_index index() const noexcept { return index_; }
+
+  // --- address and channel (cluster thread) --------------------------------
+  // A new address closes the stream and makes a new channel.
+  void set_address(const std::string& address, std::shared_ptr<grpc::ChannelCredentials> creds,
+                   const grpc::ChannelArguments& args);
+  std::string address() const;
+  std::shared_ptr<grpc::Channel> channel() const;
+
+  // --- liveness ------------------------------------------------------------
+  void heard(std::int64_t now_ms) noexcept {
+    last_heard_ms_.store(now_ms, std::memory_order_relaxed);
+  }
+  std::int64_t last_heard_ms() const noexcept {
+    return last_heard_ms_.load(std::memory_order_relaxed);
+  }
+  liveness state() const noexcept { return state_.load(std::memory_order_relaxed); }
+  void set_state(liveness l) noexcept { state_.store(l, std::memory_order_relaxed); }
+  bool dead() const noexcept { return state() == liveness::dead; }
+
+  // --- sending (any thread) ------------------------------------------------
+  // A message under the drop policy (QoS 0 beyond half the queue bound,
+  // anything beyond the bound). False when it was dropped.
+  bool enqueue_message(outbound_item&& item);
+  // Protocol frames are never dropped.
+  void enqueue_frame(v1::PeerFrame&& frame);
+  // Drops every queued message (the peer is dead); returns how many.
+  std::size_t drop_queue();
+  std::size_t queued_messages() const;
+  std::size_t queued_bytes() const;
+
+  // --- the outbound stream (cluster thread) --------------------------------
+  // Opens a stream when there is none and the backoff allows; the owner puts
+  // the opening frames (Hello, route snapshot, retained digest) first.
+  void maintain(std::int64_t now_ms);
+  void close_stream();
+  bool stream_open() const;
+  // Route sequence number the peer acknowledged on the current stream.
+  std::uint64_t acked_route_seq() const noexcept {
+    return acked_route_seq_.load(std::memory_order_acquire);
+  }
+  void on_route_ack(std::uint64_t seq) noexcept;
+  std::uint64_t peer_boot_id() const noexcept {
+    return peer_boot_id_.load(std::memory_order_relaxed);
+  }
+  void set_peer_boot_id(std::uint64_t id) noexcept {
+    peer_boot_id_.store(id, std::memory_order_relaxed);
+  }
+
+  // --- what the peer sent on its own stream --------------------------------
+  std::mutex inbound_mutex;
+  inbound_state inbound;
+
+  link_counters counters;
+
+ private:
+  friend class outbound_stream;
+  void pump();
+  void on_write_done(outbound_stream* s, bool ok);
+  void on_response(outbound_stream* s, v1::PeerBatch& batch);
+  void on_broken(outbound_stream* s);
+  void on_done(outbound_stream* s, const grpc::Status& status);
+  // Moves up to one batch's worth of items out of the queue (under mutex_).
+  std::vector<outbound_item> take_batch_locked();
+  void build_batch(std::vector<outbound_item>& items, v1::PeerBatch& out);
+
+  cluster_node& owner_;
+  const std::string id_;
+  const origin_index index_;
+  const std::uint64_t queue_limit_;
+
+  std::atomic<std::int64_t> last_heard_ms_;
+  std::atomic<liveness> state_{liveness::alive};
+  std::atomic<std::uint64_t> acked_route_seq_{0};
+  std::atomic<std::uint64_t> peer_boot_id_{0};
+
+  mutable std::mutex mutex_;
+  std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Peer::Stub> stub_;
+  outbound_stream* stream_ = nullptr;  // alive while held (see outbound_stream)
+  bool writing_ = false;
+  bool broken_ = false;  // stream_ failed; its hold goes once no write is in flight
+  std::int64_t next_attempt_ms_ = 0;
+  std::int64_t backoff_ms_ = 100;
+  std::deque<outbound_item> queue_;
+  std::size_t queue_bytes_ = 0;
+  std::size_t queue_messages_ = 0;
+};
+
+}  // namespace ringmq::cluster

@@ -1,0 +1,139 @@
+#include "cluster/peer_service.hpp"
+
+#include <deque>
+#include <mutex>
+
+#include "cluster/cluster_node.hpp"
+
+namespace ringmq::cluster {
+
+namespace {
+
+// A stream a peer opened: its frames are handed to the node as they arrive,
+// and the node's answers are written back one batch at a time.
+class inbound_stream final : public grpc::ServerBidiReactor<v1::PeerBatch, v1::PeerBatch>,
+                             public inbound_handle {
+ public:
+  inbound_stream(cluster_node& node, grpc::CallbackServerContext* context)
+      : node_(node), context_(context) {
+    StartRead(&in_);
+  }
+
+  void cancel() override { context_->TryCancel(); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      finish(grpc::Status::OK);
+      return;
+    }
+    cluster_node::inbound_result result;
+    node_.on_inbound_batch(*this, origin_, in_, result);
+    in_.Clear();
+    if (!result.replies.empty()) reply(std::move(result.replies));
+    if (result.finish) {
+      finish(*result.finish);
+      return;
+    }
+    StartRead(&in_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::unique_lock lock(mutex_);
+    writing_ = false;
+    if (!ok) pending_.clear();
+    if (!pending_.empty() && !finishing_) {
+      start_write_locked();
+      return;
+    }
+    if (finishing_ && !finished_) {
+      finished_ = true;
+      lock.unlock();
+      Finish(status_);
+    }
+  }
+
+  void OnDone() override {
+    node_.on_inbound_closed(*this, origin_);
+    delete this;
+  }
+
+ private:
+  void reply(std::vector<v1::PeerFrame>&& frames) {
+    std::lock_guard lock(mutex_);
+    if (finishing_) return;
+    for (auto& f : frames) pending_.push_back(std::move(f));
+    if (!writing_) start_write_locked();
+  }
+
+  void start_write_locked() {
+    out_.Clear();
+    while (!pending_.empty()) {
+      out_.add_frames()->Swap(&pending_.front());
+      pending_.pop_front();
+    }
+    writing_ = true;
+    StartWrite(&out_);
+  }
+
+  void finish(const grpc::Status& status) {
+    std::unique_lock lock(mutex_);
+    if (finishing_) return;
+    finishing_ = true;
+    status_ = status;
+    if (writing_) return;  // OnWriteDone finishes
+    finished_ = true;
+    lock.unlock();
+    Finish(status);
+  }
+
+  cluster_node& node_;
+  grpc::CallbackServerContext* context_;
+  std::shared_ptr<peer_link> origin_;  // set by the node at the Hello
+  v1::PeerBatch in_;
+  v1::PeerBatch out_;
+  std::mutex mutex_;
+  std::deque<v1::PeerFrame> pending_;
+  bool writing_ = false;
+  bool finishing_ = false;
+  bool finished_ = false;
+  grpc::Status status_;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<v1::PeerBatch, v1::PeerBatch>* peer_service::Stream(
+    grpc::CallbackServerContext* context) {
+  return new inbound_stream(node_, context);
+}
+
+grpc::ServerUnaryReactor* peer_service::Exchange(grpc::CallbackServerContext* context,
+                                                 const v1::MemberSet* request,
+                                                 v1::MemberSet* response) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(node_.on_exchange(*request, *response));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* peer_service::Claim(grpc::CallbackServerContext* context,
+                                              const v1::ClaimRequest* request,
+                                              v1::ClaimResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  node_.on_claim(*request, [reactor, response](grpc::Status status, bool granted) {
+    response->set_granted(granted);
+    reactor->Finish(status);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* peer_service::Kick(grpc::CallbackServerContext* context,
+                                             const v1::KickRequest* request,
+                                             v1::KickResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  node_.on_kick(*request, [reactor, response](grpc::Status status, bool closed) {
+    response->set_closed(closed);
+    reactor->Finish(status);
+  });
+  return reactor;
+}
+
+}  // namespace ringmq::cluster

@@ -1,0 +1,40 @@
+#pragma once
+// How this node takes part in its cluster (from the cluster section of the
+// configuration; docs/cluster.md, "Configuration").
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ringmq::cluster {
+
+struct tls_settings {
+  std::string cert_file;
+  std::string key_file;
+  std::string ca_file;
+  std::string server_name;  // checked in peers' certificates; empty = the address dialled
+
+  bool enabled() const noexcept { return !cert_file.empty(); }
+};
+
+struct cluster_settings {
+  std::string name = "ringmq";
+  std::string node_id;
+  std::string bind;       // empty: this node is a cluster of one, with no peer server
+  std::string advertise;  // empty: the address bound
+  std::vector<std::string> seeds;
+  std::string dns;  // name:port resolved to every address
+  std::uint32_t vnodes = 128;
+  std::chrono::milliseconds heartbeat_interval{500};
+  std::chrono::milliseconds suspect_timeout{2'000};
+  std::chrono::milliseconds dead_timeout{5'000};
+  std::chrono::milliseconds digest_interval{10'000};
+  std::chrono::milliseconds route_sync_timeout{5'000};
+  std::chrono::milliseconds claim_timeout{3'000};
+  std::chrono::milliseconds dns_interval{5'000};
+  std::uint64_t peer_queue_bytes = 64ull << 20;
+  tls_settings tls;
+};
+
+}  // namespace ringmq::cluster
