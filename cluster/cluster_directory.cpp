@@ -229,15 +229,20 @@ void cluster_node::kick_local(const std::string& client_id, ticket t,
     done(false);  // a connection of an earlier run of this node: long gone
     return;
   }
+  bool revoked = false;
   {
     std::lock_guard lock(directory_mutex_);
     if (pending_claims_.contains(t.connection)) {
       // Its claim is still on its way: when it is confirmed it is refused.
       revoked_.insert(t.connection);
-      done(true);
-      return;
+      revoked = true;
+    } else {
+      kick_waiters_.emplace(client_id, kick_waiter{t.connection, std::move(done)});
     }
-    kick_waiters_.emplace(client_id, kick_waiter{t.connection, std::move(done)});
+  }
+  if (revoked) {
+    done(true);  // never under the lock: the answer may claim again
+    return;
   }
   // Answered when the connection is gone (release), or after 2 s at most.
   auto timer = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::seconds(2));

@@ -218,8 +218,13 @@ void cluster_node::stop() {
   }
   for (auto& a : answers) a(false);
   check_route_waiters(now_ms());
-  for (const auto& link : peers()->all) link->close_stream();
-  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  // Every stream ends now, both ways: the server's shutdown need not wait for them.
+  for (const auto& link : peers()->all) {
+    link->close_stream();
+    std::lock_guard lock(link->inbound_mutex);
+    if (auto* s = static_cast<inbound_handle*>(link->inbound.stream)) s->cancel();
+  }
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   // Streams and calls end once gRPC has completed them; their reactors point here.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -340,6 +345,7 @@ void cluster_node::apply_members(const member_set& incoming, const char* source)
   }
   spdlog::info("cluster: member set changed: epoch={} members={} source={}", epoch, summary,
                source);
+  readiness_may_have_changed();
   v1::PeerFrame f;
   {
     std::lock_guard lock(members_mutex_);
@@ -350,7 +356,13 @@ void cluster_node::apply_members(const member_set& incoming, const char* source)
     v1::PeerFrame copy = f;
     link->enqueue_frame(std::move(copy));
   }
-  if (!stopping_) boost::asio::post(io_, [this] { register_with_owners(); });
+  if (!stopping_) {
+    // New members get their streams now, not at the next tick.
+    boost::asio::post(io_, [this] {
+      for (const auto& link : peers()->all) link->maintain(now_ms());
+      register_with_owners();
+    });
+  }
 }
 
 std::string cluster_node::forget(const std::string& node) {
@@ -515,6 +527,7 @@ void cluster_node::check_liveness(std::int64_t now) {
     const auto previous = link->state();
     if (next == previous) continue;
     link->set_state(next);
+    readiness_may_have_changed();
     if (next == liveness::dead) {
       spdlog::warn("cluster: peer dead: node={} silent_ms={}", link->id(), elapsed);
       on_peer_dead(*link);

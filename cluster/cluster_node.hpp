@@ -144,6 +144,8 @@ class cluster_node final : public core::cluster_link {
   // Removes `node` from the member set. Returns an error text, or empty.
   std::string forget(const std::string& node);
   void set_observer(observe_function f) { observer_ = std::move(f); }
+  // Called (from any thread) when readiness may have changed. Set before start().
+  void set_readiness_observer(std::function<void()> f) { readiness_observer_ = std::move(f); }
 
   // --- core::cluster_link --------------------------------------------------
   void local_route_added(const std::string& filter) override;
@@ -255,6 +257,9 @@ class cluster_node final : public core::cluster_link {
   void on_release(peer_link& origin, const v1::Release& r);
   void on_register(peer_link& origin, const v1::Register& r);
 
+  void readiness_may_have_changed() const {
+    if (readiness_observer_) readiness_observer_();
+  }
   void observe(std::string_view what, double seconds) const {
     if (observer_) observer_(what, seconds);
   }
@@ -264,6 +269,7 @@ class cluster_node final : public core::cluster_link {
   storage::store* store_;
   post_function post_;
   observe_function observer_;
+  std::function<void()> readiness_observer_;
   const std::uint64_t boot_id_;
   const std::int64_t started_ms_;
   const bool clustered_;

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 
 #include "broker/codec/topic.hpp"
 #include "cluster/cluster_node.hpp"
@@ -310,6 +311,7 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
   const auto now = now_ms();
   std::vector<const v1::PeerFrame*> messages;
   bool routes_changed = false;
+  bool sync_changed = false;  // readiness may follow
   std::uint64_t applied = 0;
   for (const auto& f : batch.frames()) {
     if (!origin) {
@@ -345,9 +347,17 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
         in.boot_id = hello.boot_id();
         in.stream = &stream;
       }
+      sync_changed = true;
       // Client ids it held before a restart are gone with that process.
       if (restarted) forget_holders_of(origin->index(), hello.boot_id());
       origin->heard(now);
+      // It is up: this node's own stream to it need not wait for its backoff.
+      if (!origin->stream_open()) {
+        origin->retry_now();
+        if (!stopping_) {
+          boost::asio::post(io_, [this, link = origin] { link->maintain(now_ms()); });
+        }
+      }
       auto& ack = *result.replies.emplace_back().mutable_hello_ack();
       ack.set_node(settings_.node_id);
       ack.set_boot_id(boot_id_);
@@ -371,6 +381,7 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
         in.applied_route_seq = f.route_snapshot().seq();
         if (!in.routes_synced) {
           spdlog::info("cluster: routes of {} received: routes={}", origin->id(), routes.size());
+          sync_changed = true;
         }
         in.routes_synced = true;
         routes_changed = true;
@@ -416,6 +427,7 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
           in.retained_mismatches = 0;
           if (!in.retained_synced) {
             spdlog::info("cluster: retained messages of {} compared: equal", origin->id());
+            sync_changed = true;
           }
           in.retained_synced = true;
           break;
@@ -447,6 +459,7 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
         if (f.retained_snapshot().last()) {
           if (!in.retained_synced) {
             spdlog::info("cluster: retained messages of {} merged", origin->id());
+            sync_changed = true;
           }
           in.retained_pull_pending = false;
           in.retained_synced = true;
@@ -473,6 +486,7 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
     }
   }
   if (origin) origin->heard(now);
+  if (sync_changed) readiness_may_have_changed();
   if (routes_changed) result.replies.emplace_back().mutable_route_ack()->set_seq(applied);
   if (!messages.empty()) deliver_forwarded(*origin, messages);
 }

@@ -220,6 +220,12 @@ void peer_link::maintain(std::int64_t now_ms) {
   pump();
 }
 
+void peer_link::retry_now() {
+  std::lock_guard lock(mutex_);
+  next_attempt_ms_ = 0;
+  backoff_ms_ = 100;
+}
+
 void peer_link::close_stream() {
   std::lock_guard lock(mutex_);
   if (stream_) stream_->context.TryCancel();

@@ -113,6 +113,8 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   void maintain(std::int64_t now_ms);
   void close_stream();
   bool stream_open() const;
+  // The peer is back (its own stream opened): the next maintain() retries at once.
+  void retry_now();
   // Route sequence number the peer acknowledged on the current stream.
   std::uint64_t acked_route_seq() const noexcept {
     return acked_route_seq_.load(std::memory_order_acquire);

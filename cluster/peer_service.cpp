@@ -38,18 +38,22 @@ class inbound_stream final : public grpc::ServerBidiReactor<v1::PeerBatch, v1::P
   }
 
   void OnWriteDone(bool ok) override {
-    std::unique_lock lock(mutex_);
-    writing_ = false;
-    if (!ok) pending_.clear();
-    if (!pending_.empty() && !finishing_) {
-      start_write_locked();
-      return;
+    bool write = false;
+    bool finish_now = false;
+    {
+      std::lock_guard lock(mutex_);
+      writing_ = false;
+      if (!ok) pending_.clear();
+      if (!pending_.empty() && !finishing_) {
+        write = prepare_write_locked();
+      } else if (finishing_ && !finished_) {
+        finished_ = true;
+        finish_now = true;
+      }
     }
-    if (finishing_ && !finished_) {
-      finished_ = true;
-      lock.unlock();
-      Finish(status_);
-    }
+    // gRPC calls are never made under the lock: a reaction may run on this thread.
+    if (write) StartWrite(&out_);
+    if (finish_now) Finish(status_);
   }
 
   void OnDone() override {
@@ -59,30 +63,37 @@ class inbound_stream final : public grpc::ServerBidiReactor<v1::PeerBatch, v1::P
 
  private:
   void reply(std::vector<v1::PeerFrame>&& frames) {
-    std::lock_guard lock(mutex_);
-    if (finishing_) return;
-    for (auto& f : frames) pending_.push_back(std::move(f));
-    if (!writing_) start_write_locked();
+    bool write = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (finishing_) return;
+      for (auto& f : frames) pending_.push_back(std::move(f));
+      if (!writing_) write = prepare_write_locked();
+    }
+    if (write) StartWrite(&out_);
   }
 
-  void start_write_locked() {
+  // Moves everything pending into the write buffer; true when there is a write to start.
+  bool prepare_write_locked() {
+    if (pending_.empty()) return false;
     out_.Clear();
     while (!pending_.empty()) {
       out_.add_frames()->Swap(&pending_.front());
       pending_.pop_front();
     }
     writing_ = true;
-    StartWrite(&out_);
+    return true;
   }
 
   void finish(const grpc::Status& status) {
-    std::unique_lock lock(mutex_);
-    if (finishing_) return;
-    finishing_ = true;
-    status_ = status;
-    if (writing_) return;  // OnWriteDone finishes
-    finished_ = true;
-    lock.unlock();
+    {
+      std::lock_guard lock(mutex_);
+      if (finishing_) return;
+      finishing_ = true;
+      status_ = status;
+      if (writing_) return;  // OnWriteDone finishes
+      finished_ = true;
+    }
     Finish(status);
   }
 

@@ -135,6 +135,8 @@ node::node(const config::config& cfg)
   cluster_->set_observer([m = metrics_.get()](std::string_view what, double seconds) {
     m->observe_cluster(what, seconds);
   });
+  cluster_->set_readiness_observer(
+      [this] { boost::asio::post(control_, [this] { watch_readiness(); }); });
 }
 
 node::~node() {
@@ -208,6 +210,7 @@ void node::start() {
   tick();
   ready_ = true;
   spdlog::info("ringmq started: version={} workers={}", ringmq::version, workers_.size());
+  watch_readiness();
 }
 
 void node::start_http() {
@@ -302,7 +305,9 @@ void node::watch_readiness() {
   auto reason = cluster_->not_ready_reason();
   if (reason == not_ready_reason_) return;
   if (reason.empty()) {
-    spdlog::info("ready: routes and retained messages synced with every live peer");
+    spdlog::info("ready{}", config_.cluster.bind.empty()
+                                ? ""
+                                : ": routes and retained messages synced with every live peer");
   } else {
     spdlog::info("not ready: {}", reason);
   }

@@ -86,7 +86,7 @@ class node {
   std::unique_ptr<metrics::node_metrics> metrics_;
   std::atomic<bool> ready_{false};
   bool store_writable_ = true;
-  std::string not_ready_reason_;  // as last logged
+  std::string not_ready_reason_ = "starting";  // as last logged
   net::connection_tracker tracker_;
   std::vector<std::shared_ptr<net::listener>> listeners_;
   core::time_point started_;

@@ -69,8 +69,9 @@ inline std::string dechunk(std::string_view in) {
 // Sends `bytes` as they are to 127.0.0.1:port and reads until the server
 // closes or the deadline passes. Send errors are not fatal: a server may answer
 // (413) and close before reading everything.
-inline http_reply http_exchange(std::uint16_t port, const std::string& bytes,
-                                milliseconds timeout = milliseconds(5'000)) {
+inline http_reply http_exchange_with(const std::string& host, std::uint16_t port,
+                                     const std::string& bytes,
+                                     milliseconds timeout = milliseconds(5'000)) {
   http_reply r;
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -80,7 +81,11 @@ inline http_reply http_exchange(std::uint16_t port, const std::string& bytes,
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    r.error = "not an IPv4 address: " + host;
+    ::close(fd);
+    return r;
+  }
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     r.error = std::string("connect: ") + std::strerror(errno);
     ::close(fd);
@@ -127,12 +132,18 @@ inline http_reply http_exchange(std::uint16_t port, const std::string& bytes,
   return r;
 }
 
-// One request; `headers` are extra "Name: value" lines.
-inline http_reply http_request(std::uint16_t port, const std::string& method,
-                               const std::string& target, const std::string& body = {},
-                               const std::vector<std::string>& headers = {},
-                               milliseconds timeout = milliseconds(5'000)) {
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" +
+inline http_reply http_exchange(std::uint16_t port, const std::string& bytes,
+                                milliseconds timeout = milliseconds(5'000)) {
+  return http_exchange_with("127.0.0.1", port, bytes, timeout);
+}
+
+// One request to host:port; `headers` are extra "Name: value" lines.
+inline http_reply http_request_to(const std::string& host, std::uint16_t port,
+                                  const std::string& method, const std::string& target,
+                                  const std::string& body = {},
+                                  const std::vector<std::string>& headers = {},
+                                  milliseconds timeout = milliseconds(5'000)) {
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: " + host + ":" +
                     std::to_string(port) + "\r\nConnection: close\r\n";
   for (const auto& h : headers) req += h + "\r\n";
   if (!body.empty() || method == "POST") {
@@ -140,7 +151,15 @@ inline http_reply http_request(std::uint16_t port, const std::string& method,
            "\r\n";
   }
   req += "\r\n" + body;
-  return http_exchange(port, req, timeout);
+  return http_exchange_with(host, port, req, timeout);
+}
+
+// One request to 127.0.0.1:port.
+inline http_reply http_request(std::uint16_t port, const std::string& method,
+                               const std::string& target, const std::string& body = {},
+                               const std::vector<std::string>& headers = {},
+                               milliseconds timeout = milliseconds(5'000)) {
+  return http_request_to("127.0.0.1", port, method, target, body, headers, timeout);
 }
 
 inline std::string bearer(const std::string& token) { return "Authorization: Bearer " + token; }

@@ -405,9 +405,13 @@ bool mqtt_socket::connect_tcp(std::uint16_t port, const std::string& source_addr
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::inet_pton(AF_INET, host_.c_str(), &addr.sin_addr) != 1) {
+    error_ = "not an IPv4 address: " + host_;
+    close();
+    return false;
+  }
   if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    error_ = std::string("connect: ") + std::strerror(errno);
+    error_ = "connect " + host_ + ":" + std::to_string(port) + ": " + std::strerror(errno);
     close();
     return false;
   }

@@ -161,6 +161,9 @@ class mqtt_socket {
   // `source_address`: the local IPv4 address to connect from (any 127.x.y.z
   // works on loopback, so tests can look like different hosts); empty: any.
   bool connect_tcp(std::uint16_t port, const std::string& source_address = {});
+  // The IPv4 address connect_tcp() connects to (127.0.0.1 until set): a
+  // cluster test's nodes each listen on their own loopback address.
+  void set_host(std::string host) { host_ = std::move(host); }
   void set_version(codec::protocol_version v) noexcept;
   codec::protocol_version version() const noexcept { return version_; }
 
@@ -185,6 +188,7 @@ class mqtt_socket {
  private:
   int fd_ = -1;
   bool closed_ = false;
+  std::string host_ = "127.0.0.1";
   codec::protocol_version version_ = codec::protocol_version::v3_1_1;
   codec::stream_decoder decoder_;
   std::vector<codec::packet> discarded_;

@@ -1,0 +1,213 @@
+// Nodes failing, coming back and arriving: SIGKILL of a node leaves the
+// others serving each other and drops its routes; a restarted node syncs
+// again from its peers; a new node receives routes and retained messages and
+// serves them; peers of another cluster and peers without the cluster's
+// certificates are refused.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/cluster/cluster_client.hpp"
+#include "tests/integration/observability_http.hpp"
+
+namespace ringmq::testing {
+namespace {
+
+using qos = codec::qos;
+
+// The routes node `of` has, as `at` holds them (-1 when `of` is not a peer of `at`).
+int routes_held(cluster_member& at, const std::string& of) {
+  const auto v = at.get_json("/api/v1/cluster");
+  if (!v.is_object()) return -1;
+  for (const auto& p : v.as_object().at("peers").as_array()) {
+    if (p.as_object().at("id").as_string() == of) return p.as_object().at("routes").to_number<int>();
+  }
+  return -1;
+}
+
+std::string peer_state(cluster_member& at, const std::string& of) {
+  const auto v = at.get_json("/api/v1/cluster");
+  if (!v.is_object()) return "?";
+  for (const auto& p : v.as_object().at("peers").as_array()) {
+    if (p.as_object().at("id").as_string() == of) {
+      return std::string(p.as_object().at("state").as_string());
+    }
+  }
+  return "none";
+}
+
+bool delivers(cluster_member& from, cluster_member& to, const std::string& topic) {
+  cluster_client sub, pub;
+  if (!sub.connect(to, "probe-sub-" + to.id() + "-" + topic)) return false;
+  if (sub.subscribe(topic).empty()) return false;
+  if (!pub.connect(from, "probe-pub-" + from.id() + "-" + topic)) return false;
+  if (!pub.publish(topic, "probe")) return false;
+  auto got = sub.receive(milliseconds(3'000));
+  return got && got->payload == "probe";
+}
+
+TEST(ClusterFailure, AKilledNodeLeavesTheOthersWorkingAndItsRoutesGo) {
+  test_cluster c(3);
+  ASSERT_TRUE(c.started()) << c.describe();
+  cluster_client on_n2;
+  ASSERT_TRUE(on_n2.connect(c.node(2), "lives-on-n2"));
+  for (int i = 0; i < 20; ++i) ASSERT_FALSE(on_n2.subscribe("n2/topic/" + std::to_string(i)).empty());
+  ASSERT_EQ(routes_held(c.node(1), "n2"), 20);
+
+  c.node(2).kill();
+  ASSERT_TRUE(c.node(1).wait_for_log("peer dead: node=n2", milliseconds(10'000)))
+      << c.node(1).describe();
+  ASSERT_TRUE(c.node(3).wait_for_log("peer dead: node=n2", milliseconds(10'000)));
+  EXPECT_EQ(routes_held(c.node(1), "n2"), 0) << "a dead node's routes are dropped at once";
+  EXPECT_EQ(routes_held(c.node(3), "n2"), 0);
+  EXPECT_TRUE(delivers(c.node(1), c.node(3), "after/kill/a")) << c.describe();
+  EXPECT_TRUE(delivers(c.node(3), c.node(1), "after/kill/b")) << c.describe();
+  // The survivors are ready: a dead member does not hold readiness back.
+  EXPECT_TRUE(c.node(1).wait_ready());
+  // It stays a member (only a leave removes it): the epoch does not change.
+  EXPECT_EQ(c.node(1).get_json("/api/v1/cluster").as_object().at("epoch").to_number<int>(), 3);
+}
+
+TEST(ClusterFailure, ARestartedNodeSyncsAgain) {
+  test_cluster c(3);
+  ASSERT_TRUE(c.started()) << c.describe();
+  c.node(2).kill();
+  ASSERT_TRUE(c.node(1).wait_for_log("peer dead: node=n2", milliseconds(10'000)));
+  // Meanwhile a retained message is set on n1 and a subscription made on n3.
+  cluster_client pub;
+  ASSERT_TRUE(pub.connect(c.node(1), "while-down"));
+  ASSERT_TRUE(pub.publish("config/mode", "eco", qos::at_least_once, true));
+  cluster_client sub3;
+  ASSERT_TRUE(sub3.connect(c.node(3), "sub-on-n3"));
+  ASSERT_FALSE(sub3.subscribe("from/n2/#").empty());
+
+  ASSERT_TRUE(c.node(2).start()) << c.node(2).describe();  // no seeds: it remembers its members
+  ASSERT_TRUE(c.wait_converged(3)) << c.describe();
+  // It has the retained message set while it was down...
+  cluster_client late;
+  ASSERT_TRUE(late.connect(c.node(2), "late-on-n2"));
+  ASSERT_FALSE(late.subscribe("config/#").empty());
+  auto retained = late.receive();
+  ASSERT_TRUE(retained) << c.node(2).describe();
+  EXPECT_EQ(retained->payload, "eco");
+  // ...and routes to the subscription made while it was down.
+  cluster_client pub2;
+  ASSERT_TRUE(pub2.connect(c.node(2), "pub-on-n2"));
+  ASSERT_TRUE(pub2.publish("from/n2/x", "hello from the restarted node"));
+  auto got = sub3.receive();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->payload, "hello from the restarted node");
+  EXPECT_TRUE(delivers(c.node(1), c.node(2), "to/restarted"));
+}
+
+TEST(ClusterFailure, AFourthNodeJoinsReceivesEverythingAndServes) {
+  test_cluster c(3);
+  ASSERT_TRUE(c.started()) << c.describe();
+  cluster_client pub;
+  ASSERT_TRUE(pub.connect(c.node(1), "before-join"));
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(pub.publish("catalog/" + std::to_string(i), "item " + std::to_string(i),
+                            qos::at_least_once, true));
+  }
+  cluster_client sub2;
+  ASSERT_TRUE(sub2.connect(c.node(2), "sub-on-n2"));
+  ASSERT_FALSE(sub2.subscribe("orders/#").empty());
+
+  auto* n4 = c.add();
+  ASSERT_NE(n4, nullptr) << c.describe();
+  ASSERT_TRUE(c.wait_converged(4)) << c.describe();
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_EQ(c.node(i).get_json("/api/v1/cluster").as_object().at("epoch").to_number<int>(), 4);
+  }
+  // Every retained message, by snapshot.
+  cluster_client reader;
+  ASSERT_TRUE(reader.connect(*n4, "reader-on-n4"));
+  ASSERT_FALSE(reader.subscribe("catalog/#").empty());
+  std::set<std::string> items;
+  while (auto m = reader.receive(milliseconds(1'000))) {
+    items.insert(m->payload);
+    if (items.size() == 50) break;
+  }
+  EXPECT_EQ(items.size(), 50u);
+  // The routes of the others: a publish on n4 reaches n2's subscriber.
+  cluster_client pub4;
+  ASSERT_TRUE(pub4.connect(*n4, "pub-on-n4"));
+  ASSERT_TRUE(pub4.publish("orders/1", "from the new node"));
+  auto got = sub2.receive();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->payload, "from the new node");
+  EXPECT_TRUE(delivers(c.node(3), *n4, "to/n4"));
+}
+
+TEST(ClusterFailure, APeerOfAnotherClusterIsRefused) {
+  test_cluster c(2);
+  ASSERT_TRUE(c.started()) << c.describe();
+  const auto root = std::filesystem::temp_directory_path() / ("ringmq-other-" + std::to_string(::getpid()));
+  cluster_member stranger("x1", c.ip_of(9), root.string(), {"cluster.name=other-plant"});
+  ASSERT_TRUE(stranger.start({c.node(1).cluster_address()})) << stranger.describe();
+  EXPECT_TRUE(stranger.wait_for_log("refused this node", milliseconds(10'000)))
+      << stranger.describe();
+  EXPECT_TRUE(c.node(1).wait_for_log("of cluster \"other-plant\"", milliseconds(10'000)));
+  EXPECT_EQ(c.node(1).get_json("/api/v1/cluster").as_object().at("members").as_array().size(),
+            2u) << "the stranger is not a member";
+  stranger.stop();
+  std::filesystem::remove_all(root);
+}
+
+// Mutual TLS between nodes: a cluster CA signs every node's certificate.
+class ClusterTls : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("ringmq-cluster-tls-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+    const auto d = dir_.string();
+    {
+      std::ofstream script(d + "/make-certs.sh");
+      script << "set -e\ncd '" << d << "'\n"
+             << "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=cluster-ca "
+                "-keyout ca.key -out ca.crt\n"
+             << "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=rogue-ca "
+                "-keyout rogue.key -out rogue.crt\n"
+             << "printf 'subjectAltName=DNS:ringmq-peer\\nextendedKeyUsage=serverAuth,clientAuth\\n'"
+                " > ext\n"
+             << "for who in peer other; do\n"
+             << "  openssl req -newkey rsa:2048 -nodes -subj /CN=ringmq-peer -keyout $who.key "
+                "-out $who.csr\n"
+             << "done\n"
+             << "openssl x509 -req -in peer.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+                "-extfile ext -out peer.crt\n"
+             << "openssl x509 -req -in other.csr -CA rogue.crt -CAkey rogue.key -CAcreateserial "
+                "-days 2 -extfile ext -out other.crt\n";
+    }
+    ASSERT_EQ(std::system(("bash " + d + "/make-certs.sh >" + d + "/openssl.log 2>&1").c_str()), 0)
+        << "openssl failed; see " << d << "/openssl.log";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::vector<std::string> tls(const std::string& who) const {
+    const auto d = dir_.string();
+    return {"cluster.tls_cert_file=" + d + "/" + who + ".crt",
+            "cluster.tls_key_file=" + d + "/" + who + ".key", "cluster.tls_ca_file=" + d + "/ca.crt",
+            "cluster.tls_server_name=ringmq-peer"};
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(ClusterTls, NodesTalkOverMutualTlsAndRefuseForeignCertificates) {
+  test_cluster c(3, tls("peer"));
+  ASSERT_TRUE(c.started()) << c.describe();
+  EXPECT_NE(c.node(1).log().find("tls=mutual"), std::string::npos);
+  EXPECT_TRUE(delivers(c.node(1), c.node(3), "tls/check")) << c.describe();
+  // A node whose certificate another CA signed is not let in.
+  const auto root = dir_ / "rogue-data";
+  cluster_member rogue("rogue", c.ip_of(9), root.string(), tls("other"));
+  ASSERT_TRUE(rogue.start({c.node(1).cluster_address()})) << rogue.describe();
+  // It cannot exchange member sets with any node: after several attempts it still knows only itself.
+  EXPECT_FALSE(c.node(1).wait_for_log("members=n1,n2,n3,rogue", milliseconds(3'000)));
+  EXPECT_EQ(c.node(1).get_json("/api/v1/cluster").as_object().at("members").as_array().size(), 3u);
+  rogue.stop();
+}
+
+}  // namespace
+}  // namespace ringmq::testing
