@@ -409,7 +409,7 @@ void cluster_node::register_with(peer_link& link, std::vector<v1::PeerFrame>& fr
 
 void cluster_node::register_with_owners() {
   if (stopping_) return;
-  for (const auto& link : peers()->all) {
+  for (const auto& link : all_links()) {
     if (link->dead()) continue;
     std::vector<v1::PeerFrame> frames;
     register_with(*link, frames);
@@ -417,7 +417,7 @@ void cluster_node::register_with_owners() {
   }
   // The client ids this node owns now and holds itself.
   std::vector<std::pair<std::string, std::uint64_t>> own;
-  if (peers()->all.empty()) return;
+  if (all_links().empty()) return;
   for (const auto& s : broker_.sessions().all()) {
     if (s->online() && directory_owner(s->client_id()) == self_index) {
       own.emplace_back(s->client_id(), s->owner());

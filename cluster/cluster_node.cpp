@@ -219,7 +219,7 @@ void cluster_node::stop() {
   for (auto& a : answers) a(false);
   check_route_waiters(now_ms());
   // Every stream ends now, both ways: the server's shutdown need not wait for them.
-  for (const auto& link : peers()->all) {
+  for (const auto& link : all_links()) {
     link->close_stream();
     std::lock_guard lock(link->inbound_mutex);
     if (auto* s = static_cast<inbound_handle*>(link->inbound.stream)) s->cancel();
@@ -229,7 +229,7 @@ void cluster_node::stop() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (std::chrono::steady_clock::now() < deadline) {
     bool busy = false;
-    for (const auto& link : peers()->all) busy |= link->stream_open();
+    for (const auto& link : all_links()) busy |= link->stream_open();
     if (!busy && calls_in_flight_.load() == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -352,14 +352,14 @@ void cluster_node::apply_members(const member_set& incoming, const char* source)
     members_.to_proto(*f.mutable_members()->mutable_members());
   }
   f.mutable_members()->mutable_members()->set_cluster_name(settings_.name);
-  for (const auto& link : peers()->all) {
+  for (const auto& link : all_links()) {
     v1::PeerFrame copy = f;
     link->enqueue_frame(std::move(copy));
   }
   if (!stopping_) {
     // New members get their streams now, not at the next tick.
     boost::asio::post(io_, [this] {
-      for (const auto& link : peers()->all) link->maintain(now_ms());
+      for (const auto& link : all_links()) link->maintain(now_ms());
       register_with_owners();
     });
   }
@@ -390,7 +390,7 @@ std::string cluster_node::not_ready_reason() const {
     std::lock_guard lock(members_mutex_);
     if (removed_) return "this node was removed from the cluster";
   }
-  for (const auto& link : peers()->all) {
+  for (const auto& link : all_links()) {
     if (link->dead()) continue;
     std::lock_guard lock(link->inbound_mutex);
     if (!link->inbound.routes_synced) return "routes of " + link->id() + " not received yet";
@@ -436,7 +436,7 @@ cluster_view cluster_node::view() const {
     }
     v.members.push_back(std::move(mv));
   }
-  for (const auto& link : peers()->all) {
+  for (const auto& link : all_links()) {
     peer_view p;
     p.id = link->id();
     p.address = link->address();
@@ -488,7 +488,7 @@ void cluster_node::tick() {
   const auto now = now_ms();
   if (clustered_) {
     check_liveness(now);
-    for (const auto& link : peers()->all) link->maintain(now);
+    for (const auto& link : all_links()) link->maintain(now);
     send_heartbeats();
     if (now - last_digest_ms_ >= settings_.digest_interval.count()) {
       last_digest_ms_ = now;
@@ -501,7 +501,7 @@ void cluster_node::tick() {
     }
     // Dropped messages are counted one by one but logged at most every 10 s.
     std::uint64_t dropped = 0;
-    for (const auto& link : peers()->all) {
+    for (const auto& link : all_links()) {
       dropped += link->counters.dropped_queue_full.load() + link->counters.dropped_dead.load() +
                  link->counters.dropped_broken.load();
     }
@@ -518,7 +518,7 @@ void cluster_node::tick() {
 }
 
 void cluster_node::check_liveness(std::int64_t now) {
-  for (const auto& link : peers()->all) {
+  for (const auto& link : all_links()) {
     const auto elapsed = now - link->last_heard_ms();
     const auto next = elapsed < settings_.suspect_timeout.count() ? liveness::alive
                       : elapsed < settings_.dead_timeout.count()  ? liveness::suspect
@@ -591,7 +591,7 @@ void cluster_node::health_check(const std::shared_ptr<peer_link>& link) {
 void cluster_node::send_heartbeats() {
   v1::PeerFrame f;
   f.mutable_heartbeat()->set_sent_at_ms(now_ms());
-  for (const auto& link : peers()->all) {
+  for (const auto& link : all_links()) {
     if (!link->stream_open()) continue;
     v1::PeerFrame copy = f;
     link->enqueue_frame(std::move(copy));
@@ -599,7 +599,7 @@ void cluster_node::send_heartbeats() {
 }
 
 void cluster_node::send_digests() {
-  const auto links = peers()->all;
+  const auto targets = all_links();
   {
     // Under the routes lock: the digest is of exactly the routes numbered up to seq.
     std::lock_guard lock(routes_mutex_);
@@ -608,7 +608,7 @@ void cluster_node::send_digests() {
     d->set_seq(route_seq_.load());
     d->set_digest(table_.digest_of(0));
     d->set_count(table_.count_of(0));
-    for (const auto& link : links) {
+    for (const auto& link : targets) {
       if (!link->stream_open()) continue;
       v1::PeerFrame copy = f;
       link->enqueue_frame(std::move(copy));
@@ -617,7 +617,7 @@ void cluster_node::send_digests() {
   v1::PeerFrame f;
   f.mutable_retained_digest()->set_digest(broker_.retained().digest());
   f.mutable_retained_digest()->set_count(broker_.retained().replicated_count());
-  for (const auto& link : links) {
+  for (const auto& link : targets) {
     if (!link->stream_open()) continue;
     v1::PeerFrame copy = f;
     link->enqueue_frame(std::move(copy));
@@ -657,7 +657,7 @@ void cluster_node::contact_seeds() {
   targets.insert(dns_addresses_.begin(), dns_addresses_.end());
   targets.erase(advertised_);
   // A seed that is a known, connected peer has nothing new to say.
-  for (const auto& link : peers()->all) {
+  for (const auto& link : all_links()) {
     if (link->stream_open() && link->state() == liveness::alive) targets.erase(link->address());
   }
   for (const auto& t : targets) exchange_with(t);

@@ -217,6 +217,9 @@ class cluster_node final : public core::cluster_link {
   void rebuild_locked();
   void persist_members_locked();
   std::shared_ptr<const peer_table> peers() const;
+  // A copy of the links (safe to loop over: `peers()->all` in a range-for
+  // would outlive the table it points into).
+  std::vector<std::shared_ptr<peer_link>> all_links() const { return peers()->all; }
   const peer_table& peers_for_this_thread() const;
   std::shared_ptr<peer_link> link_by_id(const std::string& id) const;
   std::shared_ptr<const ring> current_ring() const;

@@ -100,7 +100,7 @@ void cluster_node::opening_frames(
 // ----- the SUBACK wait
 
 bool cluster_node::routes_synced_to_peers(std::uint64_t seq) const {
-  for (const auto& link : peers()->all) {
+  for (const auto& link : all_links()) {
     if (!link->dead() && link->acked_route_seq() < seq) return false;
   }
   return true;
@@ -146,7 +146,7 @@ void cluster_node::check_route_waiters(std::int64_t now) {
   }
   for (auto& w : late) {
     std::string behind;
-    for (const auto& link : peers()->all) {
+    for (const auto& link : all_links()) {
       if (!link->dead() && link->acked_route_seq() < w.seq) {
         if (!behind.empty()) behind += ",";
         behind += link->id();

@@ -158,8 +158,12 @@ class exchange : public std::enable_shared_from_this<exchange> {
 };
 
 http_result call(const endpoint& at, bhttp::verb method, const std::string& target,
-                 const std::string& token) {
+                 const std::string& token, const std::string& body = {}) {
   bhttp::request<bhttp::string_body> req{method, at.prefix + target, 11};
+  if (!body.empty()) {
+    req.set(bhttp::field::content_type, "application/json");
+    req.body() = body;
+  }
   req.set(bhttp::field::host, at.host + ":" + at.port);
   req.set(bhttp::field::user_agent, "ringmq-ctl");
   req.set(bhttp::field::accept, "application/json");
@@ -366,6 +370,41 @@ void print_client(std::ostream& out, const json::object& o) {
   }
 }
 
+void print_cluster(std::ostream& out, const json::object& o) {
+  out << "cluster " << field(o, "cluster") << "  node " << field(o, "node") << "  epoch "
+      << field(o, "epoch") << "  ready " << field(o, "ready")
+      << (field(o, "member") == "no" ? "  (removed from the member set)" : "") << "\n\n";
+  std::vector<row> members;
+  if (const auto* list = o.if_contains("members"); list && list->is_array()) {
+    for (const auto& m : list->as_array()) {
+      if (!m.is_object()) continue;
+      const auto& mo = m.as_object();
+      auto id = field(mo, "id");
+      if (field(mo, "self") == "yes") id += " (this node)";
+      members.push_back({id, field(mo, "state"), field(mo, "address"), field(mo, "vnodes"),
+                         field(mo, "slots")});
+    }
+  }
+  print_table(out, {"MEMBER", "STATE", "ADDRESS", "VNODES", "SLOTS"}, members);
+  std::vector<row> peers;
+  if (const auto* list = o.if_contains("peers"); list && list->is_array()) {
+    for (const auto& p : list->as_array()) {
+      if (!p.is_object()) continue;
+      const auto& po = p.as_object();
+      const bool synced = field(po, "routes_synced") == "yes" && field(po, "retained_synced") == "yes";
+      peers.push_back({field(po, "id"), field(po, "state"), field(po, "stream"),
+                       synced ? "yes" : "no", field(po, "routes"), field(po, "queue_messages"),
+                       field(po, "forwarded_out") + "/" + field(po, "forwarded_in"),
+                       field(po, "last_heard_ms_ago") + " ms"});
+    }
+  }
+  if (!peers.empty()) {
+    out << "\n";
+    print_table(out, {"PEER", "STATE", "STREAM", "SYNCED", "ROUTES", "QUEUED", "OUT/IN", "HEARD"},
+                peers);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Commands
 
@@ -424,6 +463,10 @@ int run_ctl(const std::vector<std::string>& args, const std::string& env_token,
   subscriptions->add_option("--client", o.client, "subscriptions of this client id");
   auto* retained = cli.add_subcommand("retained", "list retained messages");
   retained->add_option("FILTER", o.filter, "topic filter")->capture_default_str();
+  auto* cluster = cli.add_subcommand("cluster", "show the cluster: members, liveness, peers");
+  auto* forget = cli.add_subcommand(
+      "forget", "remove a member from the cluster's member set (needs the admin token)");
+  forget->add_option("NODE", o.id, "node id")->required();
 
   try {
     // CLI11 takes the arguments last first.
@@ -455,12 +498,19 @@ int run_ctl(const std::vector<std::string>& args, const std::string& env_token,
                                                   {"username", o.username}});
   } else if (subscriptions->parsed()) {
     target = "/api/v1/subscriptions" + list_query(o, {{"clientid", o.client}});
+  } else if (cluster->parsed()) {
+    target = "/api/v1/cluster";
+  } else if (forget->parsed()) {
+    method = bhttp::verb::post;
+    target = "/api/v1/cluster/forget";
   } else {
     target = "/api/v1/retained" + list_query(o, {{"filter", o.filter}});
   }
 
   const auto shown_url = "http://" + at->host + ":" + at->port + at->prefix;
-  const auto result = call(*at, method, target, o.token);
+  const auto request_body =
+      forget->parsed() ? json::serialize(json::object{{"node", o.id}}) : std::string();
+  const auto result = call(*at, method, target, o.token, request_body);
   if (!result.error.empty()) {
     err << "ringmq ctl: cannot reach " << shown_url << ": " << result.error << "\n";
     return exit_failed;
@@ -495,6 +545,11 @@ int run_ctl(const std::vector<std::string>& args, const std::string& env_token,
   const auto& object = body.as_object();
   if (client->parsed()) {
     print_client(out, object);
+    return exit_ok;
+  }
+  if (cluster->parsed() || forget->parsed()) {
+    if (forget->parsed()) out << "forgot " << o.id << "\n\n";
+    print_cluster(out, object);
     return exit_ok;
   }
   const auto* data = object.if_contains("data");
