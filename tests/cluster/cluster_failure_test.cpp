@@ -52,7 +52,7 @@ TEST(ClusterFailure, AKilledNodeLeavesTheOthersWorkingAndItsRoutesGo) {
   test_cluster c(3);
   ASSERT_TRUE(c.started()) << c.describe();
   cluster_client on_n2;
-  ASSERT_TRUE(on_n2.connect(c.node(2), "lives-on-n2"));
+  ASSERT_TRUE(on_n2.connect(c.node(2), "lives-on-n2")) << on_n2.error();
   for (int i = 0; i < 20; ++i) ASSERT_FALSE(on_n2.subscribe("n2/topic/" + std::to_string(i)).empty());
   ASSERT_EQ(routes_held(c.node(1), "n2"), 20);
 
@@ -77,24 +77,24 @@ TEST(ClusterFailure, ARestartedNodeSyncsAgain) {
   ASSERT_TRUE(c.node(1).wait_for_log("peer dead: node=n2", milliseconds(10'000)));
   // Meanwhile a retained message is set on n1 and a subscription made on n3.
   cluster_client pub;
-  ASSERT_TRUE(pub.connect(c.node(1), "while-down"));
+  ASSERT_TRUE(pub.connect(c.node(1), "while-down")) << pub.error();
   ASSERT_TRUE(pub.publish("config/mode", "eco", qos::at_least_once, true));
   cluster_client sub3;
-  ASSERT_TRUE(sub3.connect(c.node(3), "sub-on-n3"));
+  ASSERT_TRUE(sub3.connect(c.node(3), "sub-on-n3")) << sub3.error();
   ASSERT_FALSE(sub3.subscribe("from/n2/#").empty());
 
   ASSERT_TRUE(c.node(2).start()) << c.node(2).describe();  // no seeds: it remembers its members
   ASSERT_TRUE(c.wait_converged(3)) << c.describe();
   // It has the retained message set while it was down...
   cluster_client late;
-  ASSERT_TRUE(late.connect(c.node(2), "late-on-n2"));
+  ASSERT_TRUE(late.connect(c.node(2), "late-on-n2")) << late.error();
   ASSERT_FALSE(late.subscribe("config/#").empty());
   auto retained = late.receive();
   ASSERT_TRUE(retained) << c.node(2).describe();
   EXPECT_EQ(retained->payload, "eco");
   // ...and routes to the subscription made while it was down.
   cluster_client pub2;
-  ASSERT_TRUE(pub2.connect(c.node(2), "pub-on-n2"));
+  ASSERT_TRUE(pub2.connect(c.node(2), "pub-on-n2")) << pub2.error();
   ASSERT_TRUE(pub2.publish("from/n2/x", "hello from the restarted node"));
   auto got = sub3.receive();
   ASSERT_TRUE(got);
@@ -106,13 +106,13 @@ TEST(ClusterFailure, AFourthNodeJoinsReceivesEverythingAndServes) {
   test_cluster c(3);
   ASSERT_TRUE(c.started()) << c.describe();
   cluster_client pub;
-  ASSERT_TRUE(pub.connect(c.node(1), "before-join"));
+  ASSERT_TRUE(pub.connect(c.node(1), "before-join")) << pub.error();
   for (int i = 0; i < 50; ++i) {
     ASSERT_TRUE(pub.publish("catalog/" + std::to_string(i), "item " + std::to_string(i),
                             qos::at_least_once, true));
   }
   cluster_client sub2;
-  ASSERT_TRUE(sub2.connect(c.node(2), "sub-on-n2"));
+  ASSERT_TRUE(sub2.connect(c.node(2), "sub-on-n2")) << sub2.error();
   ASSERT_FALSE(sub2.subscribe("orders/#").empty());
 
   auto* n4 = c.add();
@@ -123,7 +123,7 @@ TEST(ClusterFailure, AFourthNodeJoinsReceivesEverythingAndServes) {
   }
   // Every retained message, by snapshot.
   cluster_client reader;
-  ASSERT_TRUE(reader.connect(*n4, "reader-on-n4"));
+  ASSERT_TRUE(reader.connect(*n4, "reader-on-n4")) << reader.error() << c.describe();
   ASSERT_FALSE(reader.subscribe("catalog/#").empty());
   std::set<std::string> items;
   while (auto m = reader.receive(milliseconds(1'000))) {
@@ -133,7 +133,7 @@ TEST(ClusterFailure, AFourthNodeJoinsReceivesEverythingAndServes) {
   EXPECT_EQ(items.size(), 50u);
   // The routes of the others: a publish on n4 reaches n2's subscriber.
   cluster_client pub4;
-  ASSERT_TRUE(pub4.connect(*n4, "pub-on-n4"));
+  ASSERT_TRUE(pub4.connect(*n4, "pub-on-n4")) << pub4.error();
   ASSERT_TRUE(pub4.publish("orders/1", "from the new node"));
   auto got = sub2.receive();
   ASSERT_TRUE(got);

@@ -157,7 +157,7 @@ TEST_F(ClusterRouting, WildcardsAndSharedGroupsSpanNodes) {
     ASSERT_FALSE(workers.back()->subscribe("$share/crunch/fleet/+/gps").empty());
   }
   cluster_client pub;
-  ASSERT_TRUE(pub.connect(n(1), "fleet-pub"));
+  ASSERT_TRUE(pub.connect(n(1), "fleet-pub")) << pub.error();
   constexpr int messages = 200;
   for (int m = 0; m < messages; ++m) {
     ASSERT_TRUE(pub.publish("fleet/truck-" + std::to_string(m % 7) + "/gps", std::to_string(m),
@@ -193,12 +193,12 @@ TEST_F(ClusterRouting, WildcardsAndSharedGroupsSpanNodes) {
 
 TEST_F(ClusterRouting, RetainedMessagesAreEverywhereAndClearedEverywhere) {
   cluster_client pub;
-  ASSERT_TRUE(pub.connect(n(1), "retainer"));
+  ASSERT_TRUE(pub.connect(n(1), "retainer")) << pub.error();
   ASSERT_TRUE(pub.publish("site/gate", "closed", qos::at_least_once, true));
   // A subscriber arriving later on n2 and n3 is answered from its own node.
   for (int i : {2, 3}) {
     cluster_client late;
-    ASSERT_TRUE(late.connect(n(i), "late-" + std::to_string(i)));
+    ASSERT_TRUE(late.connect(n(i), "late-" + std::to_string(i))) << late.error();
     bool seen = false;
     // Replication is asynchronous: the retained write reaches n2/n3 within a
     // batch; a fresh subscription is retried until it is there (bounded).
@@ -215,7 +215,7 @@ TEST_F(ClusterRouting, RetainedMessagesAreEverywhereAndClearedEverywhere) {
   }
   // Cleared on n3: gone from every node.
   cluster_client clearer;
-  ASSERT_TRUE(clearer.connect(n(3), "clearer"));
+  ASSERT_TRUE(clearer.connect(n(3), "clearer")) << clearer.error();
   ASSERT_TRUE(clearer.publish("site/gate", "", qos::at_least_once, true));
   for (int i = 1; i <= 3; ++i) {
     bool gone = false;
@@ -226,7 +226,7 @@ TEST_F(ClusterRouting, RetainedMessagesAreEverywhereAndClearedEverywhere) {
     }
     EXPECT_TRUE(gone) << "n" << i << " still has the cleared message";
     cluster_client check;
-    ASSERT_TRUE(check.connect(n(i), "check-" + std::to_string(i)));
+    ASSERT_TRUE(check.connect(n(i), "check-" + std::to_string(i))) << check.error();
     ASSERT_FALSE(check.subscribe("site/#").empty());
     EXPECT_FALSE(check.receive(milliseconds(200))) << "n" << i;
   }
@@ -252,7 +252,7 @@ TEST_F(ClusterRouting, AClientIdIsNeverConnectedToTwoNodes) {
   // The last one is alive and works.
   ASSERT_FALSE(previous->subscribe("wander/#").empty());
   cluster_client pub;
-  ASSERT_TRUE(pub.connect(n(2), "wander-pub"));
+  ASSERT_TRUE(pub.connect(n(2), "wander-pub")) << pub.error();
   ASSERT_TRUE(pub.publish("wander/x", "still here"));
   auto got = previous->receive();
   ASSERT_TRUE(got);
