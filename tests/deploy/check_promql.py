@@ -5,7 +5,8 @@
   check_promql.py --promtool promtool --ringmq build/bin/ringmq --rules ringmq-alerts.yml
 
 The metric and label names are checked against what a real ringmq exports: the
-script starts the given binary on ephemeral ports and scrapes its /metrics
+script starts the given binary as a cluster of two nodes on ephemeral ports and
+scrapes the first one's /metrics
 (--metrics FILE uses a saved scrape instead). For a dashboard it also checks
 that every expression parses (promtool has no single-expression mode, so every
 expression becomes a recording rule of a generated rules file that `promtool
@@ -46,39 +47,64 @@ LABEL_LIST_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_r
 START_DEADLINE_S = 15
 
 
-def scrape_ringmq(binary):
-    """Starts ringmq on ephemeral ports, returns the text of one /metrics scrape."""
-    data_dir = tempfile.mkdtemp(prefix="ringmq-deploy-")
-    log_path = os.path.join(data_dir, "ringmq.log")
+def start_node(binary, data_dir, name, extra):
+    """Starts one ringmq node on ephemeral ports; returns (process, log path)."""
+    log_path = os.path.join(data_dir, name + ".log")
     args = [binary, "--set", "listeners[0].bind=127.0.0.1:0", "--set", "http.bind=127.0.0.1:0",
-            "--set", "node.id=deploy-check", "--set", "node.data_dir=" + data_dir + "/data"]
+            "--set", "node.id=" + name, "--set", "node.data_dir=" + os.path.join(data_dir, name),
+            "--set", "cluster.bind=127.0.0.1:0", "--set", "cluster.heartbeat_interval_ms=100",
+            "--set", "cluster.suspect_timeout_ms=600", "--set", "cluster.dead_timeout_ms=1500"]
+    for e in extra:
+        args += ["--set", e]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    return proc, log_path
+
+
+def wait_log(proc, log_path, pattern):
+    """The first match of `pattern` in the node's log once it has started."""
+    deadline = time.monotonic() + START_DEADLINE_S
+    while time.monotonic() < deadline and proc.poll() is None:
+        with open(log_path) as log:
+            text = log.read()
+        m = re.search(pattern, text)
+        if m and " started: " in text:
+            return m
+        time.sleep(0.05)
+    with open(log_path) as log:
+        raise RuntimeError("ringmq did not start within %d s:\n%s" % (START_DEADLINE_S, log.read()))
+
+
+def scrape_ringmq(binary):
+    """Starts a cluster of two ringmq nodes on ephemeral ports (so that the
+    per-peer series exist) and returns the text of one /metrics scrape of the first."""
+    data_dir = tempfile.mkdtemp(prefix="ringmq-deploy-")
+    procs = []
     try:
+        first, first_log = start_node(binary, data_dir, "deploy-check", [])
+        procs.append(first)
+        port = int(wait_log(first, first_log, r"http listening: address=\S+:(\d+)").group(1))
+        peer = wait_log(first, first_log, r"advertised=(\S+)").group(1)
+        second, _ = start_node(binary, data_dir, "deploy-peer", ["cluster.seeds=" + peer])
+        procs.append(second)
         deadline = time.monotonic() + START_DEADLINE_S
-        port = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            with open(log_path) as log:
-                text = log.read()
-            m = re.search(r"http listening: address=\S+:(\d+)", text)
-            if m and " started: " in text:
-                port = int(m.group(1))
-                break
+        while True:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+                text = r.read().decode()
+            if 'ringmq_cluster_peer_up{peer="deploy-peer"} 1' in text:
+                return text
+            if time.monotonic() > deadline:
+                raise RuntimeError("the second node did not join within %d s" % START_DEADLINE_S)
             time.sleep(0.05)
-        if port is None:
-            with open(log_path) as log:
-                raise RuntimeError("ringmq did not start within %d s:\n%s"
-                                   % (START_DEADLINE_S, log.read()))
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
-            return r.read().decode()
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
