@@ -564,12 +564,17 @@ class loader {
       const bool cert = !cluster.tls_cert_file.empty(), key = !cluster.tls_key_file.empty(),
                  ca = !cluster.tls_ca_file.empty();
       if ((cert || key || ca) && !(cert && key && ca)) {
+        // Blame a key that was written down, and name the one missing.
+        const char* given = cert ? "cluster.tls_cert_file"
+                            : key ? "cluster.tls_key_file"
+                                  : "cluster.tls_ca_file";
         const char* missing = !cert ? "cluster.tls_cert_file"
                               : !key ? "cluster.tls_key_file"
                                      : "cluster.tls_ca_file";
-        fail(missing, origin_of({missing}),
-             "mutual TLS between nodes needs cluster.tls_cert_file, cluster.tls_key_file and "
-             "cluster.tls_ca_file together");
+        fail(given, origin_of({given}),
+             fmt::format("needs {} too: mutual TLS between nodes takes the certificate, key and "
+                         "cluster CA together",
+                         missing));
       }
     }
     if (!cluster.advertise.empty()) {

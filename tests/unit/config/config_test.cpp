@@ -684,6 +684,17 @@ listeners:
                   "expected a map"},
   file_error_case{"seeds_without_bind", "cluster:\n  seeds: [\"a:1\"]\n", "cluster.seeds", 2,
                   "needs cluster.bind"},
+  file_error_case{"suspect_before_heartbeat",
+                  "cluster:\n  heartbeat_interval_ms: 1000\n  suspect_timeout_ms: 800\n",
+                  "cluster.suspect_timeout_ms", 3, "must be above cluster.heartbeat_interval_ms"},
+  file_error_case{"dead_before_suspect",
+                  "cluster:\n  suspect_timeout_ms: 3000\n  dead_timeout_ms: 2000\n",
+                  "cluster.dead_timeout_ms", 3, "must be above cluster.suspect_timeout_ms"},
+  file_error_case{"peer_tls_without_ca",
+                  "cluster:\n  tls_cert_file: a.crt\n  tls_key_file: a.key\n",
+                  "cluster.tls_cert_file", 2, "needs cluster.tls_ca_file too"},
+  file_error_case{"bad_cluster_name", "cluster:\n  name: \"two words\"\n", "cluster.name", 2,
+                  ""},
   file_error_case{"bad_seed", yaml(R"(
 cluster:
   bind: "0.0.0.0:7946"
