@@ -611,7 +611,7 @@ void cluster_node::send_digests() {
     for (const auto& link : targets) {
       if (!link->stream_open()) continue;
       v1::PeerFrame copy = f;
-      link->enqueue_frame(std::move(copy));
+      link->enqueue_frame(std::move(copy), false);
     }
   }
   v1::PeerFrame f;

@@ -64,7 +64,14 @@ void cluster_node::local_route_changed(const std::string& filter, int delta) {
   for (const auto& link : peers.all) {
     if (link->dead()) continue;  // it gets a snapshot when it is back
     v1::PeerFrame copy = f;
-    link->enqueue_frame(std::move(copy));
+    link->enqueue_frame(std::move(copy), false);
+  }
+  // The router's write lock is held here: the writes start on the cluster
+  // thread, so that no publisher waits for a batch to be serialized.
+  if (!stopping_) {
+    boost::asio::post(io_, [this] {
+      for (const auto& link : all_links()) link->pump();
+    });
   }
 }
 

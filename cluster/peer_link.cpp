@@ -95,7 +95,7 @@ void peer_link::set_address(const std::string& address,
     if (address == address_ && channel_) return;
     address_ = address;
     channel_ = grpc::CreateCustomChannel(address, std::move(creds), args);
-    stub_ = v1::Peer::NewStub(channel_);
+    stub_ = std::shared_ptr<v1::Peer::Stub>(v1::Peer::NewStub(channel_));
     next_attempt_ms_ = 0;
     backoff_ms_ = 100;
   }
@@ -129,7 +129,7 @@ bool peer_link::enqueue_message(outbound_item&& item) {
   return true;
 }
 
-void peer_link::enqueue_frame(v1::PeerFrame&& frame) {
+void peer_link::enqueue_frame(v1::PeerFrame&& frame, bool write_now) {
   {
     std::lock_guard lock(mutex_);
     outbound_item item;
@@ -139,7 +139,7 @@ void peer_link::enqueue_frame(v1::PeerFrame&& frame) {
     queue_bytes_ += item.bytes;
     queue_.push_back(std::move(item));
   }
-  pump();
+  if (write_now) pump();
 }
 
 std::size_t peer_link::drop_queue() {
@@ -181,10 +181,15 @@ void peer_link::on_route_ack(std::uint64_t seq) noexcept {
 
 void peer_link::maintain(std::int64_t now_ms) {
   outbound_stream* s = nullptr;
+  std::shared_ptr<v1::Peer::Stub> stub;
   {
     std::lock_guard lock(mutex_);
     if (stream_ || !stub_ || now_ms < next_attempt_ms_) return;
+    stub = stub_;
     s = new outbound_stream(shared_from_this());
+    // Opening counts as a write in flight: nobody starts one on it, and its
+    // hold stays, until it is bound to its call (below).
+    s->writing = true;
     stream_ = s;
     // The peer acknowledges routes anew on every stream (it may have restarted).
     acked_route_seq_.store(0, std::memory_order_release);
@@ -216,7 +221,20 @@ void peer_link::maintain(std::int64_t now_ms) {
       queue_.push_front(std::move(item));
     }
   });
-  s->start(*stub_);
+  s->start(*stub);
+  bool release = false;
+  {
+    std::lock_guard lock(mutex_);
+    s->writing = false;
+    if (s->broken && !s->hold_released) {
+      s->hold_released = true;
+      release = true;
+    }
+  }
+  if (release) {
+    s->RemoveHold();
+    return;
+  }
   pump();
 }
 

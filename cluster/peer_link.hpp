@@ -100,8 +100,11 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   // A message under the drop policy (QoS 0 beyond half the queue bound,
   // anything beyond the bound). False when it was dropped.
   bool enqueue_message(outbound_item&& item);
-  // Protocol frames are never dropped.
-  void enqueue_frame(v1::PeerFrame&& frame);
+  // Protocol frames are never dropped. Without `write_now` the caller (who
+  // holds a lock) calls pump() later itself.
+  void enqueue_frame(v1::PeerFrame&& frame, bool write_now = true);
+  // Starts a write of what is queued if none is in flight. Never under a lock.
+  void pump();
   // Drops every queued message (the peer is dead); returns how many.
   std::size_t drop_queue();
   std::size_t queued_messages() const;
@@ -135,7 +138,6 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
 
  private:
   friend class outbound_stream;
-  void pump();
   void on_write_done(outbound_stream* s, bool ok);
   void on_response(outbound_stream* s, v1::PeerBatch& batch);
   void on_broken(outbound_stream* s);
@@ -157,7 +159,7 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   mutable std::mutex mutex_;
   std::string address_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Peer::Stub> stub_;
+  std::shared_ptr<v1::Peer::Stub> stub_;  // replaced when the address changes
   outbound_stream* stream_ = nullptr;  // alive while held (see outbound_stream)
   bool writing_ = false;
   bool broken_ = false;  // stream_ failed; its hold goes once no write is in flight

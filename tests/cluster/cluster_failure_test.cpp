@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "tests/cluster/cluster_client.hpp"
+#include "tests/integration/child_process.hpp"
 #include "tests/integration/observability_http.hpp"
 
 namespace ringmq::testing {
@@ -36,6 +37,15 @@ std::string peer_state(cluster_member& at, const std::string& of) {
     }
   }
   return "none";
+}
+
+// ringmq ctl against a node's admin API, with the admin token of the test clusters.
+child_result run_ctl(cluster_member& node, std::vector<std::string> args) {
+  std::vector<std::string> argv{ringmq_binary(), "ctl", "--url",
+                                "http://" + node.ip() + ":" + std::to_string(node.http_port()),
+                                "--token", "cluster-test-token"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_child(argv);
 }
 
 bool delivers(cluster_member& from, cluster_member& to, const std::string& topic) {
@@ -139,6 +149,50 @@ TEST(ClusterFailure, AFourthNodeJoinsReceivesEverythingAndServes) {
   ASSERT_TRUE(got);
   EXPECT_EQ(got->payload, "from the new node");
   EXPECT_TRUE(delivers(c.node(3), *n4, "to/n4"));
+}
+
+TEST(ClusterFailure, SharedGroupMessagesGoToLiveNodesOnly) {
+  test_cluster c(3);
+  ASSERT_TRUE(c.started()) << c.describe();
+  cluster_client on2, on3;
+  ASSERT_TRUE(on2.connect(c.node(2), "member-on-n2")) << on2.error();
+  ASSERT_TRUE(on3.connect(c.node(3), "member-on-n3")) << on3.error();
+  ASSERT_FALSE(on2.subscribe("$share/g/work/#").empty());
+  ASSERT_FALSE(on3.subscribe("$share/g/work/#").empty());
+  c.node(3).kill();
+  ASSERT_TRUE(c.node(1).wait_for_log("peer dead: node=n3", milliseconds(10'000)));
+  cluster_client pub;
+  ASSERT_TRUE(pub.connect(c.node(1), "work-pub")) << pub.error();
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(pub.publish("work/" + std::to_string(i), "job"));
+  int got = 0;
+  while (on2.receive(milliseconds(1'000))) ++got;
+  EXPECT_EQ(got, 20) << "every message to the member on the live node";
+}
+
+TEST(ClusterFailure, AForgottenMemberLeavesTheMemberSet) {
+  test_cluster c(3);
+  ASSERT_TRUE(c.started()) << c.describe();
+  cluster_client sub;
+  ASSERT_TRUE(sub.connect(c.node(2), "on-doomed-node")) << sub.error();
+  ASSERT_FALSE(sub.subscribe("doomed/#").empty());
+  c.node(2).kill();
+  // Forgotten at once, without waiting for it to be found dead.
+  const auto r = run_ctl(c.node(1), {"forget", "n2"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("forgot n2"), std::string::npos) << r.out;
+  ASSERT_TRUE(c.node(3).wait_epoch(4)) << c.node(3).describe();
+  for (int i : {1, 3}) {
+    const auto v = c.node(i).get_json("/api/v1/cluster").as_object();
+    EXPECT_EQ(v.at("epoch").to_number<int>(), 4) << "n" << i;
+    EXPECT_EQ(v.at("members").as_array().size(), 2u) << "n" << i;
+    EXPECT_EQ(v.at("peers").as_array().size(), 1u) << "n" << i;
+  }
+  EXPECT_TRUE(c.node(1).wait_ready());
+  EXPECT_TRUE(delivers(c.node(1), c.node(3), "after/forget"));
+  // The refusal of a wrong target is clear.
+  const auto again = run_ctl(c.node(1), {"forget", "n2"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("no member n2"), std::string::npos) << again.err;
 }
 
 TEST(ClusterFailure, APeerOfAnotherClusterIsRefused) {

@@ -141,6 +141,45 @@ TEST_F(ClusterRouting, SubscribeThenPublishElsewhereNeverMisses) {
       << "no SUBACK went out on a timeout";
 }
 
+// Per publisher and topic, messages arrive in the order they were published,
+// whichever nodes the publishers and the subscriber are on.
+TEST_F(ClusterRouting, EachPublishersOrderIsKeptAcrossNodes) {
+  cluster_client sub;
+  ASSERT_TRUE(sub.connect(n(3), "order-sub")) << sub.error();
+  ASSERT_FALSE(sub.subscribe("order/#", qos::at_least_once).empty());
+  cluster_client a, b;
+  ASSERT_TRUE(a.connect(n(1), "order-a")) << a.error();
+  ASSERT_TRUE(b.connect(n(2), "order-b")) << b.error();
+  constexpr int per_publisher = 1'000;
+  // Both publish at once (MQTT orders messages of one publisher, topic and QoS).
+  std::thread ta([&] {
+    for (int i = 0; i < per_publisher; ++i) a.publish("order/a", "a" + std::to_string(i));
+  });
+  std::thread tb([&] {
+    for (int i = 0; i < per_publisher; ++i) b.publish("order/b", "b" + std::to_string(i));
+  });
+  // Read while they publish: a subscriber that does not read has its queue
+  // fill up (mqtt.max_queued_messages), on one node as on several.
+  int next_a = 0, next_b = 0;
+  std::string problem;
+  while (problem.empty() && (next_a < per_publisher || next_b < per_publisher)) {
+    auto got = sub.receive(milliseconds(5'000));
+    if (!got) {
+      problem = "nothing more after a" + std::to_string(next_a) + ", b" + std::to_string(next_b);
+      break;
+    }
+    auto& next = got->payload[0] == 'a' ? next_a : next_b;
+    if (got->payload.substr(1) != std::to_string(next)) {
+      problem = "got " + got->payload + " when " + got->payload.substr(0, 1) +
+                std::to_string(next) + " was next";
+    }
+    ++next;
+  }
+  ta.join();
+  tb.join();
+  EXPECT_EQ(problem, "");
+}
+
 TEST_F(ClusterRouting, WildcardsAndSharedGroupsSpanNodes) {
   // Wildcards on every node, a publisher on n1.
   std::vector<std::unique_ptr<cluster_client>> wild;

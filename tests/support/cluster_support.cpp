@@ -38,7 +38,8 @@ std::optional<std::uint64_t> latest_epoch(const std::string& log) {
 std::vector<std::string> fast_cluster_timings() {
   return {"cluster.heartbeat_interval_ms=100", "cluster.suspect_timeout_ms=600",
           "cluster.dead_timeout_ms=1500",      "cluster.digest_interval_ms=1000",
-          "cluster.dns_interval_ms=500",       "mqtt.sys_interval_s=0"};
+          "cluster.dns_interval_ms=500",       "mqtt.sys_interval_s=0",
+          "http.admin_token=cluster-test-token"};
 }
 
 cluster_member::cluster_member(std::string id, std::string ip, std::string data_dir,
@@ -78,6 +79,7 @@ bool cluster_member::start(const std::vector<std::string>& seeds, milliseconds t
     argv.push_back("--set");
     argv.push_back(std::move(s));
   }
+  ended_by_test_ = false;
   process_ = std::make_unique<background_process>(std::move(argv));
   if (!process_->started()) return false;
   if (!process_->wait_for_err(" started: ", timeout)) return false;
@@ -110,13 +112,19 @@ bool cluster_member::wait_epoch(std::uint64_t epoch, milliseconds timeout) {
   }, timeout) && reached(process_->err());
 }
 
+bool cluster_member::exited_by_itself() const {
+  return process_ && !running() && !ended_by_test_;
+}
+
 void cluster_member::kill() {
+  ended_by_test_ = true;
   if (!process_ || !running()) return;
   process_->signal(SIGKILL);
   process_->wait_exit(milliseconds(10'000));
 }
 
 std::optional<exit_status> cluster_member::stop(milliseconds timeout) {
+  ended_by_test_ = true;
   if (!process_) return std::nullopt;
   if (running()) process_->signal(SIGTERM);
   return process_->wait_exit(timeout);
@@ -172,6 +180,9 @@ test_cluster::test_cluster(int size, std::vector<std::string> overrides)
 
 test_cluster::~test_cluster() {
   for (auto& m : members_) {
+    if (m->exited_by_itself()) {
+      ADD_FAILURE() << m->id() << " exited while the test ran\n" << m->describe();
+    }
     if (!m->running()) continue;
     const auto status = m->stop();
     if (!status || !status->clean()) {

@@ -43,6 +43,8 @@ class cluster_member {
   void kill();
   std::optional<exit_status> stop(milliseconds timeout = milliseconds(20'000));
   bool running() const;
+  // True when the process ended without kill() or stop() (it crashed or gave up).
+  bool exited_by_itself() const;
 
   const std::string& id() const noexcept { return id_; }
   const std::string& ip() const noexcept { return ip_; }
@@ -75,6 +77,7 @@ class cluster_member {
   std::uint16_t mqtt_port_ = 0;
   std::uint16_t http_port_ = 0;
   std::uint16_t cluster_port_ = 0;
+  bool ended_by_test_ = false;
 };
 
 class test_cluster {
@@ -111,7 +114,8 @@ class test_cluster {
   bool started_ = false;
 };
 
-// The shortened timings every test cluster runs with.
+// The shortened timings every test cluster runs with (and the admin token
+// "cluster-test-token").
 std::vector<std::string> fast_cluster_timings();
 
 }  // namespace ringmq::testing
