@@ -315,11 +315,14 @@ void engine::finish_connect(claim_result result, time_point now) {
   auto pending = std::move(pending_);
   if (lost_ || out_->closing()) return;  // on_connection_lost released the claim
   const auto& s = broker_.settings();
-  if (result == claim_result::refused) {
-    // A later CONNECT with this client id, on another node, won the race.
+  // A later CONNECT with this client id, on another node, won the race.
+  const auto refuse_claimed = [this] {
     refuse_connect(codec::is_v5(version_) ? reason_code::server_busy
                                           : reason_code::server_unavailable,
                    "client id claimed by a newer connection on another node");
+  };
+  if (result == claim_result::refused) {
+    refuse_claimed();
     return;
   }
 
@@ -329,9 +332,7 @@ void engine::finish_connect(claim_result result, time_point now) {
   };
   if (auto* cluster = broker_.cluster()) {
     if (!cluster->confirm(identity_->client_id, connection_id_, open)) {
-      refuse_connect(codec::is_v5(version_) ? reason_code::server_busy
-                                            : reason_code::server_unavailable,
-                     "client id claimed by a newer connection on another node");
+      refuse_claimed();
       return;
     }
   } else {
