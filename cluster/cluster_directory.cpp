@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "cluster/cluster_node.hpp"
+#include "cluster/unary_call.hpp"
 
 namespace ringmq::cluster {
 
@@ -194,33 +195,24 @@ void cluster_node::kick_holder(const std::string& client_id, holder h,
     done(false);  // a dead node holds nothing any more
     return;
   }
-  struct call {
-    grpc::ClientContext context;
-    v1::KickRequest request;
-    v1::KickResponse response;
-    std::unique_ptr<v1::Peer::Stub> stub;
-    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-  };
-  auto c = std::make_shared<call>();
-  c->stub = v1::Peer::NewStub(channel);
-  c->context.set_deadline(std::chrono::system_clock::now() + settings_.claim_timeout);
-  c->request.set_cluster_name(settings_.name);
-  c->request.set_client_id(client_id);
-  c->request.mutable_ticket()->set_boot_id(h.t.boot_id);
-  c->request.mutable_ticket()->set_connection(h.t.connection);
+  v1::KickRequest request;
+  request.set_cluster_name(settings_.name);
+  request.set_client_id(client_id);
+  request.mutable_ticket()->set_boot_id(h.t.boot_id);
+  request.mutable_ticket()->set_connection(h.t.connection);
   ++calls_in_flight_;
-  c->stub->async()->Kick(&c->context, &c->request, &c->response,
-                         [this, c, done = std::move(done), id = link->id()](grpc::Status status) {
-                           observe("rpc:kick", std::chrono::duration<double>(
-                                                   std::chrono::steady_clock::now() - c->started)
-                                                   .count());
-                           if (!status.ok()) {
-                             spdlog::warn("cluster: kick of client {} on {} failed: {}",
-                                          c->request.client_id(), id, status.error_message());
-                           }
-                           done(status.ok() && c->response.closed());
-                           --calls_in_flight_;
-                         });
+  start_unary<v1::Peer, v1::KickResponse>(
+      channel, settings_.claim_timeout, std::move(request),
+      [](auto& peer, auto... args) { peer.Kick(args...); },
+      [this, done = std::move(done), id = link->id()](const grpc::Status& status, const auto& c) {
+        observe("rpc:kick", c.seconds());
+        if (!status.ok()) {
+          spdlog::warn("cluster: kick of client {} on {} failed: {}", c.request.client_id(), id,
+                       status.error_message());
+        }
+        done(status.ok() && c.response.closed());
+        --calls_in_flight_;
+      });
 }
 
 void cluster_node::kick_local(const std::string& client_id, ticket t,
@@ -298,36 +290,26 @@ void cluster_node::claim_remote(const std::string& client_id, ticket t, peer_lin
     done(true);
     return;
   }
-  struct call {
-    grpc::ClientContext context;
-    v1::ClaimRequest request;
-    v1::ClaimResponse response;
-    std::unique_ptr<v1::Peer::Stub> stub;
-    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-  };
-  auto c = std::make_shared<call>();
-  c->stub = v1::Peer::NewStub(channel);
-  c->context.set_deadline(std::chrono::system_clock::now() + settings_.claim_timeout);
-  c->request.set_cluster_name(settings_.name);
-  c->request.set_client_id(client_id);
-  c->request.set_node(settings_.node_id);
-  c->request.mutable_ticket()->set_boot_id(t.boot_id);
-  c->request.mutable_ticket()->set_connection(t.connection);
+  v1::ClaimRequest request;
+  request.set_cluster_name(settings_.name);
+  request.set_client_id(client_id);
+  request.set_node(settings_.node_id);
+  request.mutable_ticket()->set_boot_id(t.boot_id);
+  request.mutable_ticket()->set_connection(t.connection);
   ++calls_in_flight_;
-  c->stub->async()->Claim(
-      &c->context, &c->request, &c->response,
-      [this, c, done = std::move(done), id = owner.id()](grpc::Status status) {
-        observe("rpc:claim",
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - c->started)
-                    .count());
+  start_unary<v1::Peer, v1::ClaimResponse>(
+      channel, settings_.claim_timeout, std::move(request),
+      [](auto& peer, auto... args) { peer.Claim(args...); },
+      [this, done = std::move(done), id = owner.id()](const grpc::Status& status, const auto& c) {
+        observe("rpc:claim", c.seconds());
         if (status.ok()) {
-          done(c->response.granted());
+          done(c.response.granted());
         } else {
           // Availability wins for sessions without persistence: served anyway, counted.
           dropped_claim_timeout_.fetch_add(1);
           spdlog::warn("cluster: claim of client {} at its directory owner {} failed ({}); "
                        "serving it anyway",
-                       c->request.client_id(), id, status.error_message());
+                       c.request.client_id(), id, status.error_message());
           done(true);
         }
         --calls_in_flight_;

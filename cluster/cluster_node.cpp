@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "cluster/peer_service.hpp"
+#include "cluster/unary_call.hpp"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "ringmq/cluster/v1/cluster.grpc.pb.h"
 
@@ -563,24 +564,14 @@ void cluster_node::health_check(const std::shared_ptr<peer_link>& link) {
   auto channel = link->channel();
   if (!channel || health_in_flight_.contains(link->id())) return;
   health_in_flight_.insert(link->id());
-  struct call {
-    grpc::ClientContext context;
-    grpc::health::v1::HealthCheckRequest request;
-    grpc::health::v1::HealthCheckResponse response;
-    std::unique_ptr<grpc::health::v1::Health::Stub> stub;
-    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-  };
-  auto c = std::make_shared<call>();
-  c->stub = grpc::health::v1::Health::NewStub(channel);
-  c->context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   ++calls_in_flight_;
-  c->stub->async()->Check(
-      &c->context, &c->request, &c->response, [this, c, link](grpc::Status status) {
-        observe("rpc:health",
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - c->started)
-                    .count());
+  start_unary<grpc::health::v1::Health, grpc::health::v1::HealthCheckResponse>(
+      channel, std::chrono::milliseconds(500), grpc::health::v1::HealthCheckRequest{},
+      [](auto& health, auto... args) { health.Check(args...); },
+      [this, link](const grpc::Status& status, const auto& c) {
+        observe("rpc:health", c.seconds());
         if (status.ok() &&
-            c->response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+            c.response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
           link->heard(now_ms());
         }
         boost::asio::post(io_, [this, id = link->id()] { health_in_flight_.erase(id); });
@@ -666,32 +657,22 @@ void cluster_node::contact_seeds() {
 void cluster_node::exchange_with(const std::string& address) {
   if (exchanges_in_flight_.contains(address) || stopping_) return;
   exchanges_in_flight_.insert(address);
-  struct call {
-    grpc::ClientContext context;
-    v1::MemberSet request;
-    v1::MemberSet response;
-    std::shared_ptr<grpc::Channel> channel;
-    std::unique_ptr<v1::Peer::Stub> stub;
-    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-  };
-  auto c = std::make_shared<call>();
-  c->channel = grpc::CreateCustomChannel(address, channel_credentials_, channel_args_);
-  c->stub = v1::Peer::NewStub(c->channel);
-  c->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  v1::MemberSet request;
   {
     std::lock_guard lock(members_mutex_);
-    members_.to_proto(c->request);
+    members_.to_proto(request);
   }
-  c->request.set_cluster_name(settings_.name);
-  c->request.set_sender(settings_.node_id);
+  request.set_cluster_name(settings_.name);
+  request.set_sender(settings_.node_id);
   ++calls_in_flight_;
-  c->stub->async()->Exchange(
-      &c->context, &c->request, &c->response, [this, c, address](grpc::Status status) {
-        observe("rpc:exchange",
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - c->started)
-                    .count());
+  start_unary<v1::Peer, v1::MemberSet>(
+      grpc::CreateCustomChannel(address, channel_credentials_, channel_args_),
+      std::chrono::seconds(2), std::move(request),
+      [](auto& peer, auto... args) { peer.Exchange(args...); },
+      [this, address](const grpc::Status& status, const auto& c) {
+        observe("rpc:exchange", c.seconds());
         if (status.ok()) {
-          apply_members(member_set::from_proto(c->response), "seed");
+          apply_members(member_set::from_proto(c.response), "seed");
         } else if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
           spdlog::error("cluster: seed {} refused this node: {}", address, status.error_message());
         } else {
