@@ -10,23 +10,10 @@
 // Every wait is bounded; on failure the reason goes to stderr and the exit code is 1.
 
 import mqtt from 'mqtt'
+import { WAIT_MS, Failure, check, within } from './flow_support.mjs'
 
-const WAIT_MS = 10_000
 const [, , scenario, urlA, urlB] = process.argv
 
-class Failure extends Error {}
-
-function check (condition, what) {
-  if (!condition) throw new Failure(what)
-}
-
-function within (promise, what, ms = WAIT_MS) {
-  let timer
-  const timeout = new Promise((resolve, reject) => {
-    timer = setTimeout(() => reject(new Failure(`timed out waiting for ${what}`)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
 
 async function connect (url, clientId) {
   const client = mqtt.connect(url, {

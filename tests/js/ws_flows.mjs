@@ -20,28 +20,15 @@
 
 import fs from 'node:fs'
 import mqtt from 'mqtt'
+import { WAIT_MS, Failure, check, within } from './flow_support.mjs'
 import WebSocket from 'ws'
 
-const WAIT_MS = 10_000
 const PER_QOS = 20
 const BIG = 256 * 1024
 const [, , url, extra] = process.argv
 const native = extra === '--native'
 const caFile = native ? undefined : extra
 
-class Failure extends Error {}
-
-function check (condition, what) {
-  if (!condition) throw new Failure(what)
-}
-
-function within (promise, what, ms = WAIT_MS) {
-  let timer
-  const timeout = new Promise((resolve, reject) => {
-    timer = setTimeout(() => reject(new Failure(`timed out waiting for ${what}`)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
 
 function tlsOptions () {
   if (!url.startsWith('wss:')) return {}
