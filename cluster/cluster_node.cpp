@@ -460,11 +460,12 @@ cluster_view cluster_node::view() const {
     v.forwarded_in += p.forwarded_in;
     v.dropped_peer_queue_full += link->counters.dropped_queue_full.load();
     v.dropped_peer_dead += link->counters.dropped_dead.load();
-    v.dropped_stream_broken += link->counters.dropped_broken.load();
+    v.resent += link->counters.resent.load();
     v.peers.push_back(std::move(p));
   }
   v.dropped_claim_timeout = dropped_claim_timeout_.load();
   v.dropped_malformed = dropped_malformed_.load();
+  v.dropped_peer_restarted = dropped_stale_.load();
   v.route_sync_timeouts = route_sync_timeouts_.load();
   {
     std::lock_guard lock(directory_mutex_);
@@ -503,8 +504,7 @@ void cluster_node::tick() {
     // Dropped messages are counted one by one but logged at most every 10 s.
     std::uint64_t dropped = 0;
     for (const auto& link : all_links()) {
-      dropped += link->counters.dropped_queue_full.load() + link->counters.dropped_dead.load() +
-                 link->counters.dropped_broken.load();
+      dropped += link->counters.dropped_queue_full.load() + link->counters.dropped_dead.load();
     }
     if (dropped != reported_drops_ && now - last_drop_report_ms_ >= 10'000) {
       spdlog::warn("cluster: {} messages for peers dropped since the last report "

@@ -101,7 +101,8 @@ struct cluster_view {
   std::uint64_t forwarded_in = 0;
   std::uint64_t dropped_peer_queue_full = 0;
   std::uint64_t dropped_peer_dead = 0;
-  std::uint64_t dropped_stream_broken = 0;
+  std::uint64_t dropped_peer_restarted = 0;
+  std::uint64_t resent = 0;
   std::uint64_t dropped_claim_timeout = 0;
   std::uint64_t dropped_malformed = 0;
   std::uint64_t route_sync_timeouts = 0;
@@ -310,6 +311,7 @@ class cluster_node final : public core::cluster_link {
   // Counters.
   std::atomic<std::uint64_t> dropped_claim_timeout_{0};
   std::atomic<std::uint64_t> dropped_malformed_{0};
+  std::atomic<std::uint64_t> dropped_stale_{0};
   std::atomic<std::uint64_t> route_sync_timeouts_{0};
   std::uint64_t reported_drops_ = 0;
   std::int64_t last_drop_report_ms_ = 0;

@@ -82,6 +82,8 @@ void cluster_node::opening_frames(
   hello->set_node(settings_.node_id);
   hello->set_cluster_name(settings_.name);
   hello->set_boot_id(boot_id_);
+  hello->set_peer_boot_id(link.peer_boot_id());
+  hello->set_resend_below_seq(link.resend_below());
   {
     std::lock_guard lock(members_mutex_);
     members_.to_proto(*hello->mutable_members());
@@ -253,6 +255,9 @@ void cluster_node::on_peer_response(peer_link& link, v1::PeerBatch& batch) {
         link.on_route_ack(f.route_ack().seq());
         acked = true;
         break;
+      case v1::PeerFrame::kForwardAck:
+        link.on_forward_ack(f.forward_ack().seq());
+        break;
       case v1::PeerFrame::kResync:
         if (f.resync().routes()) {
           std::lock_guard lock(routes_mutex_);
@@ -320,6 +325,7 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
   bool routes_changed = false;
   bool sync_changed = false;  // readiness may follow
   std::uint64_t applied = 0;
+  std::uint64_t acked_forward = 0;
   for (const auto& f : batch.frames()) {
     if (!origin) {
       if (f.kind_case() != v1::PeerFrame::kHello) {
@@ -353,6 +359,15 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
         in = inbound_state{};
         in.boot_id = hello.boot_id();
         in.stream = &stream;
+        // Resent messages meant for an earlier process of this node are not
+        // delivered by this one; for this process, those it had are skipped.
+        if (hello.peer_boot_id() != 0 && hello.peer_boot_id() != boot_id_) {
+          in.discard_below = hello.resend_below_seq();
+        }
+        if (origin->delivered_boot != hello.boot_id()) {
+          origin->delivered_boot = hello.boot_id();
+          origin->delivered_seq = 0;
+        }
       }
       sync_changed = true;
       // Client ids it held before a restart are gone with that process.
@@ -421,9 +436,23 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
         break;
       }
       case v1::PeerFrame::kForward:
-      case v1::PeerFrame::kRetained:
+      case v1::PeerFrame::kRetained: {
+        const auto seq = f.kind_case() == v1::PeerFrame::kForward ? f.forward().seq()
+                                                                  : f.retained().seq();
+        std::lock_guard lock(origin->inbound_mutex);
+        if (origin->inbound.stream != &stream) break;
+        if (seq != 0) {
+          acked_forward = std::max(acked_forward, seq);
+          if (seq <= origin->delivered_seq) break;  // a resend of one it had
+          origin->delivered_seq = seq;
+          if (seq < origin->inbound.discard_below) {
+            dropped_stale_.fetch_add(1);
+            break;
+          }
+        }
         messages.push_back(&f);
         break;
+      }
       case v1::PeerFrame::kRetainedDigest: {
         const auto& d = f.retained_digest();
         const bool same = d.digest() == broker_.retained().digest() &&
@@ -496,6 +525,8 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
   if (sync_changed) readiness_may_have_changed();
   if (routes_changed) result.replies.emplace_back().mutable_route_ack()->set_seq(applied);
   if (!messages.empty()) deliver_forwarded(*origin, messages);
+  // Handed to a worker (or skipped): the sender need not keep them any more.
+  if (acked_forward) result.replies.emplace_back().mutable_forward_ack()->set_seq(acked_forward);
 }
 
 void cluster_node::deliver_forwarded(peer_link& origin,

@@ -47,7 +47,7 @@ class outbound_stream final : public grpc::ClientBidiReactor<v1::PeerBatch, v1::
 
   grpc::ClientContext context;
   v1::PeerBatch out;
-  std::size_t out_messages = 0;
+  std::vector<outbound_item> out_messages;  // kept until acknowledged
   // Guarded by the link's mutex.
   bool writing = false;
   bool broken = false;
@@ -121,6 +121,7 @@ bool peer_link::enqueue_message(outbound_item&& item) {
       counters.dropped_queue_full.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
+    item.seq = ++next_seq_;
     queue_bytes_ += item.bytes;
     ++queue_messages_;
     queue_.push_back(std::move(item));
@@ -150,11 +151,26 @@ std::size_t peer_link::drop_queue() {
     if (item.what == outbound_item::kind::frame) continue;  // a new stream starts afresh
     ++dropped;
   }
+  dropped += unacked_.size();
+  unacked_.clear();
   queue_.swap(kept);
   queue_bytes_ = 0;
   queue_messages_ = 0;
   counters.dropped_dead.fetch_add(dropped, std::memory_order_relaxed);
   return dropped;
+}
+
+void peer_link::on_forward_ack(std::uint64_t seq) {
+  std::lock_guard lock(mutex_);
+  while (!unacked_.empty() && unacked_.front().seq <= seq) {
+    queue_bytes_ -= unacked_.front().bytes;
+    unacked_.pop_front();
+  }
+}
+
+std::uint64_t peer_link::resend_below() const {
+  std::lock_guard lock(mutex_);
+  return written_seq_ + 1;
 }
 
 std::size_t peer_link::queued_messages() const {
@@ -184,7 +200,9 @@ void peer_link::maintain(std::int64_t now_ms) {
   std::shared_ptr<v1::Peer::Stub> stub;
   {
     std::lock_guard lock(mutex_);
-    if (stream_ || !stub_ || now_ms < next_attempt_ms_) return;
+    // A broken stream's last write must have ended first: its messages are
+    // then known to be unacknowledged, and go again in order.
+    if (stream_ || !stub_ || draining_ || now_ms < next_attempt_ms_) return;
     stub = stub_;
     s = new outbound_stream(shared_from_this());
     // Opening counts as a write in flight: nobody starts one on it, and its
@@ -209,6 +227,14 @@ void peer_link::maintain(std::int64_t now_ms) {
       }
     }
     queue_.swap(kept);
+    // Messages written on an earlier stream and not acknowledged go again,
+    // first and in order; the peer skips those it had (docs/cluster.md).
+    counters.resent.fetch_add(unacked_.size(), std::memory_order_relaxed);
+    queue_messages_ += unacked_.size();
+    for (auto it = unacked_.rbegin(); it != unacked_.rend(); ++it) {
+      queue_.push_front(std::move(*it));
+    }
+    unacked_.clear();
   }
   // Hello, the route snapshot and the retained digest go first.
   owner_.opening_frames(*this, [&](std::vector<v1::PeerFrame>&& frames) {
@@ -226,9 +252,12 @@ void peer_link::maintain(std::int64_t now_ms) {
   {
     std::lock_guard lock(mutex_);
     s->writing = false;
-    if (s->broken && !s->hold_released) {
-      s->hold_released = true;
-      release = true;
+    if (s->broken) {
+      draining_ = false;
+      if (!s->hold_released) {
+        s->hold_released = true;
+        release = true;
+      }
     }
   }
   if (release) {
@@ -258,8 +287,12 @@ std::vector<outbound_item> peer_link::take_batch_locked() {
   while (!queue_.empty() && items.size() < max_items && (items.empty() || bytes < max_bytes)) {
     auto& item = queue_.front();
     bytes += item.bytes;
-    queue_bytes_ -= item.bytes;
-    if (item.what != outbound_item::kind::frame) --queue_messages_;
+    if (item.what == outbound_item::kind::frame) {
+      queue_bytes_ -= item.bytes;
+    } else {
+      --queue_messages_;  // its bytes count until the peer acknowledges it
+      written_seq_ = std::max(written_seq_, item.seq);
+    }
     items.push_back(std::move(item));
     queue_.pop_front();
   }
@@ -278,14 +311,16 @@ void peer_link::build_batch(std::vector<outbound_item>& items, v1::PeerBatch& ou
         auto* f = out.add_frames()->mutable_forward();
         to_wire(*item.msg, now, *f->mutable_message());
         f->set_plain(item.plain);
-        for (auto& g : item.groups) f->add_groups(std::move(g));
+        for (const auto& g : item.groups) f->add_groups(g);
         if (item.version) to_wire(*item.version, *f->mutable_retained());
+        f->set_seq(item.seq);
         break;
       }
       case outbound_item::kind::retained: {
-        auto* e = out.add_frames()->mutable_retained()->mutable_entry();
-        to_wire(*item.msg, now, *e->mutable_message());
-        to_wire(*item.version, *e->mutable_version());
+        auto* r = out.add_frames()->mutable_retained();
+        to_wire(*item.msg, now, *r->mutable_entry()->mutable_message());
+        to_wire(*item.version, *r->mutable_entry()->mutable_version());
+        r->set_seq(item.seq);
         break;
       }
     }
@@ -304,12 +339,11 @@ void peer_link::pump() {
   }
   // Built outside the lock: other threads keep queueing meanwhile, and only
   // this thread writes while `writing` is set.
-  std::size_t messages = 0;
-  for (const auto& item : items) {
-    if (item.what == outbound_item::kind::forward) ++messages;
-  }
   build_batch(items, s->out);
-  s->out_messages = messages;
+  s->out_messages.clear();
+  for (auto& item : items) {
+    if (item.what != outbound_item::kind::frame) s->out_messages.push_back(std::move(item));
+  }
   counters.batches_out.fetch_add(1, std::memory_order_relaxed);
   s->StartWrite(&s->out);
 }
@@ -320,15 +354,23 @@ void peer_link::on_write_done(outbound_stream* s, bool ok) {
     std::lock_guard lock(mutex_);
     s->writing = false;
     if (ok) {
-      counters.forwarded_out.fetch_add(s->out_messages, std::memory_order_relaxed);
+      std::uint64_t forwards = 0;
+      for (const auto& item : s->out_messages) {
+        if (item.what == outbound_item::kind::forward) ++forwards;
+      }
+      counters.forwarded_out.fetch_add(forwards, std::memory_order_relaxed);
       // A write went through: the next broken stream retries quickly again.
       backoff_ms_ = 100;
-    } else {
-      counters.dropped_broken.fetch_add(s->out_messages, std::memory_order_relaxed);
     }
-    if (s->broken && !s->hold_released) {
-      s->hold_released = true;
-      release = true;
+    // Written or not, they wait for the peer's acknowledgement (or a resend).
+    for (auto& item : s->out_messages) unacked_.push_back(std::move(item));
+    s->out_messages.clear();
+    if (s->broken) {
+      draining_ = false;
+      if (!s->hold_released) {
+        s->hold_released = true;
+        release = true;
+      }
     }
   }
   if (release) {
@@ -348,6 +390,7 @@ void peer_link::on_broken(outbound_stream* s) {
     std::lock_guard lock(mutex_);
     s->broken = true;
     if (stream_ == s) stream_ = nullptr;
+    if (s->writing) draining_ = true;
     if (!s->writing && !s->hold_released) {
       s->hold_released = true;
       release = true;

@@ -44,6 +44,7 @@ struct outbound_item {
   std::vector<std::string> groups;
   std::optional<core::retained_version> version;
   std::size_t bytes = 0;
+  std::uint64_t seq = 0;  // messages: numbered per link, so the peer can acknowledge them
 };
 
 // What this node knows of the peer's stream to it (guarded by inbound_mutex).
@@ -54,7 +55,10 @@ struct inbound_state {
   bool retained_synced = false;         // digests compared, snapshot merged if needed
   bool retained_pull_pending = false;
   int retained_mismatches = 0;  // periodic digests in a row that differed
-  void* stream = nullptr;       // the inbound stream currently serving it
+  // Messages numbered below this were meant for an earlier process of this
+  // node (the sender says so in its Hello): not delivered.
+  std::uint64_t discard_below = 0;
+  void* stream = nullptr;  // the inbound stream currently serving it
 };
 
 struct link_counters {
@@ -62,7 +66,8 @@ struct link_counters {
   std::atomic<std::uint64_t> forwarded_in{0};
   std::atomic<std::uint64_t> dropped_queue_full{0};
   std::atomic<std::uint64_t> dropped_dead{0};
-  std::atomic<std::uint64_t> dropped_broken{0};
+  std::atomic<std::uint64_t> dropped_stale{0};  // resent to a process of the peer that restarted
+  std::atomic<std::uint64_t> resent{0};         // written again after a broken stream
   std::atomic<std::uint64_t> batches_out{0};
   std::atomic<std::uint64_t> streams_opened{0};
 };
@@ -123,6 +128,10 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
     return acked_route_seq_.load(std::memory_order_acquire);
   }
   void on_route_ack(std::uint64_t seq) noexcept;
+  // Messages up to `seq` reached the peer: they need not be kept for a resend.
+  void on_forward_ack(std::uint64_t seq);
+  // For the next Hello: messages below this number were written before.
+  std::uint64_t resend_below() const;
   std::uint64_t peer_boot_id() const noexcept {
     return peer_boot_id_.load(std::memory_order_relaxed);
   }
@@ -133,6 +142,10 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   // --- what the peer sent on its own stream --------------------------------
   std::mutex inbound_mutex;
   inbound_state inbound;
+  // The peer's messages delivered so far (guarded by inbound_mutex; not reset
+  // by a new stream, so that a resend after a broken stream is recognized).
+  std::uint64_t delivered_boot = 0;
+  std::uint64_t delivered_seq = 0;
 
   link_counters counters;
 
@@ -166,8 +179,14 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   std::int64_t next_attempt_ms_ = 0;
   std::int64_t backoff_ms_ = 100;
   std::deque<outbound_item> queue_;
+  // Messages written but not yet acknowledged, in order: resent on the next
+  // stream. Counted in queue_bytes_ until acknowledged.
+  std::deque<outbound_item> unacked_;
   std::size_t queue_bytes_ = 0;
   std::size_t queue_messages_ = 0;
+  std::uint64_t next_seq_ = 0;
+  std::uint64_t written_seq_ = 0;  // highest message number ever given to a write
+  bool draining_ = false;          // a broken stream still has a write in flight
 };
 
 }  // namespace ringmq::cluster

@@ -98,10 +98,13 @@ void collect_cluster(const cluster::cluster_view& v, std::vector<MetricFamily>& 
                         "Messages or claims the cluster could not carry, by reason.", T::Counter);
   add(dropped, static_cast<double>(v.dropped_peer_queue_full), {{"reason", "peer_queue_full"}});
   add(dropped, static_cast<double>(v.dropped_peer_dead), {{"reason", "peer_dead"}});
-  add(dropped, static_cast<double>(v.dropped_stream_broken), {{"reason", "stream_broken"}});
+  add(dropped, static_cast<double>(v.dropped_peer_restarted), {{"reason", "peer_restarted"}});
   add(dropped, static_cast<double>(v.dropped_claim_timeout), {{"reason", "claim_timeout"}});
   add(dropped, static_cast<double>(v.dropped_malformed), {{"reason", "malformed"}});
   out.push_back(std::move(dropped));
+  out.push_back(single("ringmq_cluster_resent_messages_total",
+                       "Messages written again to a peer after a broken stream (the peer skips "
+                       "those it had).", T::Counter, static_cast<double>(v.resent)));
   out.push_back(single("ringmq_cluster_route_sync_timeouts_total",
                        "SUBACKs sent after cluster.route_sync_timeout_ms without every live "
                        "peer's acknowledgement.", T::Counter,

@@ -6,11 +6,18 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <filesystem>
+#include <iostream>
 #include <fstream>
 
 #include "tests/cluster/cluster_client.hpp"
 #include "tests/integration/child_process.hpp"
+#include "tests/support/tcp_proxy.hpp"
 #include "tests/integration/observability_http.hpp"
 
 namespace ringmq::testing {
@@ -37,6 +44,22 @@ std::string peer_state(cluster_member& at, const std::string& of) {
     }
   }
   return "none";
+}
+
+// A TCP port nothing listens on at `ip` right now.
+std::uint16_t free_port_on(const std::string& ip) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  ::inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
+  socklen_t len = sizeof addr;
+  std::uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
 }
 
 // ringmq ctl against a node's admin API, with the admin token of the test clusters.
@@ -193,6 +216,60 @@ TEST(ClusterFailure, AForgottenMemberLeavesTheMemberSet) {
   const auto again = run_ctl(c.node(1), {"forget", "n2"});
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.err.find("no member n2"), std::string::npos) << again.err;
+}
+
+// A stream between two live nodes breaks again and again while QoS 2
+// messages cross it: every message arrives exactly once, in order (the
+// sender writes again what was not acknowledged; the receiver skips what it
+// had). n1 reaches n2 through a relay the test cuts.
+TEST(ClusterFailure, BrokenStreamsLoseAndDuplicateNothing) {
+  test_cluster c(1);
+  ASSERT_TRUE(c.started()) << c.describe();
+  const auto n2_ip = c.ip_of(2);
+  const auto n2_port = free_port_on(n2_ip);
+  ASSERT_NE(n2_port, 0);
+  tcp_proxy relay(c.ip_of(8), n2_ip, n2_port);
+  ASSERT_TRUE(relay.listening());
+  auto* n2 = c.add({"cluster.bind=" + n2_ip + ":" + std::to_string(n2_port),
+                    "cluster.advertise=" + relay.address()});
+  ASSERT_NE(n2, nullptr) << c.describe();
+  ASSERT_TRUE(c.wait_converged(2)) << c.describe();
+  ASSERT_GT(relay.accepted(), 0u) << "n1 reaches n2 through the relay";
+
+  cluster_client sub, pub;
+  ASSERT_TRUE(sub.connect(*n2, "resend-sub")) << sub.error();
+  ASSERT_FALSE(sub.subscribe("resend/#", qos::exactly_once).empty());
+  ASSERT_TRUE(pub.connect(c.node(1), "resend-pub")) << pub.error();
+  constexpr int total = 2'000;
+  std::thread publisher([&] {
+    for (int i = 0; i < total; ++i) {
+      if (!pub.publish("resend/x", std::to_string(i), qos::exactly_once)) return;
+    }
+  });
+  int next = 0;
+  int cuts = 0;
+  std::string problem;
+  while (next < total && problem.empty()) {
+    auto got = sub.receive(milliseconds(10'000));
+    if (!got) {
+      problem = "nothing after " + std::to_string(next);
+      break;
+    }
+    if (got->payload != std::to_string(next)) {
+      problem = "got " + got->payload + " when " + std::to_string(next) + " was next";
+      break;
+    }
+    ++next;
+    if (next % 250 == 0 && relay.cut() > 0) ++cuts;
+  }
+  publisher.join();
+  EXPECT_EQ(problem, "") << c.describe();
+  EXPECT_GE(cuts, 4) << "the stream was cut while messages crossed it";
+  EXPECT_FALSE(sub.receive(milliseconds(300))) << "a message came twice";
+  const auto metrics = http_request_to(c.node(1).ip(), c.node(1).http_port(), "GET", "/metrics");
+  std::cout << "resends: "
+            << metrics.body.substr(metrics.body.find("\nringmq_cluster_resent_messages_total ") + 1, 45)
+            << "\n";
 }
 
 TEST(ClusterFailure, APeerOfAnotherClusterIsRefused) {
