@@ -272,6 +272,50 @@ TEST(ClusterFailure, BrokenStreamsLoseAndDuplicateNothing) {
             << "\n";
 }
 
+// A peer that is there but does not answer (SIGSTOP): a SUBACK waits for it
+// at most cluster.route_sync_timeout_ms, logged and counted.
+TEST(ClusterFailure, ASubackWaitsForAPausedPeerOnlyUntilTheTimeout) {
+  test_cluster c(3, {"cluster.route_sync_timeout_ms=300", "cluster.dead_timeout_ms=5000"});
+  ASSERT_TRUE(c.started()) << c.describe();
+  c.node(2).pause();
+  cluster_client sub;
+  ASSERT_TRUE(sub.connect(c.node(1), "waits-for-paused")) << sub.error();
+  const auto t0 = steady::now();
+  ASSERT_FALSE(sub.subscribe("paused/peer/#").empty()) << "the SUBACK came";
+  const auto waited = std::chrono::duration_cast<milliseconds>(steady::now() - t0);
+  EXPECT_GE(waited.count(), 250) << "it waited for n2";
+  EXPECT_LT(waited.count(), 3'000) << "but not beyond the timeout (give or take a tick)";
+  EXPECT_TRUE(c.node(1).wait_for_log("route sync timed out"));
+  EXPECT_NE(c.node(1).log().find("peers=n2"), std::string::npos) << "the log names the peer";
+  const auto metrics = http_request_to(c.node(1).ip(), c.node(1).http_port(), "GET", "/metrics");
+  EXPECT_NE(metrics.body.find("ringmq_cluster_route_sync_timeouts_total 1"), std::string::npos);
+  // n3 did acknowledge: a publish there reaches the subscription.
+  cluster_client pub;
+  ASSERT_TRUE(pub.connect(c.node(3), "pub-on-n3")) << pub.error();
+  ASSERT_TRUE(pub.publish("paused/peer/x", "via n3"));
+  EXPECT_TRUE(sub.receive());
+  c.node(2).resume();
+  ASSERT_TRUE(c.wait_converged(3)) << c.describe();
+}
+
+// A restarted node is not ready while a live peer has not sent it its routes.
+TEST(ClusterFailure, ARestartedNodeIsReadyOnlyOnceItHasThePeersRoutes) {
+  test_cluster c(2, {"cluster.dead_timeout_ms=20000", "cluster.suspect_timeout_ms=10000"});
+  ASSERT_TRUE(c.started()) << c.describe();
+  c.node(2).kill();
+  c.node(1).pause();
+  ASSERT_TRUE(c.node(2).start()) << c.node(2).describe();
+  ASSERT_TRUE(c.node(2).wait_for_log("not ready: routes of n1 not received yet"))
+      << c.node(2).describe();
+  const auto before = http_request_to(c.node(2).ip(), c.node(2).http_port(), "GET", "/readyz");
+  EXPECT_EQ(before.status, 503) << before.describe();
+  EXPECT_NE(before.body.find("routes of n1"), std::string::npos) << before.body;
+  c.node(1).resume();
+  EXPECT_TRUE(c.node(2).wait_ready()) << c.node(2).describe();
+  const auto after = http_request_to(c.node(2).ip(), c.node(2).http_port(), "GET", "/readyz");
+  EXPECT_EQ(after.status, 200) << after.describe();
+}
+
 TEST(ClusterFailure, APeerOfAnotherClusterIsRefused) {
   test_cluster c(2);
   ASSERT_TRUE(c.started()) << c.describe();

@@ -123,6 +123,14 @@ void cluster_member::kill() {
   process_->wait_exit(milliseconds(10'000));
 }
 
+void cluster_member::pause() {
+  if (process_) process_->signal(SIGSTOP);
+}
+
+void cluster_member::resume() {
+  if (process_) process_->signal(SIGCONT);
+}
+
 std::optional<exit_status> cluster_member::stop(milliseconds timeout) {
   ended_by_test_ = true;
   if (!process_) return std::nullopt;

@@ -41,6 +41,9 @@ class cluster_member {
   // cluster that only grew is its number of members).
   bool wait_epoch(std::uint64_t epoch, milliseconds timeout = milliseconds(15'000));
   void kill();
+  // SIGSTOP / SIGCONT: a node that is there but does not answer (a long pause).
+  void pause();
+  void resume();
   std::optional<exit_status> stop(milliseconds timeout = milliseconds(20'000));
   bool running() const;
   // True when the process ended without kill() or stop() (it crashed or gave up).
