@@ -1,0 +1,176 @@
+#pragma once
+// The replicated log of one persistent session, Sans-I/O (like the protocol
+// engine): messages and persistence completions go in, messages to send,
+// what to persist and what became committed come out. No sockets, threads
+// or clocks, so a simulator can drive many of them over a network that drops,
+// delays, reorders and partitions, and crash them (tests/sim/).
+//
+// The protocol (docs/cluster.md, "Replicated persistent sessions"): the R
+// members of the session's preference list are its replicas. A node becomes
+// the session's owner by winning a generation (a ballot: round, node) from
+// a prepare quorum Q of the replicas; it adopts the most advanced log among
+// their promises and installs it on the replicas; then it appends changes,
+// each committed once a write quorum W of replicas has made it durable.
+// With Q + W > R every prepare quorum meets every write quorum, so a new
+// owner always has every committed change; replicas refuse anything from a
+// generation older than the one they promised, so a deposed owner commits
+// nothing more (it is fenced).
+
+#include <compare>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace ringmq::cluster::replication {
+
+using member = std::uint32_t;
+
+// A generation: higher round wins, the node breaks ties (so two candidates
+// never hold the same generation).
+struct ballot {
+  std::uint64_t round = 0;
+  member node = 0;
+
+  friend auto operator<=>(const ballot&, const ballot&) = default;
+  friend bool operator==(const ballot&, const ballot&) = default;
+};
+
+struct entry {
+  std::uint64_t seq = 0;  // position in the log, from 1
+  ballot gen;             // the owner generation that appended it
+  std::string data;       // the change; opaque to the log
+
+  friend bool operator==(const entry&, const entry&) = default;
+};
+
+// ----- messages between the replicas of one session
+
+struct prepare {
+  ballot gen;
+};
+struct promise {
+  ballot gen;        // answered for
+  bool ok = false;   // false: `promised` is higher
+  ballot promised;   // the replica's promise after handling the prepare
+  ballot log_gen;    // generation of the replica's log
+  std::vector<entry> entries;
+};
+struct accept {
+  ballot gen;
+  bool install = false;    // replace the whole log with `entries`
+  std::uint64_t prev = 0;  // not install: the entries follow this seq
+  std::vector<entry> entries;
+};
+struct accepted {
+  ballot gen;         // answered for
+  bool ok = false;    // false: refused (see promised) or needs more (see last)
+  ballot promised;
+  std::uint64_t last = 0;  // the replica's last seq (in gen's log when ok)
+  bool needs_install = false;
+};
+
+using message = std::variant<prepare, promise, accept, accepted>;
+
+struct outgoing {
+  member to;
+  message msg;
+};
+
+class session_log {
+ public:
+  struct config {
+    member self = 0;
+    std::vector<member> replicas;  // includes self
+    std::size_t write_quorum = 2;
+    std::size_t prepare_quorum = 2;  // R - W + 1 or more
+  };
+
+  // What survives a crash: written before the answers that depend on it.
+  struct durable_state {
+    ballot promised;
+    ballot log_gen;
+    std::vector<entry> entries;
+
+    friend bool operator==(const durable_state&, const durable_state&) = default;
+  };
+
+  enum class role : std::uint8_t { replica, candidate, owner };
+
+  // What the driver does after a call: send `send` now; when `persist` is
+  // set, make durable_state() durable and then call on_persisted(persist).
+  struct effects {
+    std::vector<outgoing> send;
+    std::optional<std::uint64_t> persist;  // version to persist
+    std::uint64_t committed = 0;           // the owner's commit point moved to here (0: no)
+    bool became_owner = false;             // installed on a write quorum: serving
+    bool fenced = false;                   // was owner or candidate, is not any more
+  };
+
+  explicit session_log(config c, durable_state restored = {});
+
+  // --- owner side -------------------------------------------------------------
+  // Tries to become the owner with a generation above every one seen.
+  effects acquire();
+  // Appends a change (owner only; nullopt otherwise): its seq, committed later.
+  std::optional<std::uint64_t> propose(std::string data, effects& out);
+
+  // --- everything -------------------------------------------------------------
+  effects on_message(member from, const message& m);
+  // Resends what is not acknowledged (prepares, accepts): call periodically.
+  effects on_tick();
+  // durable_state() as it was at `version` is durable.
+  effects on_persisted(std::uint64_t version);
+
+  // --- views ------------------------------------------------------------------
+  role current_role() const noexcept { return role_; }
+  bool serving() const noexcept { return role_ == role::owner && installed_; }
+  ballot generation() const noexcept { return gen_; }
+  ballot promised() const noexcept { return durable_.promised; }
+  std::uint64_t committed() const noexcept { return commit_; }
+  std::uint64_t last_seq() const noexcept;
+  const std::vector<entry>& entries() const noexcept { return durable_.entries; }
+  const durable_state& state() const noexcept { return durable_; }
+  const config& settings() const noexcept { return config_; }
+
+ private:
+  struct held_reply {
+    std::uint64_t version;
+    outgoing reply;
+  };
+
+  std::uint64_t request_persist(effects& out);
+  void send_to_replicas(const message& m, effects& out, bool include_self);
+  void step_down(effects& out);
+  void adopt(effects& out);
+  void advance_commit(effects& out);
+  accept accept_from(std::uint64_t after) const;
+  effects handle(member from, const prepare& m);
+  effects handle(member from, const promise& m);
+  effects handle(member from, const accept& m);
+  effects handle(member from, const accepted& m);
+
+  config config_;
+  durable_state durable_;
+  std::uint64_t version_ = 0;          // persistence requests made
+  std::uint64_t durable_version_ = 0;  // persistence completed up to
+  std::vector<held_reply> held_;       // answers waiting for durability
+
+  role role_ = role::replica;
+  ballot gen_;                         // candidate or owner generation
+  std::uint64_t highest_round_ = 0;    // seen anywhere
+  // Candidate.
+  std::vector<std::optional<promise>> promises_;  // by replica index
+  // Owner.
+  bool installed_ = false;
+  std::uint64_t install_seq_ = 0;      // the adopted log ends here
+  std::vector<std::uint64_t> match_;   // by replica index: acknowledged last seq
+  std::vector<bool> needs_install_;
+  std::uint64_t commit_ = 0;
+  std::uint64_t self_durable_seq_ = 0;  // the owner's own log is durable up to here
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> pending_self_;  // (version, last seq)
+};
+
+}  // namespace ringmq::cluster::replication

@@ -1,0 +1,161 @@
+// The replicated session log's rules, one at a time, with a driver that
+// delivers every message at once and makes every write durable at once
+// (the simulations in tests/sim/ do the hostile rest).
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+
+#include "cluster/replication/session_log.hpp"
+
+namespace ringmq::cluster::replication {
+namespace {
+
+class group {
+ public:
+  explicit group(int n) {
+    session_log::config c;
+    for (int i = 0; i < n; ++i) c.replicas.push_back(static_cast<member>(i));
+    c.write_quorum = static_cast<std::size_t>(n / 2 + 1);
+    c.prepare_quorum = static_cast<std::size_t>(n - n / 2);
+    for (int i = 0; i < n; ++i) {
+      c.self = static_cast<member>(i);
+      logs_.emplace_back(c);
+    }
+    up_.assign(static_cast<std::size_t>(n), true);
+  }
+
+  session_log& operator[](int i) { return logs_[static_cast<std::size_t>(i)]; }
+
+  // Applies effects of node i: writes are durable at once, messages go to the
+  // nodes that are up, until nothing moves.
+  void run(int i, session_log::effects e) {
+    std::deque<std::pair<int, session_log::effects>> work{{i, std::move(e)}};
+    while (!work.empty()) {
+      auto [who, fx] = std::move(work.front());
+      work.pop_front();
+      if (fx.became_owner) owners_.push_back(who);
+      if (fx.fenced) fenced_.push_back(who);
+      if (fx.persist) work.emplace_back(who, logs_[who].on_persisted(*fx.persist));
+      for (auto& o : fx.send) {
+        if (!up_[o.to] || !up_[who]) continue;
+        work.emplace_back(static_cast<int>(o.to), logs_[o.to].on_message(who, o.msg));
+      }
+    }
+  }
+
+  void isolate(int i) { up_[static_cast<std::size_t>(i)] = false; }
+  void rejoin(int i) { up_[static_cast<std::size_t>(i)] = true; }
+
+  std::uint64_t propose(int i, const std::string& data) {
+    session_log::effects e;
+    const auto seq = logs_[static_cast<std::size_t>(i)].propose(data, e);
+    run(i, std::move(e));
+    return seq.value_or(0);
+  }
+
+  std::vector<int> owners_;
+  std::vector<int> fenced_;
+
+ private:
+  std::vector<session_log> logs_;
+  std::vector<bool> up_;
+};
+
+std::vector<std::string> data_of(const session_log& l) {
+  std::vector<std::string> out;
+  for (const auto& e : l.entries()) out.push_back(e.data);
+  return out;
+}
+
+TEST(SessionLog, AnOwnerIsInstalledAndCommitsOnAWriteQuorum) {
+  group g(3);
+  g.run(0, g[0].acquire());
+  ASSERT_TRUE(g[0].serving());
+  EXPECT_EQ(g.owners_, std::vector<int>{0});
+  EXPECT_EQ(g.propose(0, "a"), 1u);
+  EXPECT_EQ(g.propose(0, "b"), 2u);
+  EXPECT_EQ(g[0].committed(), 2u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(data_of(g[i]), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(SessionLog, OnlyAnOwnerProposes) {
+  group g(3);
+  session_log::effects e;
+  EXPECT_FALSE(g[1].propose("x", e));
+}
+
+TEST(SessionLog, WithoutAQuorumNothingCommits) {
+  group g(3);
+  g.run(0, g[0].acquire());
+  g.isolate(1);
+  g.isolate(2);
+  g.propose(0, "lonely");
+  EXPECT_EQ(g[0].committed(), 0u) << "one of three is not a write quorum";
+  g.rejoin(1);
+  g.run(0, g[0].on_tick());
+  EXPECT_EQ(g[0].committed(), 1u) << "the resend reaches a quorum";
+}
+
+TEST(SessionLog, ANewOwnerHasEveryCommittedEntryAndFencesTheOldOne) {
+  group g(3);
+  g.run(0, g[0].acquire());
+  g.propose(0, "committed");
+  ASSERT_EQ(g[0].committed(), 1u);
+  // The owner is cut off; node 1 takes over with a higher generation.
+  g.isolate(0);
+  g.run(1, g[1].acquire());
+  ASSERT_TRUE(g[1].serving());
+  EXPECT_GT(g[1].generation(), g[0].generation());
+  EXPECT_EQ(data_of(g[1]), std::vector<std::string>{"committed"});
+  g.propose(1, "after");
+  // The old owner comes back and tries to write: refused, and it is fenced.
+  g.rejoin(0);
+  g.propose(0, "stale");
+  EXPECT_EQ(g.fenced_, std::vector<int>{0});
+  EXPECT_FALSE(g[0].serving());
+  EXPECT_EQ(data_of(g[1]), (std::vector<std::string>{"committed", "after"}));
+  EXPECT_EQ(data_of(g[2]), (std::vector<std::string>{"committed", "after"}));
+}
+
+TEST(SessionLog, APrepareBelowThePromiseIsRefused) {
+  group g(3);
+  g.run(1, g[1].acquire());  // generation (1, node 1)
+  const auto low = ballot{1, 0};
+  const auto fx = g[2].on_message(0, prepare{low});
+  ASSERT_EQ(fx.send.size(), 1u);
+  const auto& p = std::get<promise>(fx.send[0].msg);
+  EXPECT_FALSE(p.ok);
+  EXPECT_EQ(p.promised, g[1].generation());
+}
+
+TEST(SessionLog, ALateInstallDoesNotCutBackTheLog) {
+  group g(3);
+  g.run(0, g[0].acquire());
+  g.propose(0, "a");
+  g.propose(0, "b");
+  // An install of the same generation with less, delivered late (reordered).
+  accept old_install;
+  old_install.gen = g[0].generation();
+  old_install.install = true;
+  const auto fx = g[1].on_message(0, old_install);
+  EXPECT_EQ(data_of(g[1]), (std::vector<std::string>{"a", "b"}));
+  (void)fx;
+}
+
+TEST(SessionLog, ARestartedReplicaKeepsItsPromiseAndLog) {
+  group g(3);
+  g.run(0, g[0].acquire());
+  g.propose(0, "a");
+  session_log::config c = g[2].settings();
+  session_log restarted(c, g[2].state());
+  EXPECT_EQ(restarted.promised(), g[0].generation());
+  EXPECT_EQ(data_of(restarted), std::vector<std::string>{"a"});
+  // It refuses what its promise forbids, as before the restart.
+  const auto fx = restarted.on_message(1, accept{ballot{0, 1}, false, 0, {}});
+  EXPECT_FALSE(std::get<accepted>(fx.send.at(0).msg).ok);
+}
+
+}  // namespace
+}  // namespace ringmq::cluster::replication
