@@ -125,6 +125,7 @@ void cluster_node::release(const std::string& client_id, std::uint64_t connectio
     auto it = directory_.find(client_id);
     if (it != directory_.end() && it->second.node == self_index && it->second.t == t) {
       directory_.erase(it);
+      superseded_.erase(client_id);
     }
     return;
   }
@@ -139,6 +140,7 @@ void cluster_node::release(const std::string& client_id, std::uint64_t connectio
 void cluster_node::claim_at_owner(const std::string& client_id, origin_index claimant,
                                   ticket t, std::function<void(bool)> done) {
   std::optional<holder> current;
+  bool stale = false;
   {
     std::lock_guard lock(directory_mutex_);
     if (auto b = busy_.find(client_id); b != busy_.end()) {
@@ -146,7 +148,17 @@ void cluster_node::claim_at_owner(const std::string& client_id, origin_index cla
       b->second.push_back({claimant, t, std::move(done)});
       return;
     }
-    if (auto it = directory_.find(client_id); it != directory_.end()) {
+    // A claim from a node whose connections up to a later one were kicked
+    // already is stale (it was slower than a newer claim): refused.
+    if (auto k = superseded_.find(client_id); k != superseded_.end()) {
+      for (const auto& h : k->second) {
+        if (h.node == claimant && h.t.boot_id == t.boot_id && t.connection <= h.t.connection) {
+          stale = true;
+        }
+      }
+    }
+    if (stale) {
+    } else if (auto it = directory_.find(client_id); it != directory_.end()) {
       current = it->second;
     } else if (claimant != self_index) {
       // Connections made while this node was alone are known to the registry only.
@@ -154,23 +166,43 @@ void cluster_node::claim_at_owner(const std::string& client_id, origin_index cla
         current = holder{self_index, {boot_id_, s->owner()}};
       }
     }
-    if (!current || current->node == claimant) {
+    if (stale) {
+      // Nothing recorded: the newer claim holds.
+    } else if (!current || current->node == claimant) {
       // Nobody else holds it (a holder on the claimant's own node is its
-      // session registry's business: a local takeover).
-      directory_[client_id] = {claimant, t};
+      // session registry's business: a local takeover). Claims of one node
+      // may arrive out of order: the newest connection is the holder.
+      if (!current || current->t.boot_id != t.boot_id || current->t.connection < t.connection) {
+        directory_[client_id] = {claimant, t};
+      }
     } else {
       busy_[client_id];
     }
   }
+  if (stale) {
+    spdlog::debug("cluster: directory: {} claim of connection {} refused: superseded", client_id,
+                  t.connection);
+    done(false);
+    return;
+  }
   if (!current || current->node == claimant) {
+    spdlog::debug("cluster: directory: {} granted to node index {} connection {}", client_id,
+                  claimant, t.connection);
     done(true);
     return;
   }
-  kick_holder(client_id, *current, [this, client_id, claimant, t, done](bool) {
+  spdlog::debug("cluster: directory: {} claimed by node index {} connection {}; kicking node "
+                "index {} connection {}",
+                client_id, claimant, t.connection, current->node, current->t.connection);
+  kick_holder(client_id, *current, [this, client_id, claimant, t, done, kicked = *current](bool) {
     std::vector<queued_claim> queued;
     {
       std::lock_guard lock(directory_mutex_);
       directory_[client_id] = {claimant, t};
+      // Remembered, so that a slower claim of what was kicked is refused (a few per id).
+      auto& list = superseded_[client_id];
+      list.push_back(kicked);
+      if (list.size() > 4) list.erase(list.begin());
       if (auto b = busy_.find(client_id); b != busy_.end()) {
         queued = std::move(b->second);
         busy_.erase(b);
@@ -221,28 +253,39 @@ void cluster_node::kick_local(const std::string& client_id, ticket t,
     done(false);  // a connection of an earlier run of this node: long gone
     return;
   }
+  // Every connection of the client id on this node up to the one the owner
+  // named goes (connection numbers grow): an older one it was replacing here
+  // must not be left holding the client id. A newer one is not the owner's to
+  // close yet: its own claim is on its way to the owner.
   bool revoked = false;
+  std::uint64_t holder = 0;
   {
+    // Under the directory lock, as confirm() opens sessions: a connection is
+    // either still pending here (and refused when it confirms) or holds the session.
     std::lock_guard lock(directory_mutex_);
-    if (pending_claims_.contains(t.connection)) {
-      // Its claim is still on its way: when it is confirmed it is refused.
-      revoked_.insert(t.connection);
-      revoked = true;
-    } else {
-      kick_waiters_.emplace(client_id, kick_waiter{t.connection, std::move(done)});
+    for (const auto& [connection, client] : pending_claims_) {
+      if (client == client_id && connection <= t.connection) {
+        revoked_.insert(connection);
+        revoked = true;
+      }
     }
+    if (auto s = broker_.sessions().find(client_id); s && s->owner() <= t.connection) {
+      holder = s->owner();
+    }
+    if (holder != 0) kick_waiters_.emplace(client_id, kick_waiter{holder, std::move(done)});
   }
-  if (revoked) {
-    done(true);  // never under the lock: the answer may claim again
+  spdlog::debug("cluster: kick of {} up to connection {}: revoked={} holder={}", client_id,
+                t.connection, revoked, holder);
+  if (holder == 0) {
+    done(revoked);  // never under the lock: the answer may claim again
     return;
   }
   // Answered when the connection is gone (release), or after 2 s at most.
   auto timer = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::seconds(2));
-  timer->async_wait([this, timer, client_id, connection = t.connection](
-                        const boost::system::error_code& ec) {
-    if (!ec) resolve_kick_waiters(client_id, connection, false);
+  timer->async_wait([this, timer, client_id, holder](const boost::system::error_code& ec) {
+    if (!ec) resolve_kick_waiters(client_id, holder, false);
   });
-  retry_local_kick(client_id, t.connection, 0);
+  retry_local_kick(client_id, holder, 0);
 }
 
 void cluster_node::retry_local_kick(const std::string& client_id, std::uint64_t connection,
@@ -349,6 +392,7 @@ void cluster_node::on_release(peer_link& origin, const v1::Release& r) {
   auto it = directory_.find(r.client_id());
   if (it != directory_.end() && it->second.node == origin.index() && it->second.t == t) {
     directory_.erase(it);
+    superseded_.erase(r.client_id());
   }
 }
 

@@ -303,6 +303,7 @@ class cluster_node final : public core::cluster_link {
   // Directory: who holds the client ids this node owns, claims in flight.
   mutable std::mutex directory_mutex_;
   std::unordered_map<std::string, holder> directory_;
+  std::unordered_map<std::string, std::vector<holder>> superseded_;  // kicked holders, by client id
   std::unordered_map<std::string, std::vector<queued_claim>> busy_;
   std::unordered_map<std::uint64_t, std::string> pending_claims_;  // local connection -> client
   std::unordered_set<std::uint64_t> revoked_;

@@ -251,20 +251,22 @@ void peer_link::maintain(std::int64_t now_ms) {
   bool release = false;
   {
     std::lock_guard lock(mutex_);
-    s->writing = false;
-    if (s->broken) {
-      draining_ = false;
-      if (!s->hold_released) {
-        s->hold_released = true;
-        release = true;
-      }
-    }
+    release = end_write_locked(s);
   }
   if (release) {
     s->RemoveHold();
     return;
   }
   pump();
+}
+
+bool peer_link::end_write_locked(outbound_stream* s) {
+  s->writing = false;
+  if (!s->broken) return false;
+  draining_ = false;
+  if (s->hold_released) return false;
+  s->hold_released = true;
+  return true;
 }
 
 void peer_link::retry_now() {
@@ -352,7 +354,6 @@ void peer_link::on_write_done(outbound_stream* s, bool ok) {
   bool release = false;
   {
     std::lock_guard lock(mutex_);
-    s->writing = false;
     if (ok) {
       std::uint64_t forwards = 0;
       for (const auto& item : s->out_messages) {
@@ -365,13 +366,7 @@ void peer_link::on_write_done(outbound_stream* s, bool ok) {
     // Written or not, they wait for the peer's acknowledgement (or a resend).
     for (auto& item : s->out_messages) unacked_.push_back(std::move(item));
     s->out_messages.clear();
-    if (s->broken) {
-      draining_ = false;
-      if (!s->hold_released) {
-        s->hold_released = true;
-        release = true;
-      }
-    }
+    release = end_write_locked(s);
   }
   if (release) {
     s->RemoveHold();

@@ -155,6 +155,8 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   void on_response(outbound_stream* s, v1::PeerBatch& batch);
   void on_broken(outbound_stream* s);
   void on_done(outbound_stream* s, const grpc::Status& status);
+  // A write on `s` (or its opening) ended; true when its hold is to be released.
+  bool end_write_locked(outbound_stream* s);
   // Moves up to one batch's worth of items out of the queue (under mutex_).
   std::vector<outbound_item> take_batch_locked();
   void build_batch(std::vector<outbound_item>& items, v1::PeerBatch& out);

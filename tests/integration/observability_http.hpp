@@ -173,14 +173,14 @@ inline std::uint16_t http_port_of(const broker_process& broker) {
   return static_cast<std::uint16_t>(std::stoi(m[1].str()));
 }
 
-// A loopback TCP port nothing listens on right now (the kernel's choice of an
+// A TCP port nothing listens on at `ip` right now (the kernel's choice of an
 // ephemeral port, released at once), for servers that need a port up front.
-inline std::uint16_t free_tcp_port() {
+inline std::uint16_t free_tcp_port_on(const std::string& ip) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
   socklen_t len = sizeof addr;
   std::uint16_t port = 0;
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
@@ -190,6 +190,7 @@ inline std::uint16_t free_tcp_port() {
   ::close(fd);
   return port;
 }
+inline std::uint16_t free_tcp_port() { return free_tcp_port_on("127.0.0.1"); }
 
 // Percent-encodes a query or path component.
 inline std::string url_encode(std::string_view s) {
