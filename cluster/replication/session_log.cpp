@@ -8,8 +8,8 @@ namespace ringmq::cluster::replication {
 
 namespace {
 
-std::uint64_t last_of(const std::vector<entry>& entries) {
-  return entries.empty() ? 0 : entries.back().seq;
+std::uint64_t last_of(const std::vector<entry>& entries, std::uint64_t base) {
+  return entries.empty() ? base : entries.back().seq;
 }
 
 void merge(session_log::effects& into, session_log::effects&& from) {
@@ -22,12 +22,18 @@ void merge(session_log::effects& into, session_log::effects&& from) {
 
 }  // namespace
 
+// A nested type's default member initializers are not usable in a default
+// argument of the enclosing class, hence two constructors.
+session_log::session_log(config c) : session_log(std::move(c), durable_state{}) {}
+
 session_log::session_log(config c, durable_state restored)
     : config_(std::move(c)), durable_(std::move(restored)) {
   highest_round_ = std::max(durable_.promised.round, durable_.log_gen.round);
 }
 
-std::uint64_t session_log::last_seq() const noexcept { return last_of(durable_.entries); }
+std::uint64_t session_log::last_seq() const noexcept {
+  return last_of(durable_.entries, durable_.base_seq);
+}
 
 std::uint64_t session_log::request_persist(effects& out) {
   out.persist = ++version_;
@@ -63,6 +69,7 @@ session_log::effects session_log::acquire() {
   durable_.promised = gen_;
   const auto v = request_persist(out);
   held_.push_back({v, {config_.self, promise{gen_, true, gen_, durable_.log_gen,
+                                             durable_.base_seq, durable_.snapshot,
                                              durable_.entries}}});
   send_to_replicas(prepare{gen_}, out, false);
   return out;
@@ -77,6 +84,7 @@ std::optional<std::uint64_t> session_log::propose(std::string data, effects& out
   accept a;
   a.gen = gen_;
   a.prev = seq - 1;
+  a.commit = commit_;
   a.entries.push_back(durable_.entries.back());
   for (std::size_t i = 0; i < config_.replicas.size(); ++i) {
     const auto r = config_.replicas[i];
@@ -87,10 +95,24 @@ std::optional<std::uint64_t> session_log::propose(std::string data, effects& out
   return seq;
 }
 
+accept session_log::install_message() const {
+  accept install;
+  install.gen = gen_;
+  install.install = true;
+  install.base_seq = durable_.base_seq;
+  install.snapshot = durable_.snapshot;
+  install.entries = durable_.entries;
+  install.commit = commit_;
+  return install;
+}
+
 accept session_log::accept_from(std::uint64_t after) const {
+  // What it lacks was folded into the snapshot here: it gets the whole log.
+  if (after < durable_.base_seq) return install_message();
   accept a;
   a.gen = gen_;
   a.prev = after;
+  a.commit = commit_;
   for (const auto& e : durable_.entries) {
     if (e.seq > after) a.entries.push_back(e);
   }
@@ -103,27 +125,41 @@ void session_log::adopt(effects& out) {
   const promise* best = nullptr;
   for (const auto& p : promises_) {
     if (!p) continue;
-    if (!best || std::make_tuple(p->log_gen, last_of(p->entries)) >
-                     std::make_tuple(best->log_gen, last_of(best->entries))) {
+    if (!best || std::make_tuple(p->log_gen, last_of(p->entries, p->base_seq)) >
+                     std::make_tuple(best->log_gen, last_of(best->entries, best->base_seq))) {
       best = &*p;
     }
   }
+  durable_.base_seq = best->base_seq;
+  durable_.snapshot = best->snapshot;
   durable_.entries = best->entries;
   durable_.log_gen = gen_;
   role_ = role::owner;
   installed_ = false;
   install_seq_ = last_seq();
+  commit_ = 0;
   match_.assign(config_.replicas.size(), 0);
   needs_install_.assign(config_.replicas.size(), true);
   promises_.clear();
   self_durable_seq_ = 0;
   const auto v = request_persist(out);
   pending_self_.emplace_back(v, last_seq());
-  accept install;
-  install.gen = gen_;
-  install.install = true;
-  install.entries = durable_.entries;
-  send_to_replicas(install, out, false);
+  send_to_replicas(install_message(), out, false);
+}
+
+bool session_log::compact(std::uint64_t upto, std::string snapshot, effects& out) {
+  // Logs are only ever replaced whole or appended to, so folding an entry
+  // that is not committed yet would not lose it; keeping to committed ones
+  // makes a snapshot the state every later owner starts from, which is what
+  // the driver applies to its session.
+  if (upto <= durable_.base_seq || upto > known_commit() || upto > last_seq()) return false;
+  auto keep = std::find_if(durable_.entries.begin(), durable_.entries.end(),
+                           [&](const entry& e) { return e.seq > upto; });
+  durable_.entries.erase(durable_.entries.begin(), keep);
+  durable_.base_seq = upto;
+  durable_.snapshot = std::move(snapshot);
+  request_persist(out);
+  return true;
 }
 
 void session_log::advance_commit(effects& out) {
@@ -154,7 +190,7 @@ session_log::effects session_log::handle(member from, const prepare& m) {
   effects out;
   highest_round_ = std::max(highest_round_, m.gen.round);
   if (m.gen < durable_.promised) {
-    out.send.push_back({from, promise{m.gen, false, durable_.promised, {}, {}}});
+    out.send.push_back({from, promise{m.gen, false, durable_.promised, {}, 0, {}, {}}});
     return out;
   }
   if (m.gen > durable_.promised) {
@@ -164,8 +200,9 @@ session_log::effects session_log::handle(member from, const prepare& m) {
     request_persist(out);
   }
   // New or resent, the promise leaves once it is durable.
-  held_.push_back(
-      {version_, {from, promise{m.gen, true, m.gen, durable_.log_gen, durable_.entries}}});
+  held_.push_back({version_, {from, promise{m.gen, true, m.gen, durable_.log_gen,
+                                             durable_.base_seq, durable_.snapshot,
+                                             durable_.entries}}});
   if (durable_version_ >= version_) {
     auto released = on_persisted(durable_version_);
     merge(out, std::move(released));
@@ -202,7 +239,9 @@ session_log::effects session_log::handle(member from, const accept& m) {
   if (m.install) {
     // A late or duplicated install must not cut back a log that already
     // went further in the same generation (it acknowledged those entries).
-    if (durable_.log_gen != m.gen || last_of(m.entries) > last_seq()) {
+    if (durable_.log_gen != m.gen || last_of(m.entries, m.base_seq) > last_seq()) {
+      durable_.base_seq = m.base_seq;
+      durable_.snapshot = m.snapshot;
       durable_.entries = m.entries;
       durable_.log_gen = m.gen;
     }
@@ -219,6 +258,9 @@ session_log::effects session_log::handle(member from, const accept& m) {
       if (e.seq == last_seq() + 1) durable_.entries.push_back(e);
     }
   }
+  // Only now is the log in the owner's generation, so its prefix up to the
+  // owner's commit point is the committed one (an older log may differ there).
+  if (role_ == role::replica) known_commit_ = std::max(known_commit_, m.commit);
   const auto v = request_persist(out);
   held_.push_back({v, {from, accepted{m.gen, true, durable_.promised, last_seq(), false}}});
   return out;
@@ -238,11 +280,7 @@ session_log::effects session_log::handle(member from, const accepted& m) {
   if (!m.ok) {
     if (m.needs_install) {
       needs_install_[i] = true;
-      accept install;
-      install.gen = gen_;
-      install.install = true;
-      install.entries = durable_.entries;
-      out.send.push_back({from, install});
+      out.send.push_back({from, install_message()});
     } else {
       out.send.push_back({from, accept_from(std::min(m.last, last_seq()))});
     }
@@ -298,11 +336,7 @@ session_log::effects session_log::on_tick() {
       const auto r = config_.replicas[i];
       if (r == config_.self) continue;
       if (needs_install_[i]) {
-        accept install;
-        install.gen = gen_;
-        install.install = true;
-        install.entries = durable_.entries;
-        out.send.push_back({r, install});
+        out.send.push_back({r, install_message()});
       } else {
         // What is missing, or nothing: then it says the owner is there.
         out.send.push_back({r, accept_from(std::min(match_[i], last_seq()))});

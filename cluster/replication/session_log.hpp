@@ -51,18 +51,25 @@ struct entry {
 struct prepare {
   ballot gen;
 };
+// A log is a snapshot (the state after the entries up to base_seq, opaque
+// here) followed by the entries after it.
 struct promise {
   ballot gen;        // answered for
   bool ok = false;   // false: `promised` is higher
   ballot promised;   // the replica's promise after handling the prepare
   ballot log_gen;    // generation of the replica's log
+  std::uint64_t base_seq = 0;
+  std::string snapshot;
   std::vector<entry> entries;
 };
 struct accept {
   ballot gen;
-  bool install = false;    // replace the whole log with `entries`
+  bool install = false;    // replace the whole log with base, snapshot and entries
   std::uint64_t prev = 0;  // not install: the entries follow this seq
+  std::uint64_t base_seq = 0;  // install only
+  std::string snapshot;        // install only
   std::vector<entry> entries;
+  std::uint64_t commit = 0;  // the owner's commit point: replicas may compact up to it
 };
 struct accepted {
   ballot gen;         // answered for
@@ -92,6 +99,8 @@ class session_log {
   struct durable_state {
     ballot promised;
     ballot log_gen;
+    std::uint64_t base_seq = 0;  // entries up to here are in the snapshot
+    std::string snapshot;
     std::vector<entry> entries;
 
     friend bool operator==(const durable_state&, const durable_state&) = default;
@@ -109,7 +118,8 @@ class session_log {
     bool fenced = false;                   // was owner or candidate, is not any more
   };
 
-  explicit session_log(config c, durable_state restored = {});
+  explicit session_log(config c);
+  session_log(config c, durable_state restored);
 
   // --- owner side -------------------------------------------------------------
   // Tries to become the owner with a generation above every one seen.
@@ -123,6 +133,10 @@ class session_log {
   effects on_tick();
   // durable_state() as it was at `version` is durable.
   effects on_persisted(std::uint64_t version);
+  // Folds the entries up to `upto` (at most what is known committed) into
+  // `snapshot`, the state after them; the log keeps only what follows.
+  // False (nothing done) when `upto` is not known committed or not in the log.
+  bool compact(std::uint64_t upto, std::string snapshot, effects& out);
 
   // --- views ------------------------------------------------------------------
   role current_role() const noexcept { return role_; }
@@ -130,6 +144,10 @@ class session_log {
   ballot generation() const noexcept { return gen_; }
   ballot promised() const noexcept { return durable_.promised; }
   std::uint64_t committed() const noexcept { return commit_; }
+  // The commit point this node knows (its own as owner, the owner's as replica).
+  std::uint64_t known_commit() const noexcept { return std::max(commit_, known_commit_); }
+  std::uint64_t base_seq() const noexcept { return durable_.base_seq; }
+  const std::string& snapshot() const noexcept { return durable_.snapshot; }
   std::uint64_t last_seq() const noexcept;
   const std::vector<entry>& entries() const noexcept { return durable_.entries; }
   const durable_state& state() const noexcept { return durable_; }
@@ -147,6 +165,7 @@ class session_log {
   void adopt(effects& out);
   void advance_commit(effects& out);
   accept accept_from(std::uint64_t after) const;
+  accept install_message() const;
   effects handle(member from, const prepare& m);
   effects handle(member from, const promise& m);
   effects handle(member from, const accept& m);
@@ -169,6 +188,7 @@ class session_log {
   std::vector<std::uint64_t> match_;   // by replica index: acknowledged last seq
   std::vector<bool> needs_install_;
   std::uint64_t commit_ = 0;
+  std::uint64_t known_commit_ = 0;  // as a replica, from the owner
   std::uint64_t self_durable_seq_ = 0;  // the owner's own log is durable up to here
   std::vector<std::pair<std::uint64_t, std::uint64_t>> pending_self_;  // (version, last seq)
 };

@@ -26,6 +26,31 @@ std::string id_of(int publisher, int number) {
   return "p" + std::to_string(publisher) + ":" + std::to_string(number);
 }
 
+// The application state of the simulated session: the message ids, in log
+// order. A snapshot is them joined by commas.
+std::string snapshot_of(const std::vector<std::string>& ids, std::size_t upto) {
+  std::string out;
+  for (std::size_t i = 0; i < upto && i < ids.size(); ++i) {
+    if (i) out += ',';
+    out += ids[i];
+  }
+  return out;
+}
+
+std::vector<std::string> full_log(const session_log& log) {
+  std::vector<std::string> ids;
+  const auto& snap = log.snapshot();
+  std::size_t start = 0;
+  while (log.base_seq() > 0 && start <= snap.size()) {
+    const auto comma = snap.find(',', start);
+    ids.push_back(snap.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  for (const auto& e : log.entries()) ids.push_back(e.data);
+  return ids;
+}
+
 struct persist_job {
   int complete_at;
   std::uint64_t version;
@@ -52,9 +77,9 @@ struct node {
 };
 
 struct wire {
-  int at;
-  std::uint64_t order;  // ties broken by send order
-  enum class kind : std::uint8_t { log, request, ack, nack } what;
+  int at = 0;
+  std::uint64_t order = 0;  // ties broken by send order
+  enum class kind : std::uint8_t { log, request, ack, nack } what = kind::log;
   member from = 0;
   member to = 0;  // node (log, request) or publisher (ack, nack)
   std::uint64_t to_incarnation = 0;
@@ -223,21 +248,25 @@ class simulation {
 
   void on_committed(int i, std::uint64_t commit) {
     auto& n = nodes_[static_cast<std::size_t>(i)];
-    const auto& entries = n.log->entries();
+    const auto ids = full_log(*n.log);
+    if (ids.size() != n.log->last_seq()) {
+      violation("node " + std::to_string(i) + " holds " + std::to_string(ids.size()) +
+                " ids for a log of " + std::to_string(n.log->last_seq()));
+    }
     // Prefix consistency: what any node commits agrees with all that was committed before.
-    for (std::uint64_t s = 0; s < commit && s < entries.size(); ++s) {
+    for (std::uint64_t s = 0; s < commit && s < ids.size(); ++s) {
       if (s < committed_.size()) {
-        if (committed_[s] != entries[s].data) {
+        if (committed_[s] != ids[s]) {
           violation("position " + std::to_string(s + 1) + " committed as " + committed_[s] +
-                    " and later as " + entries[s].data + " (node " + std::to_string(i) + ")");
+                    " and later as " + ids[s] + " (node " + std::to_string(i) + ")");
         }
       } else {
-        committed_.push_back(entries[s].data);
+        committed_.push_back(ids[s]);
       }
     }
     for (auto it = n.waiting.begin(); it != n.waiting.end();) {
       if (it->seq <= commit) {
-        if (it->seq <= entries.size() && entries[it->seq - 1].data == it->id) {
+        if (it->seq <= ids.size() && ids[it->seq - 1] == it->id) {
           wire w;
           w.what = wire::kind::ack;
           w.from = static_cast<member>(i);
@@ -268,6 +297,17 @@ class simulation {
     auto& n = nodes_[static_cast<std::size_t>(i)];
     if (!n.up) return;
     if (tick_ % retransmit_every == i % retransmit_every) apply(i, n.log->on_tick());
+    // Now and then each node folds what it knows committed into a snapshot.
+    if (s_.compact_every > 0 && tick_ % s_.compact_every == (i * 37) % s_.compact_every) {
+      const auto upto = std::min(n.log->known_commit(), n.log->last_seq());
+      if (upto > n.log->base_seq()) {
+        session_log::effects e;
+        if (n.log->compact(upto, snapshot_of(full_log(*n.log), upto), e)) {
+          ++out_.compactions;
+          apply(i, std::move(e));
+        }
+      }
+    }
     // A replica that hears from no owner for a while tries to become one.
     if (n.log->current_role() != session_log::role::owner &&
         tick_ - n.last_owner_contact > n.election_timeout) {
@@ -292,15 +332,15 @@ class simulation {
       nack();
       return;
     }
-    const auto& entries = n.log->entries();
+    const auto ids = full_log(*n.log);
     // In order per publisher: its previous message must be in the log first
     // (its connection delivers in order; a gap means the earlier one is being resent).
     std::optional<std::uint64_t> found;
     bool previous_present = number == 0;
     const auto previous = id_of(publisher, number - 1);
-    for (const auto& e : entries) {
-      if (e.data == id) found = e.seq;
-      if (e.data == previous) previous_present = true;
+    for (std::size_t k = 0; k < ids.size(); ++k) {
+      if (ids[k] == id) found = k + 1;
+      if (ids[k] == previous) previous_present = true;
     }
     if (!found && !previous_present) {
       nack();
@@ -340,7 +380,10 @@ class simulation {
           auto& n = nodes_[w.to];
           if (!n.up || n.incarnation != w.to_incarnation) break;  // sent to a process that died
           if (blocked_[w.from][w.to]) break;
-          if (std::holds_alternative<accept>(w.msg)) n.last_owner_contact = tick_;
+          if (const auto* a = std::get_if<accept>(&w.msg)) {
+            n.last_owner_contact = tick_;
+            if (a->install && a->base_seq > n.log->last_seq()) ++out_.snapshot_installs;
+          }
           apply(static_cast<int>(w.to), n.log->on_message(w.from, w.msg));
           break;
         }
@@ -422,13 +465,13 @@ class simulation {
     }
     std::vector<std::string> final_log = committed_;
     if (owner) {
-      const auto& entries = owner->log->entries();
-      for (std::uint64_t s = 0; s < owner->log->committed() && s < entries.size(); ++s) {
+      const auto ids = full_log(*owner->log);
+      for (std::uint64_t s = 0; s < owner->log->committed() && s < ids.size(); ++s) {
         if (s < final_log.size()) {
-          if (final_log[s] != entries[s].data) violation("the final owner's log differs at " +
-                                                         std::to_string(s + 1));
+          if (final_log[s] != ids[s]) violation("the final owner's log differs at " +
+                                                std::to_string(s + 1));
         } else {
-          final_log.push_back(entries[s].data);
+          final_log.push_back(ids[s]);
         }
       }
     }
@@ -478,7 +521,8 @@ std::string outcome::summary() const {
   std::ostringstream s;
   s << (ok ? "ok" : "VIOLATED") << ": acknowledged=" << acknowledged
     << " committed=" << committed_entries << " crashes=" << crashes
-    << " partitions=" << partitions << " ownerships=" << ownerships << " ticks=" << ticks;
+    << " partitions=" << partitions << " ownerships=" << ownerships
+    << " compactions=" << compactions << " snapshot_installs=" << snapshot_installs << " ticks=" << ticks;
   for (const auto& v : violations) s << "\n  " << v;
   return s.str();
 }

@@ -34,6 +34,7 @@ struct scenario {
   int max_persist_delay = 6;   // ticks until a write is durable
   double crash_per_tick = 0.004;
   double partition_per_tick = 0.003;
+  int compact_every = 150;     // ticks between snapshots on each node; 0: never
   int fault_ticks = 3'000;     // faults happen up to here, then the network heals
   int max_ticks = 20'000;
 };
@@ -47,6 +48,8 @@ struct outcome {
   int crashes = 0;
   int partitions = 0;
   int ownerships = 0;  // times a node became owner
+  int compactions = 0;
+  int snapshot_installs = 0;  // a node's log replaced by a snapshot and what follows
   int ticks = 0;
   std::string summary() const;
 };

@@ -41,18 +41,22 @@ scenario varied(scenario s, std::uint64_t seed) {
   s.crash_per_tick = between(0, 0.01);
   s.partition_per_tick = between(0, 0.006);
   s.window = static_cast<int>(between(1, 6));
+  s.compact_every = between(0, 1) < 0.2 ? 0 : static_cast<int>(between(20, 400));
   return s;
 }
 
 void run_seeds(int nodes, std::uint64_t first, std::uint64_t count) {
   int failures = 0;
   std::uint64_t crashes = 0, partitions = 0, ownerships = 0, acknowledged = 0;
+  std::uint64_t compactions = 0, snapshot_installs = 0;
   for (std::uint64_t seed = first; seed < first + count; ++seed) {
     auto s = varied(with_nodes(nodes), seed);
     const auto o = run(s);
     crashes += o.crashes;
     partitions += o.partitions;
     ownerships += o.ownerships;
+    compactions += o.compactions;
+    snapshot_installs += o.snapshot_installs;
     acknowledged += o.acknowledged;
     if (!o.ok) {
       ADD_FAILURE() << "seed " << seed << " with " << nodes << " nodes: " << o.summary()
@@ -62,7 +66,8 @@ void run_seeds(int nodes, std::uint64_t first, std::uint64_t count) {
   }
   std::cout << count << " runs with " << nodes << " nodes: " << acknowledged
             << " messages acknowledged, " << crashes << " crashes, " << partitions
-            << " partitions, " << ownerships << " owners installed\n";
+            << " partitions, " << ownerships << " owners installed, " << compactions
+            << " compactions, " << snapshot_installs << " laggards sent a snapshot\n";
 }
 
 TEST(SessionLogSim, ThreeNodesThroughCrashesPartitionsAndALossyNetwork) {

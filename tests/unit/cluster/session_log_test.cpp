@@ -157,5 +157,77 @@ TEST(SessionLog, ARestartedReplicaKeepsItsPromiseAndLog) {
   EXPECT_FALSE(std::get<accepted>(fx.send.at(0).msg).ok);
 }
 
+TEST(SessionLog, OnlyWhatIsKnownCommittedIsFoldedIntoASnapshot) {
+  group g(3);
+  g.run(0, g[0].acquire());
+  g.propose(0, "a");
+  g.propose(0, "b");
+  g.isolate(1);
+  g.isolate(2);
+  g.propose(0, "pending");
+  ASSERT_EQ(g[0].committed(), 2u);
+  session_log::effects e;
+  EXPECT_FALSE(g[0].compact(3, "a,b,pending", e)) << "seq 3 is not committed";
+  EXPECT_FALSE(e.persist);
+  ASSERT_TRUE(g[0].compact(2, "a,b", e));
+  EXPECT_TRUE(e.persist) << "the snapshot is written like any change";
+  EXPECT_EQ(g[0].base_seq(), 2u);
+  EXPECT_EQ(g[0].snapshot(), "a,b");
+  EXPECT_EQ(data_of(g[0]), std::vector<std::string>{"pending"});
+  EXPECT_EQ(g[0].last_seq(), 3u);
+  EXPECT_FALSE(g[0].compact(2, "a,b", e)) << "already folded";
+}
+
+TEST(SessionLog, AReplicaLearnsTheCommitPointFromTheOwner) {
+  group g(3);
+  g.run(0, g[0].acquire());
+  g.propose(0, "a");
+  g.propose(0, "b");
+  // The commit point of "b" travels with the next accept (or a tick).
+  g.run(0, g[0].on_tick());
+  EXPECT_EQ(g[1].known_commit(), 2u);
+  session_log::effects e;
+  ASSERT_TRUE(g[1].compact(2, "a,b", e));
+  EXPECT_TRUE(g[1].entries().empty());
+  EXPECT_EQ(g[1].last_seq(), 2u);
+}
+
+TEST(SessionLog, AReplicaBehindTheSnapshotGetsTheSnapshotAndTheRest) {
+  group g(3);
+  g.run(0, g[0].acquire());
+  g.isolate(2);
+  g.propose(0, "a");
+  g.propose(0, "b");
+  g.propose(0, "c");
+  session_log::effects e;
+  ASSERT_TRUE(g[0].compact(2, "a,b", e));
+  g.run(0, std::move(e));
+  g.rejoin(2);
+  g.run(0, g[0].on_tick());
+  EXPECT_EQ(g[2].base_seq(), 2u);
+  EXPECT_EQ(g[2].snapshot(), "a,b");
+  EXPECT_EQ(data_of(g[2]), std::vector<std::string>{"c"});
+  // And it follows from there.
+  g.propose(0, "d");
+  EXPECT_EQ(data_of(g[2]), (std::vector<std::string>{"c", "d"}));
+}
+
+TEST(SessionLog, ANewOwnerAdoptsASnapshotWithItsEntries) {
+  group g(3);
+  g.run(0, g[0].acquire());
+  g.propose(0, "a");
+  g.propose(0, "b");
+  g.run(0, g[0].on_tick());
+  session_log::effects e;
+  ASSERT_TRUE(g[1].compact(2, "a,b", e));
+  g.isolate(0);
+  g.run(1, g[1].acquire());
+  ASSERT_TRUE(g[1].serving());
+  g.propose(1, "c");
+  EXPECT_EQ(g[1].committed(), 3u);
+  EXPECT_EQ(g[2].snapshot(), "a,b") << "installed from the new owner's log";
+  EXPECT_EQ(data_of(g[2]), std::vector<std::string>{"c"});
+}
+
 }  // namespace
 }  // namespace ringmq::cluster::replication
