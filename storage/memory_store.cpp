@@ -15,6 +15,7 @@ const char* column_name(column c) noexcept {
     case column::inbound_qos2: return "inbound_qos2";
     case column::wills: return "wills";
     case column::retained: return "retained";
+    case column::replication: return "replication";
     case column::count_: break;
   }
   return "unknown";

@@ -28,6 +28,7 @@ enum class column : std::uint8_t {
   inbound_qos2,
   wills,
   retained,
+  replication,  // replicated sessions' logs (cluster/replication/log_storage.hpp)
   count_
 };
 inline constexpr std::size_t column_count = static_cast<std::size_t>(column::count_);
