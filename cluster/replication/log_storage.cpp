@@ -46,8 +46,10 @@ std::string encode_entry(const entry& e) {
   return r.SerializeAsString();
 }
 
-std::string encode_meta(const session_log::durable_state& s) {
+std::string encode_meta(const session_log::config& placement, const session_log::durable_state& s) {
   v1::LogMeta r;
+  for (auto m : placement.replicas) r.add_replicas(m);
+  r.set_write_quorum(static_cast<std::uint32_t>(placement.write_quorum));
   to_record(s.promised, *r.mutable_promised());
   to_record(s.log_gen, *r.mutable_log_gen());
   r.set_base_seq(s.base_seq);
@@ -61,9 +63,10 @@ std::uint64_t last_of(const session_log::durable_state& s) {
 }  // namespace
 
 storage::commit_seq log_storage::persist(const std::string& client,
+                                         const session_log::config& placement,
                                          const session_log::durable_state& state) {
   storage::write_batch b;
-  b.put(column::replication, tagged(client, meta_tag), encode_meta(state));
+  b.put(column::replication, tagged(client, meta_tag), encode_meta(placement, state));
   const auto it = stored_.find(client);
   // Entries of one generation at one position are the same everywhere, so a
   // log that only grew or was compacted in its generation keeps what is
@@ -101,7 +104,7 @@ storage::commit_seq log_storage::erase(const std::string& client) {
   return store_.append(std::move(b));
 }
 
-std::error_code log_storage::load(std::map<std::string, session_log::durable_state>& out) {
+std::error_code log_storage::load(std::map<std::string, stored_log>& out) {
   bool malformed = false;
   auto ec = store_.scan(column::replication, {}, [&](std::string_view key, std::string_view value) {
     std::size_t offset = 0;
@@ -111,7 +114,8 @@ std::error_code log_storage::load(std::map<std::string, session_log::durable_sta
       return false;
     }
     const std::string client(client_view);
-    auto& state = out[client];
+    auto& log = out[client];
+    auto& state = log.state;
     switch (key[offset]) {
       case meta_tag: {
         v1::LogMeta r;
@@ -119,6 +123,8 @@ std::error_code log_storage::load(std::map<std::string, session_log::durable_sta
         state.promised = from_record(r.promised());
         state.log_gen = from_record(r.log_gen());
         state.base_seq = r.base_seq();
+        log.replicas.assign(r.replicas().begin(), r.replicas().end());
+        log.write_quorum = r.write_quorum();
         return true;
       }
       case snapshot_tag:
@@ -140,8 +146,8 @@ std::error_code log_storage::load(std::map<std::string, session_log::durable_sta
   });
   if (ec) return ec;
   if (malformed) return storage::storage_errc::corruption;  // written by no version of this code
-  for (const auto& [client, state] : out) {
-    stored_[client] = stored{state.log_gen, state.base_seq, last_of(state)};
+  for (const auto& [client, log] : out) {
+    stored_[client] = stored{log.state.log_gen, log.state.base_seq, last_of(log.state)};
   }
   return {};
 }

@@ -11,11 +11,20 @@
 #include <string>
 #include <system_error>
 #include <unordered_map>
+#include <vector>
 
 #include "cluster/replication/session_log.hpp"
 #include "storage/store.hpp"
 
 namespace ringmq::cluster::replication {
+
+// One session's log as kept: its replica set (fixed when the log was
+// created) and the log itself.
+struct stored_log {
+  std::vector<member> replicas;
+  std::size_t write_quorum = 0;
+  session_log::durable_state state;
+};
 
 class log_storage {
  public:
@@ -23,11 +32,12 @@ class log_storage {
 
   // Appends the batch that makes `state` the stored log of `client`; returns
   // its store position (wait for it with store().when_durable).
-  storage::commit_seq persist(const std::string& client, const session_log::durable_state& state);
+  storage::commit_seq persist(const std::string& client, const session_log::config& placement,
+                              const session_log::durable_state& state);
   // Removes the log of `client` (the session ended everywhere).
   storage::commit_seq erase(const std::string& client);
   // Every stored log, at start (before any persist).
-  std::error_code load(std::map<std::string, session_log::durable_state>& out);
+  std::error_code load(std::map<std::string, stored_log>& out);
 
   storage::store& store() noexcept { return store_; }
 

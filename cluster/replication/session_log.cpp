@@ -140,6 +140,7 @@ void session_log::adopt(effects& out) {
   commit_ = 0;
   match_.assign(config_.replicas.size(), 0);
   needs_install_.assign(config_.replicas.size(), true);
+  told_commit_.assign(config_.replicas.size(), 0);
   promises_.clear();
   self_durable_seq_ = 0;
   const auto v = request_persist(out);
@@ -262,7 +263,8 @@ session_log::effects session_log::handle(member from, const accept& m) {
   // owner's commit point is the committed one (an older log may differ there).
   if (role_ == role::replica) known_commit_ = std::max(known_commit_, m.commit);
   const auto v = request_persist(out);
-  held_.push_back({v, {from, accepted{m.gen, true, durable_.promised, last_seq(), false}}});
+  held_.push_back(
+      {v, {from, accepted{m.gen, true, durable_.promised, last_seq(), false, known_commit_}}});
   return out;
 }
 
@@ -288,8 +290,31 @@ session_log::effects session_log::handle(member from, const accepted& m) {
   }
   needs_install_[i] = false;
   match_[i] = std::max(match_[i], m.last);
+  told_commit_[i] = std::max(told_commit_[i], m.known_commit);
   advance_commit(out);
   return out;
+}
+
+bool session_log::settled() const noexcept {
+  if (role_ == role::replica) return true;
+  if (role_ == role::candidate || !installed_) return false;
+  for (std::size_t i = 0; i < config_.replicas.size(); ++i) {
+    if (config_.replicas[i] == config_.self) continue;
+    if (needs_install_[i] || match_[i] < last_seq() || told_commit_[i] < commit_) return false;
+  }
+  return true;
+}
+
+std::size_t session_log::replicas_in_sync() const noexcept {
+  if (role_ != role::owner) return 0;
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < config_.replicas.size(); ++i) {
+    if (config_.replicas[i] == config_.self ? self_durable_seq_ >= last_seq()
+                                            : !needs_install_[i] && match_[i] >= last_seq()) {
+      ++n;
+    }
+  }
+  return n;
 }
 
 session_log::effects session_log::on_persisted(std::uint64_t version) {

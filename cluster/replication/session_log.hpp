@@ -26,7 +26,9 @@
 
 namespace ringmq::cluster::replication {
 
-using member = std::uint32_t;
+// A node, by a number every node derives alike from its id (cluster/replication
+// member_number()): ballots of two nodes never tie.
+using member = std::uint64_t;
 
 // A generation: higher round wins, the node breaks ties (so two candidates
 // never hold the same generation).
@@ -77,6 +79,7 @@ struct accepted {
   ballot promised;
   std::uint64_t last = 0;  // the replica's last seq (in gen's log when ok)
   bool needs_install = false;
+  std::uint64_t known_commit = 0;  // the owner's commit point as the replica knows it
 };
 
 using message = std::variant<prepare, promise, accept, accepted>;
@@ -152,6 +155,12 @@ class session_log {
   const std::vector<entry>& entries() const noexcept { return durable_.entries; }
   const durable_state& state() const noexcept { return durable_; }
   const config& settings() const noexcept { return config_; }
+  // An owner with nothing left to tell anyone: every replica holds the whole
+  // log and knows the commit point. A driver ticks only logs that are not
+  // settled (and replicas do not need ticks).
+  bool settled() const noexcept;
+  // Owner: the replicas (itself included) known to hold the whole log.
+  std::size_t replicas_in_sync() const noexcept;
 
  private:
   struct held_reply {
@@ -187,6 +196,7 @@ class session_log {
   std::uint64_t install_seq_ = 0;      // the adopted log ends here
   std::vector<std::uint64_t> match_;   // by replica index: acknowledged last seq
   std::vector<bool> needs_install_;
+  std::vector<std::uint64_t> told_commit_;  // by replica index: the commit point it acknowledged knowing
   std::uint64_t commit_ = 0;
   std::uint64_t known_commit_ = 0;  // as a replica, from the owner
   std::uint64_t self_durable_seq_ = 0;  // the owner's own log is durable up to here

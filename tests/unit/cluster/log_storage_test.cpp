@@ -15,6 +15,7 @@ namespace ringmq::cluster::replication {
 namespace {
 
 using durable_state = session_log::durable_state;
+const session_log::config replicas{1, {11, 22, 33}, 2, 2};
 
 std::unique_ptr<storage::store> open_store(const std::string& path) {
   storage::rocksdb_options o;
@@ -34,8 +35,14 @@ void wait_durable(storage::store& s, storage::commit_seq seq) {
 std::map<std::string, durable_state> reopen_and_load(const std::string& path) {
   auto s = open_store(path);
   log_storage logs(*s);
+  std::map<std::string, stored_log> stored;
+  EXPECT_FALSE(logs.load(stored));
   std::map<std::string, durable_state> out;
-  EXPECT_FALSE(logs.load(out));
+  for (auto& [client, log] : stored) {
+    EXPECT_EQ(log.replicas, replicas.replicas);
+    EXPECT_EQ(log.write_quorum, 2u);
+    out[client] = std::move(log.state);
+  }
   return out;
 }
 
@@ -66,16 +73,16 @@ TEST(LogStorage, ARestartReadsBackEachLogAsLastPersisted) {
   {
     auto s = open_store(dir.path());
     log_storage logs(*s);
-    std::map<std::string, durable_state> none;
+    std::map<std::string, stored_log> none;
     ASSERT_FALSE(logs.load(none));
     EXPECT_TRUE(none.empty());
-    logs.persist("dev-1", log_with(g1, 0, "", 1, 3));
-    logs.persist("dev-1", log_with(g1, 0, "", 1, 5));       // grew
-    logs.persist("dev-1", log_with(g1, 4, "upto4", 5, 6));  // compacted and grew
-    logs.persist("dev-2", log_with(g1, 0, "", 1, 2));
+    logs.persist("dev-1", replicas, log_with(g1, 0, "", 1, 3));
+    logs.persist("dev-1", replicas, log_with(g1, 0, "", 1, 5));       // grew
+    logs.persist("dev-1", replicas, log_with(g1, 4, "upto4", 5, 6));  // compacted and grew
+    logs.persist("dev-2", replicas, log_with(g1, 0, "", 1, 2));
     auto replaced = log_with(g2, 1, "upto1", 2, 2);           // a new generation's install
     replaced.entries[0].gen = g1;
-    wait_durable(*s, logs.persist("dev-2", replaced));
+    wait_durable(*s, logs.persist("dev-2", replicas, replaced));
     EXPECT_EQ(stored_keys(*s), 2u + 2u + 2u + 1u) << "meta, snapshot and live entries only";
   }
   const auto back = reopen_and_load(dir.path());
@@ -93,7 +100,7 @@ TEST(LogStorage, APromiseAloneIsKept) {
     log_storage logs(*s);
     durable_state promised_only;
     promised_only.promised = ballot{9, 2};
-    wait_durable(*s, logs.persist("dev-1", promised_only));
+    wait_durable(*s, logs.persist("dev-1", replicas, promised_only));
   }
   const auto back = reopen_and_load(dir.path());
   EXPECT_EQ(back.at("dev-1").promised, (ballot{9, 2}));
@@ -105,8 +112,8 @@ TEST(LogStorage, AnErasedLogIsGoneAfterARestart) {
   {
     auto s = open_store(dir.path());
     log_storage logs(*s);
-    logs.persist("dev-1", log_with({1, 1}, 0, "", 1, 3));
-    logs.persist("dev-10", log_with({1, 1}, 0, "", 1, 1));
+    logs.persist("dev-1", replicas, log_with({1, 1}, 0, "", 1, 3));
+    logs.persist("dev-10", replicas, log_with({1, 1}, 0, "", 1, 1));
     wait_durable(*s, logs.erase("dev-1"));
   }
   const auto back = reopen_and_load(dir.path());
@@ -121,8 +128,8 @@ TEST(LogStorage, ALogShorterInItsGenerationIsWrittenWhole) {
   {
     auto s = open_store(dir.path());
     log_storage logs(*s);
-    logs.persist("dev-1", log_with({1, 1}, 3, "upto3", 4, 6));
-    wait_durable(*s, logs.persist("dev-1", log_with({1, 1}, 1, "upto1", 2, 4)));
+    logs.persist("dev-1", replicas, log_with({1, 1}, 3, "upto3", 4, 6));
+    wait_durable(*s, logs.persist("dev-1", replicas, log_with({1, 1}, 1, "upto1", 2, 4)));
   }
   EXPECT_EQ(reopen_and_load(dir.path()).at("dev-1"), log_with({1, 1}, 1, "upto1", 2, 4));
 }

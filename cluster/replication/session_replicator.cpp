@@ -1,0 +1,241 @@
+#include "cluster/replication/session_replicator.hpp"
+
+#include <algorithm>
+
+#include "broker/core/stable_hash.hpp"
+
+namespace ringmq::cluster::replication {
+
+member member_number(std::string_view node_id, std::uint64_t incarnation) noexcept {
+  const auto n = core::hash_combine(core::fnv1a64(node_id), incarnation);
+  return n == 0 ? 1 : n;
+}
+
+session_log::config quorums(member self, std::vector<member> replicas, std::size_t w) {
+  session_log::config c;
+  c.self = self;
+  c.replicas = std::move(replicas);
+  const auto r = c.replicas.size();
+  c.write_quorum = std::clamp<std::size_t>(w == 0 ? r / 2 + 1 : w, 1, std::max<std::size_t>(r, 1));
+  c.prepare_quorum = r + 1 - std::min(c.write_quorum, r);
+  return c;
+}
+
+namespace {
+
+bool carries_replicas(const message& m) {
+  if (std::holds_alternative<prepare>(m)) return true;
+  const auto* a = std::get_if<accept>(&m);
+  return a && a->install;
+}
+
+}  // namespace
+
+session_replicator::session_replicator(settings s, log_storage& storage, hooks h)
+    : settings_(s), storage_(storage), hooks_(std::move(h)) {}
+
+std::error_code session_replicator::load() {
+  std::map<std::string, stored_log> stored;
+  if (auto ec = storage_.load(stored)) return ec;
+  for (auto& [client, log] : stored) {
+    create(client, quorums(settings_.self, std::move(log.replicas), log.write_quorum),
+           std::move(log.state));
+  }
+  return {};
+}
+
+session_replicator::session* session_replicator::find(const std::string& client) {
+  const auto it = logs_.find(client);
+  return it == logs_.end() ? nullptr : &it->second;
+}
+
+session_replicator::session& session_replicator::create(const std::string& client,
+                                                        session_log::config c,
+                                                        session_log::durable_state restored) {
+  c.self = settings_.self;
+  auto& s = logs_[client];
+  s.log = std::make_unique<session_log>(std::move(c), std::move(restored));
+  return s;
+}
+
+const session_log* session_replicator::log_of(const std::string& client) const {
+  const auto it = logs_.find(client);
+  return it == logs_.end() ? nullptr : it->second.log.get();
+}
+
+void session_replicator::acquire(const std::string& client) {
+  auto* s = find(client);
+  if (!s) s = &create(client, hooks_.placement(client));
+  // Changes waiting from an earlier generation are not vouched for by the new
+  // one (its adopted log may hold other changes at their positions): their
+  // proposers hear that they failed, as when fenced.
+  fail_waiters(*s);
+  s->reported_commit = 0;
+  apply(client, *s, s->log->acquire());
+}
+
+bool session_replicator::serving(const std::string& client) const {
+  const auto* log = log_of(client);
+  return log && log->serving();
+}
+
+bool session_replicator::propose(const std::string& client, std::string change,
+                                 std::function<void(bool)> done) {
+  auto* s = find(client);
+  if (!s || !s->log->serving()) return false;
+  session_log::effects e;
+  const auto seq = s->log->propose(std::move(change), e);
+  if (!seq) return false;
+  s->waiters.push_back({*seq, std::move(done)});
+  apply(client, *s, std::move(e));
+  return true;
+}
+
+void session_replicator::on_messages(member from, std::vector<addressed> batch) {
+  for (auto& m : batch) deliver(from, std::move(m));
+}
+
+void session_replicator::deliver(member from, addressed&& m) {
+  auto* s = find(m.client);
+  if (!s) {
+    if (carries_replicas(m.msg)) {
+      const bool listed = std::find(m.replicas.begin(), m.replicas.end(), settings_.self) !=
+                          m.replicas.end();
+      if (!listed || m.replicas.size() > 64) return;  // not ours to keep
+      s = &create(m.client, quorums(settings_.self, m.replicas, m.write_quorum));
+    } else if (const auto* a = std::get_if<accept>(&m.msg)) {
+      // An owner thinks this node holds the log (it lost its disk, or the
+      // install was lost): ask for the whole log with its replica set.
+      accepted reply;
+      reply.gen = a->gen;
+      reply.needs_install = true;
+      outgoing_[from].push_back({m.client, reply, {}, 0});
+      return;
+    } else {
+      return;  // an answer for a log this node no longer has
+    }
+  }
+  apply(m.client, *s, s->log->on_message(from, m.msg));
+}
+
+void session_replicator::apply(const std::string& client, session& s, session_log::effects&& e) {
+  for (auto& o : e.send) {
+    addressed a{client, std::move(o.msg), {}, 0};
+    if (carries_replicas(a.msg)) {
+      a.replicas = s.log->settings().replicas;
+      a.write_quorum = s.log->settings().write_quorum;
+    }
+    outgoing_[o.to].push_back(std::move(a));
+  }
+  if (e.persist) {
+    const auto seq = storage_.persist(client, s.log->settings(), s.log->state());
+    pending_writes_.push_back({seq, client, *e.persist});
+    new_writes_.push_back(seq);
+  }
+  if (e.fenced) {
+    fail_waiters(s);
+    if (hooks_.fenced) hooks_.fenced(client);
+  }
+  if (e.became_owner && hooks_.owned) {
+    session_records records;
+    bool ok = s.log->base_seq() == 0 || decode_snapshot(s.log->snapshot(), client, records);
+    for (const auto& entry : s.log->entries()) {
+      storage::write_batch change;
+      ok = ok && decode_change(entry.data, client, change);
+      if (ok) apply_change(change, records);
+    }
+    // A log that does not decode came from a node running other code: the
+    // session is served empty rather than from records it cannot read.
+    if (!ok) records.clear();
+    hooks_.owned(client, std::move(records));
+  }
+  if (e.committed > s.reported_commit) {
+    s.reported_commit = e.committed;
+    auto ready = std::partition(s.waiters.begin(), s.waiters.end(),
+                                [&](const waiter& w) { return w.seq > e.committed; });
+    std::vector<waiter> done(std::make_move_iterator(ready), std::make_move_iterator(s.waiters.end()));
+    s.waiters.erase(ready, s.waiters.end());
+    for (auto& w : done) w.done(true);
+    maybe_compact(client, s);
+  }
+  if (s.log->current_role() == session_log::role::replica) {
+    s.reported_commit = 0;
+    maybe_compact(client, s);
+  }
+  if (s.log->settled()) {
+    active_.erase(client);
+  } else {
+    active_.insert(client);
+  }
+}
+
+void session_replicator::maybe_compact(const std::string& client, session& s) {
+  auto& log = *s.log;
+  const auto upto = std::min(log.known_commit(), log.last_seq());
+  if (upto <= log.base_seq() || log.entries().size() < settings_.compact_after) return;
+  session_records records;
+  if (log.base_seq() > 0 && !decode_snapshot(log.snapshot(), client, records)) return;
+  for (const auto& entry : log.entries()) {
+    if (entry.seq > upto) break;
+    storage::write_batch change;
+    if (!decode_change(entry.data, client, change)) return;  // kept as it is
+    apply_change(change, records);
+  }
+  session_log::effects e;
+  if (log.compact(upto, encode_snapshot(records), e)) apply(client, s, std::move(e));
+}
+
+void session_replicator::fail_waiters(session& s) {
+  auto waiters = std::move(s.waiters);
+  s.waiters.clear();
+  for (auto& w : waiters) w.done(false);
+}
+
+void session_replicator::on_tick() {
+  const std::vector<std::string> active(active_.begin(), active_.end());
+  for (const auto& client : active) {
+    if (auto* s = find(client)) apply(client, *s, s->log->on_tick());
+  }
+}
+
+void session_replicator::on_durable(storage::commit_seq seq) {
+  std::vector<pending_write> done;
+  auto ready = std::stable_partition(pending_writes_.begin(), pending_writes_.end(),
+                                     [&](const pending_write& w) { return w.seq > seq; });
+  done.assign(std::make_move_iterator(ready), std::make_move_iterator(pending_writes_.end()));
+  pending_writes_.erase(ready, pending_writes_.end());
+  for (const auto& w : done) {
+    if (auto* s = find(w.client)) apply(w.client, *s, s->log->on_persisted(w.version));
+  }
+}
+
+std::map<member, std::vector<addressed>> session_replicator::take_outgoing() {
+  return std::exchange(outgoing_, {});
+}
+
+std::vector<storage::commit_seq> session_replicator::take_writes() {
+  return std::exchange(new_writes_, {});
+}
+
+std::size_t session_replicator::owned_sessions() const noexcept {
+  std::size_t n = 0;
+  for (const auto& [client, s] : logs_) n += s.log->serving() ? 1 : 0;
+  return n;
+}
+
+std::size_t session_replicator::under_replicated() const noexcept {
+  std::size_t n = 0;
+  for (const auto& [client, s] : logs_) {
+    if (s.log->serving() && s.log->replicas_in_sync() < s.log->settings().replicas.size()) ++n;
+  }
+  return n;
+}
+
+std::vector<std::pair<std::string, std::vector<member>>> session_replicator::replica_sets() const {
+  std::vector<std::pair<std::string, std::vector<member>>> out;
+  out.reserve(logs_.size());
+  for (const auto& [client, s] : logs_) out.emplace_back(client, s.log->settings().replicas);
+  return out;
+}
+
+}  // namespace ringmq::cluster::replication

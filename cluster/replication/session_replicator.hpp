@@ -1,0 +1,145 @@
+#pragma once
+// The replicated logs of every persistent session this node takes part in,
+// as owner or replica: one session_log per session, their messages gathered
+// into one batch per peer, their writes into the store's group commits, their
+// commits reported to whoever proposed the change.
+//
+// Sans-I/O like the log itself: the driver (cluster/) delivers peers'
+// batches, ticks, and tells it what the store made durable; it sends what
+// take_outgoing() returns. Single-threaded: the driver calls it from one
+// thread (or under one lock).
+//
+// A session's replica set is fixed when its log is created (from the ring,
+// by the node that first acquires it) and travels with every prepare and
+// install, so every replica counts quorums over the same set even while the
+// nodes' views of the ring differ.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "cluster/replication/log_storage.hpp"
+#include "cluster/replication/session_change.hpp"
+#include "cluster/replication/session_log.hpp"
+
+namespace ringmq::cluster::replication {
+
+// The member number of a node: the same on every node, never 0. It includes
+// the node's incarnation (a new one whenever its store starts empty), so a
+// node that lost its disk is a different member: it cannot vote for a
+// session it once held (it forgot its promises) until it is added again.
+member member_number(std::string_view node_id, std::uint64_t incarnation) noexcept;
+
+// One log message and the session it is about. Prepares and installs also
+// carry the session's replica set and write quorum: a replica that has no
+// log of the session yet creates it with them.
+struct addressed {
+  std::string client;
+  message msg;
+  std::vector<member> replicas;
+  std::size_t write_quorum = 0;
+};
+
+// The log settings of a replica set with write quorum `w` (clipped to 1..R);
+// prepares need R - W + 1, so that every prepare quorum meets every write quorum.
+session_log::config quorums(member self, std::vector<member> replicas, std::size_t w);
+
+class session_replicator {
+ public:
+  struct settings {
+    member self = 0;
+    // Entries a log keeps past its snapshot before the committed ones are folded in.
+    std::size_t compact_after = 64;
+  };
+
+  struct hooks {
+    // The replica set a new log of `client` gets: the first R members of its
+    // preference list with its write quorum. Asked once per session, by the
+    // node that first acquires it.
+    std::function<session_log::config(const std::string& client)> placement;
+    // `client` is served here from now on: its records as its log holds them.
+    std::function<void(const std::string& client, session_records records)> owned;
+    // `client` is not served here any more: a newer generation exists elsewhere.
+    std::function<void(const std::string& client)> fenced;
+  };
+
+  session_replicator(settings s, log_storage& storage, hooks h);
+
+  // Reads the logs kept in the store (at start, before anything else).
+  std::error_code load();
+
+  // --- owner side -------------------------------------------------------------
+  // Becomes the owner of `client` with a new generation (a CONNECT, or the
+  // owner died): owned() follows once a quorum installed it; fenced() when
+  // another node won.
+  void acquire(const std::string& client);
+  bool serving(const std::string& client) const;
+  // Appends a change of a served session. `done(true)` once it is committed on
+  // the write quorum; `done(false)` when it will not be here (fenced). False
+  // (and `done` not kept) when the session is not served here.
+  bool propose(const std::string& client, std::string change, std::function<void(bool)> done);
+
+  // --- everything -------------------------------------------------------------
+  void on_messages(member from, std::vector<addressed> batch);
+  // Resends what is not acknowledged, for the logs that have anything to resend.
+  void on_tick();
+  // The store made everything up to `seq` durable.
+  void on_durable(storage::commit_seq seq);
+  // What to send, one batch per peer; empty when nothing.
+  std::map<member, std::vector<addressed>> take_outgoing();
+  // Store positions to wait for (then call on_durable); each once.
+  std::vector<storage::commit_seq> take_writes();
+
+  // --- views ------------------------------------------------------------------
+  std::size_t sessions() const noexcept { return logs_.size(); }
+  std::size_t owned_sessions() const noexcept;
+  // Owned sessions that fewer than all their replicas hold entirely.
+  std::size_t under_replicated() const noexcept;
+  const session_log* log_of(const std::string& client) const;
+  // The sessions this node keeps a log of, with their replica sets.
+  std::vector<std::pair<std::string, std::vector<member>>> replica_sets() const;
+
+ private:
+  struct waiter {
+    std::uint64_t seq;
+    std::function<void(bool)> done;
+  };
+  struct session {
+    std::unique_ptr<session_log> log;
+    std::vector<waiter> waiters;
+    std::uint64_t reported_commit = 0;
+  };
+  struct pending_write {
+    storage::commit_seq seq;
+    std::string client;
+    std::uint64_t version;
+  };
+
+  session* find(const std::string& client);
+  session& create(const std::string& client, session_log::config c,
+                  session_log::durable_state restored = {});
+  void apply(const std::string& client, session& s, session_log::effects&& e);
+  void deliver(member from, addressed&& m);
+  void maybe_compact(const std::string& client, session& s);
+  void fail_waiters(session& s);
+
+  settings settings_;
+  log_storage& storage_;
+  hooks hooks_;
+  std::unordered_map<std::string, session> logs_;
+  // Logs with something to resend (candidates, owners not settled).
+  std::unordered_set<std::string> active_;
+  std::map<member, std::vector<addressed>> outgoing_;
+  std::vector<pending_write> pending_writes_;
+  std::vector<storage::commit_seq> new_writes_;
+};
+
+}  // namespace ringmq::cluster::replication
