@@ -1,5 +1,7 @@
 #include "broker/core/ack_sequencer.hpp"
 
+#include <algorithm>
+
 namespace ringmq::core {
 
 ack_sequencer::ack_sequencer(std::shared_ptr<outbox> out, storage::store* store,
@@ -7,14 +9,28 @@ ack_sequencer::ack_sequencer(std::shared_ptr<outbox> out, storage::store* store,
     : out_(std::move(out)), store_(store), wait_out_failures_(wait_out_failures) {}
 
 void ack_sequencer::send(codec::packet ack, storage::commit_seq seq) {
-  enqueue(std::move(ack), seq, false);
+  enqueue(std::move(ack), seq, 0);
 }
 
-std::uint64_t ack_sequencer::send_gated(codec::packet ack, storage::commit_seq seq) {
-  return enqueue(std::move(ack), seq, true);
+std::uint64_t ack_sequencer::send_gated(codec::packet ack, storage::commit_seq seq,
+                                        std::uint32_t holds) {
+  return enqueue(std::move(ack), seq, std::max<std::uint32_t>(holds, 1));
 }
 
-std::uint64_t ack_sequencer::enqueue(codec::packet&& ack, storage::commit_seq seq, bool gated) {
+void ack_sequencer::send_after(codec::packet ack, const written& w) {
+  if (!w.kept) {
+    send(std::move(ack), w.seq);
+    return;
+  }
+  const auto gate = send_gated(std::move(ack), w.seq);
+  w.kept->on_done([weak = weak_from_this(), gate](bool committed) {
+    if (auto self = weak.lock()) committed ? self->release(gate) : self->fail(gate);
+  });
+}
+
+std::uint64_t ack_sequencer::enqueue(codec::packet&& ack, storage::commit_seq seq,
+                                     std::uint32_t holds) {
+  const bool gated = holds > 0;
   bool ask = false;
   std::uint64_t gate = 0;
   {
@@ -27,7 +43,7 @@ std::uint64_t ack_sequencer::enqueue(codec::packet&& ack, storage::commit_seq se
     // Nothing of its own to wait for: it waits for what is before it (order).
     if (seq == 0 || seq <= durable_) seq = waiting_.empty() ? 0 : waiting_.back().seq;
     if (gated) gate = next_gate_++;
-    waiting_.push_back({seq, std::move(ack), gate});
+    waiting_.push_back({seq, std::move(ack), gate, holds, false});
     if (seq > requested_) {
       requested_ = seq;
       ask = true;
@@ -46,6 +62,20 @@ void ack_sequencer::release(std::uint64_t gate) {
   std::lock_guard lock(mutex_);
   for (auto& e : waiting_) {
     if (e.gate == gate) {
+      if (e.holds > 0) --e.holds;
+      if (e.holds == 0) e.gate = 0;
+      break;
+    }
+  }
+  drain_locked();
+}
+
+void ack_sequencer::fail(std::uint64_t gate) {
+  std::lock_guard lock(mutex_);
+  for (auto& e : waiting_) {
+    if (e.gate == gate) {
+      e.failed = true;
+      e.holds = 0;
       e.gate = 0;
       break;
     }
@@ -100,21 +130,28 @@ void ack_sequencer::on_durable(storage::commit_seq seq, std::error_code ec) {
   drain_locked();
 }
 
+bool ack_sequencer::send_failure_locked(entry& front) {
+  if (!to_failure(front.ack, out_->version())) {
+    // The client is told nothing was stored by losing the connection: it
+    // sends the packet again after reconnecting, and nothing acknowledged is lost.
+    codec::disconnect_packet d;
+    d.code = codec::reason_code::unspecified_error;
+    out_->close(codec::is_v5(out_->version()) ? std::optional<codec::packet>(std::move(d))
+                                               : std::nullopt);
+    waiting_.clear();
+    return false;
+  }
+  return true;
+}
+
 bool ack_sequencer::drain_locked() {
   while (!waiting_.empty() && waiting_.front().gate == 0) {
     auto& front = waiting_.front();
-    if (front.seq > durable_) {
+    if (front.failed) {
+      if (!send_failure_locked(front)) return false;
+    } else if (front.seq > durable_) {
       if (front.seq > failed_) return true;  // still being written
-      if (!to_failure(front.ack, out_->version())) {
-        // The client is told nothing was stored by losing the connection: it
-        // sends the packet again after reconnecting, and nothing acknowledged is lost.
-        codec::disconnect_packet d;
-        d.code = codec::reason_code::unspecified_error;
-        out_->close(codec::is_v5(out_->version()) ? std::optional<codec::packet>(std::move(d))
-                                                   : std::nullopt);
-        waiting_.clear();
-        return false;
-      }
+      if (!send_failure_locked(front)) return false;
     }
     out_->send(front.ack);
     waiting_.pop_front();

@@ -13,6 +13,7 @@
 
 #include "broker/codec/packets.hpp"
 #include "broker/core/outbox.hpp"
+#include "broker/core/session_keeper.hpp"
 #include "storage/store.hpp"
 
 namespace ringmq::core {
@@ -28,10 +29,16 @@ class ack_sequencer : public std::enable_shared_from_this<ack_sequencer> {
 
   // Sends `ack` once everything up to `seq` is durable (0: nothing to wait for).
   void send(codec::packet ack, storage::commit_seq seq);
-  // Like send(), and the acknowledgement also waits until release() is called
-  // with the returned gate: a SUBACK waits for the cluster's peers this way.
-  std::uint64_t send_gated(codec::packet ack, storage::commit_seq seq);
+  // Like send(), and the acknowledgement also waits until release() was
+  // called `holds` times with the returned gate: a SUBACK waits for the
+  // cluster's peers this way, any acknowledgement for a session keeper.
+  std::uint64_t send_gated(codec::packet ack, storage::commit_seq seq, std::uint32_t holds = 1);
   void release(std::uint64_t gate);
+  // What the gate waited for will not happen (a keeper could not commit):
+  // the acknowledgement is sent in its failure form, or the connection closed.
+  void fail(std::uint64_t gate);
+  // Sends `ack` after `w`: its store position and its keeper's wait.
+  void send_after(codec::packet ack, const written& w);
 
   // True while acknowledgements are waiting for the store.
   bool waiting() const;
@@ -41,8 +48,12 @@ class ack_sequencer : public std::enable_shared_from_this<ack_sequencer> {
     storage::commit_seq seq;
     codec::packet ack;
     std::uint64_t gate = 0;  // 0: not gated (or released)
+    std::uint32_t holds = 0;
+    bool failed = false;
   };
-  std::uint64_t enqueue(codec::packet&& ack, storage::commit_seq seq, bool gated);
+  std::uint64_t enqueue(codec::packet&& ack, storage::commit_seq seq, std::uint32_t holds);
+  // The front failed: its failure form goes out, or the connection closes (false).
+  bool send_failure_locked(entry& front);
   void on_durable(storage::commit_seq seq, std::error_code ec);
   // Sends what may leave from the front; false when the connection was closed.
   bool drain_locked();

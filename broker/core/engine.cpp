@@ -68,8 +68,10 @@ ack_sequencer& engine::acks() {
 }
 
 void engine::acknowledge(codec::packet&& ack) {
-  // Everything this packet wrote to the store must be durable first.
-  acks().send(std::move(ack), take_commit_watermark());
+  // Everything this packet wrote must be durable first: in the store, and
+  // what a session keeper (a cluster's replicated logs) was handed.
+  const auto seq = take_commit_watermark();
+  acks().send_after(std::move(ack), written{seq, take_keeper_wait()});
 }
 
 void engine::close(reason_code code, std::string reason) {
@@ -121,7 +123,9 @@ void engine::on_packet(codec::packet&& p, time_point now) {
     pending_->held.push_back(std::move(p));
     return;
   }
-  take_commit_watermark();  // only writes caused by this packet count for its acknowledgement
+  // Only writes caused by this packet count for its acknowledgement.
+  take_commit_watermark();
+  take_keeper_wait();
   last_packet_ = now;
   const auto type = codec::type_of(p);
   if (!connected_ && type != codec::packet_type::connect) {
@@ -577,7 +581,14 @@ void engine::on_subscribe(codec::subscribe_packet&& p, time_point now) {
     send_retained();
     return;
   }
-  const auto gate = acks().send_gated(std::move(ack), take_commit_watermark());
+  const auto seq = take_commit_watermark();
+  auto kept = take_keeper_wait();
+  const auto gate = acks().send_gated(std::move(ack), seq, kept ? 2 : 1);
+  if (kept) {
+    kept->on_done([acks = std::weak_ptr<ack_sequencer>(acks_), gate](bool committed) {
+      if (auto a = acks.lock()) committed ? a->release(gate) : a->fail(gate);
+    });
+  }
   cluster->when_routes_synced(
       [acks = std::weak_ptr<ack_sequencer>(acks_), gate, send = std::move(send_retained)] {
         if (auto a = acks.lock()) {

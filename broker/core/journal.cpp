@@ -17,6 +17,7 @@ using storage::column;
 using storage::write_batch;
 
 thread_local storage::commit_seq watermark = 0;
+thread_local std::shared_ptr<keeper_wait> kept_watermark;
 
 // Every per-session key starts with the client id as a length-prefixed
 // component, so one erase_prefix removes a session's records from a column.
@@ -107,6 +108,8 @@ void raise_commit_watermark(storage::commit_seq seq) noexcept {
   if (seq > watermark) watermark = seq;
 }
 
+std::shared_ptr<keeper_wait> take_keeper_wait() noexcept { return std::exchange(kept_watermark, nullptr); }
+
 std::int64_t unix_now_ms() noexcept {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -128,6 +131,27 @@ storage::commit_seq journal::append(storage::write_batch&& batch) {
   return seq;
 }
 
+written journal::append(const std::string& client, storage::write_batch&& batch) {
+  if (!keeper_ || !keeper_->keeps(client)) return {append(std::move(batch)), nullptr};
+  // Its own wait (for a QoS 2 PUBLISH that waits for just this change) and
+  // the thread's (for the acknowledgement of the packet being handled).
+  auto own = std::make_shared<keeper_wait>();
+  if (!kept_watermark) kept_watermark = std::make_shared<keeper_wait>();
+  own->add();
+  kept_watermark->add();
+  keeper_->append(client, std::move(batch), [own, all = kept_watermark](bool committed) {
+    own->finish(committed);
+    all->finish(committed);
+  });
+  return {0, std::move(own)};
+}
+
+written journal::sync_point(const std::string& client) {
+  if (!keeper_ || !keeper_->keeps(client)) return {store_.last_appended(), nullptr};
+  // An empty change commits after every change before it.
+  return append(client, write_batch{});
+}
+
 void journal::save_session(const std::string& client, std::uint32_t expiry_interval,
                            std::int64_t disconnected_at_ms,
                            const std::optional<std::string>& username) {
@@ -138,7 +162,7 @@ void journal::save_session(const std::string& client, std::uint32_t expiry_inter
   if (username) r.set_username(*username);
   write_batch b;
   b.put(column::sessions, client_key(client), r.SerializeAsString());
-  append(std::move(b));
+  append(client, std::move(b));
 }
 
 void journal::erase_session(const std::string& client) {
@@ -149,7 +173,7 @@ void journal::erase_session(const std::string& client) {
     b.erase_prefix(c, prefix);
   }
   b.erase(column::wills, prefix);
-  append(std::move(b));
+  append(client, std::move(b));
 }
 
 void journal::save_subscription(const std::string& client, const std::string& filter,
@@ -163,13 +187,13 @@ void journal::save_subscription(const std::string& client, const std::string& fi
   r.set_identifier(sub.identifier.value_or(0));
   write_batch b;
   b.put(column::subscriptions, client_key(client) + filter, r.SerializeAsString());
-  append(std::move(b));
+  append(client, std::move(b));
 }
 
 void journal::erase_subscription(const std::string& client, const std::string& filter) {
   write_batch b;
   b.erase(column::subscriptions, client_key(client) + filter);
-  append(std::move(b));
+  append(client, std::move(b));
 }
 
 void journal::queue_put(const std::string& client, std::uint64_t order, const outgoing& m) {
@@ -177,39 +201,36 @@ void journal::queue_put(const std::string& client, std::uint64_t order, const ou
   to_record(m, r);
   write_batch b;
   b.put(column::queue, ordered_key(client, order), r.SerializeAsString());
-  append(std::move(b));
+  append(client, std::move(b));
 }
 
 void journal::queue_erase(const std::string& client, std::uint64_t order) {
   write_batch b;
   b.erase(column::queue, ordered_key(client, order));
-  append(std::move(b));
+  append(client, std::move(b));
 }
 
-storage::commit_seq journal::queue_to_inflight(const std::string& client,
-                                               std::uint64_t queue_order,
-                                               std::uint64_t inflight_order,
-                                               std::uint16_t packet_id, inflight_stage stage,
-                                               const outgoing& m) {
+written journal::queue_to_inflight(const std::string& client, std::uint64_t queue_order,
+                                   std::uint64_t inflight_order, std::uint16_t packet_id,
+                                   inflight_stage stage, const outgoing& m) {
   write_batch b;
   b.erase(column::queue, ordered_key(client, queue_order));
   b.put(column::inflight, ordered_key(client, inflight_order),
         inflight_value(packet_id, stage, &m));
-  return append(std::move(b));
+  return append(client, std::move(b));
 }
 
-storage::commit_seq journal::inflight_put(const std::string& client, std::uint64_t order,
-                                          std::uint16_t packet_id, inflight_stage stage,
-                                          const outgoing* m) {
+written journal::inflight_put(const std::string& client, std::uint64_t order,
+                              std::uint16_t packet_id, inflight_stage stage, const outgoing* m) {
   write_batch b;
   b.put(column::inflight, ordered_key(client, order), inflight_value(packet_id, stage, m));
-  return append(std::move(b));
+  return append(client, std::move(b));
 }
 
 void journal::inflight_erase(const std::string& client, std::uint64_t order) {
   write_batch b;
   b.erase(column::inflight, ordered_key(client, order));
-  append(std::move(b));
+  append(client, std::move(b));
 }
 
 void journal::inbound_put(const std::string& client, std::uint16_t packet_id) {
@@ -217,7 +238,7 @@ void journal::inbound_put(const std::string& client, std::uint16_t packet_id) {
   storage::keys::append_u16(key, packet_id);
   write_batch b;
   b.put(column::inbound_qos2, std::move(key), {});
-  append(std::move(b));
+  append(client, std::move(b));
 }
 
 void journal::inbound_erase(const std::string& client, std::uint16_t packet_id) {
@@ -225,7 +246,7 @@ void journal::inbound_erase(const std::string& client, std::uint16_t packet_id) 
   storage::keys::append_u16(key, packet_id);
   write_batch b;
   b.erase(column::inbound_qos2, std::move(key));
-  append(std::move(b));
+  append(client, std::move(b));
 }
 
 void journal::will_put(const std::string& client, const message& will, time_point due) {
@@ -234,13 +255,13 @@ void journal::will_put(const std::string& client, const message& will, time_poin
   r.set_due_at_ms(to_unix_ms(due));
   write_batch b;
   b.put(column::wills, client_key(client), r.SerializeAsString());
-  append(std::move(b));
+  append(client, std::move(b));
 }
 
 void journal::will_erase(const std::string& client) {
   write_batch b;
   b.erase(column::wills, client_key(client));
-  append(std::move(b));
+  append(client, std::move(b));
 }
 
 void journal::retained_put(const message& m, const retained_version& v) {

@@ -18,6 +18,7 @@
 
 #include "broker/core/message.hpp"
 #include "broker/core/retained_index.hpp"
+#include "broker/core/session_keeper.hpp"
 #include "broker/core/session_types.hpp"
 #include "storage/store.hpp"
 
@@ -27,6 +28,9 @@ namespace ringmq::core {
 storage::commit_seq take_commit_watermark() noexcept;
 // Raises the calling thread's watermark (appends made on behalf of a packet).
 void raise_commit_watermark(storage::commit_seq seq) noexcept;
+// The same for changes handed to a session keeper: the wait for every one
+// this thread handed over since the last take (null: none).
+std::shared_ptr<keeper_wait> take_keeper_wait() noexcept;
 
 // Wall-clock conversions for what must survive a restart.
 std::int64_t to_unix_ms(time_point t) noexcept;
@@ -73,6 +77,11 @@ class journal {
  public:
   explicit journal(storage::store& store) : store_(store) {}
 
+  // From now on, the changes of the sessions `keeper` keeps go to it instead
+  // of the store (set before connections start; null: none).
+  void set_keeper(session_keeper* keeper) noexcept { keeper_ = keeper; }
+  session_keeper* keeper() const noexcept { return keeper_; }
+
   storage::store& store() noexcept { return store_; }
   bool writable() const { return store_.writable(); }
 
@@ -89,13 +98,14 @@ class journal {
   void queue_put(const std::string& client, std::uint64_t order, const outgoing& m);
   void queue_erase(const std::string& client, std::uint64_t order);
   // A queued message goes in flight: one change, so a crash sees it in exactly one place.
-  // These two return the store position of their write (to wait for it).
-  storage::commit_seq queue_to_inflight(const std::string& client, std::uint64_t queue_order,
-                                        std::uint64_t inflight_order, std::uint16_t packet_id,
-                                        inflight_stage stage, const outgoing& m);
-  storage::commit_seq inflight_put(const std::string& client, std::uint64_t order,
-                                   std::uint16_t packet_id, inflight_stage stage,
-                                   const outgoing* m);
+  // These two say where their write stands (to wait for it).
+  written queue_to_inflight(const std::string& client, std::uint64_t queue_order,
+                            std::uint64_t inflight_order, std::uint16_t packet_id,
+                            inflight_stage stage, const outgoing& m);
+  written inflight_put(const std::string& client, std::uint64_t order, std::uint16_t packet_id,
+                       inflight_stage stage, const outgoing* m);
+  // Everything written so far for `client`: to wait for it.
+  written sync_point(const std::string& client);
   void inflight_erase(const std::string& client, std::uint64_t order);
 
   void inbound_put(const std::string& client, std::uint16_t packet_id);
@@ -114,8 +124,11 @@ class journal {
 
  private:
   storage::commit_seq append(storage::write_batch&& batch);
+  // A change of one session: to the keeper when it keeps the session.
+  written append(const std::string& client, storage::write_batch&& batch);
 
   storage::store& store_;
+  session_keeper* keeper_ = nullptr;
 };
 
 }  // namespace ringmq::core

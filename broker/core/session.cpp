@@ -60,19 +60,20 @@ bool session::attach(std::uint64_t connection_id, std::shared_ptr<outbox> out,
   online_.store(true, std::memory_order_relaxed);
   // The records of what is resent may come from the previous connection and
   // not be durable yet: QoS 2 resends wait for everything written so far.
-  const storage::commit_seq written = holds_qos2() ? journal_->store().last_appended() : 0;
+  const written before = holds_qos2() ? journal_->sync_point(client_id_) : written{};
   // [MQTT-4.4.0-1]: resend unacknowledged PUBLISH (DUP set) and PUBREL, in order.
   for (auto& f : inflight_) {
     if (f.at == stage::awaiting_pubcomp) {
       codec::pubrel_packet rel;
       rel.packet_id = f.packet_id;
       if (holds_qos2()) {
-        held().send(codec::packet{std::move(rel)}, written);
+        held().send_after(codec::packet{std::move(rel)}, before);
       } else {
         out_->send(codec::packet{std::move(rel)});
       }
     } else {
-      transmit(f.m, f.packet_id, true, now, f.m.qos == codec::qos::exactly_once ? written : 0);
+      transmit(f.m, f.packet_id, true, now,
+               f.m.qos == codec::qos::exactly_once ? before : written{});
     }
   }
   fill_window(now);
@@ -209,7 +210,7 @@ std::uint16_t session::next_packet_id() {
 }
 
 bool session::transmit(const outgoing& m, std::uint16_t packet_id, bool dup, time_point now,
-                       storage::commit_seq after) {
+                       const written& after) {
   auto& probe = local_probe();
   const auto version = out_->version();
   const codec::properties* props = nullptr;
@@ -233,7 +234,7 @@ bool session::transmit(const outgoing& m, std::uint16_t packet_id, bool dup, tim
     probe.dropped(drop_reason::too_large);
     return false;
   }
-  if (after != 0 && holds_qos2()) {
+  if (after.pending() && holds_qos2()) {
     codec::publish_packet p;
     p.topic = view.topic;
     p.payload = view.payload;
@@ -242,7 +243,7 @@ bool session::transmit(const outgoing& m, std::uint16_t packet_id, bool dup, tim
     p.dup = view.dup;
     p.packet_id = packet_id;
     if (props) p.props = *props;
-    held().send(codec::packet{std::move(p)}, after);
+    held().send_after(codec::packet{std::move(p)}, after);
     probe.messages_sent[qos_index(m.qos)].add();
     return true;
   }
@@ -254,13 +255,13 @@ bool session::transmit(const outgoing& m, std::uint16_t packet_id, bool dup, tim
   return true;
 }
 
-storage::commit_seq session::add_inflight(outgoing&& m, std::uint16_t packet_id,
+written session::add_inflight(outgoing&& m, std::uint16_t packet_id,
                                           std::optional<std::uint64_t> queued_as) {
   const auto at = first_stage(m.qos);
   // A message that was queued keeps its order number: queued messages only go
   // in flight when nothing newer was sent directly, so send order is kept.
   const auto order = queued_as ? *queued_as : next_order_++;
-  storage::commit_seq seq = 0;
+  written seq;
   if (journaled() && !ended()) {
     if (queued_as) {
       seq = journal_->queue_to_inflight(client_id_, order, order, packet_id, at, m);
@@ -390,9 +391,9 @@ void session::on_pubrec(std::uint16_t packet_id, codec::reason_code code, time_p
   // (see held_): sent before, a crash brought the message back as "awaiting
   // PUBREC" and the restarted node sent it again to a client that had
   // already released its packet id, which delivered it twice.
-  auto send = [&](storage::commit_seq after) {
+  auto send = [&](const written& after) {
     if (holds_qos2()) {
-      held().send(codec::packet{std::move(rel)}, after);
+      held().send_after(codec::packet{std::move(rel)}, after);
     } else if (out_) {
       out_->send(codec::packet{std::move(rel)});
     }
@@ -402,7 +403,7 @@ void session::on_pubrec(std::uint16_t packet_id, codec::reason_code code, time_p
     if (find_inflight(packet_id, stage::awaiting_pubcomp) == inflight_.end()) {
       rel.code = codec::reason_code::packet_identifier_not_found;
     }
-    send(record ? journal_->store().last_appended() : 0);
+    send(record ? journal_->sync_point(client_id_) : written{});
     return;
   }
   if (!codec::is_success(code)) {
@@ -415,7 +416,7 @@ void session::on_pubrec(std::uint16_t packet_id, codec::reason_code code, time_p
   it->at = stage::awaiting_pubcomp;
   // The message itself is no longer needed; only the id is kept.
   it->m.msg = nullptr;
-  storage::commit_seq seq = 0;
+  written seq;
   if (record) seq = journal_->inflight_put(client_id_, it->order, packet_id, it->at, nullptr);
   send(seq);
 }

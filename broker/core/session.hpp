@@ -161,15 +161,15 @@ class session {
   std::uint16_t next_packet_id();
   // Encodes and sends; false when it is larger than the client accepts (counted
   // as a drop). A closing connection still counts as sent (resent on resume).
-  // With `after`, the packet waits in held_ until the store position is durable.
+  // With `after`, the packet waits in held_ until that write is durable.
   bool transmit(const outgoing& m, std::uint16_t packet_id, bool dup, time_point now,
-                storage::commit_seq after = 0);
+                const written& after = {});
   void fill_window(time_point now);
   void enqueue(outgoing&& m);
   // Puts a message in flight (after transmit), recording it when persistent;
-  // returns the store position of the record (0: none).
-  storage::commit_seq add_inflight(outgoing&& m, std::uint16_t packet_id,
-                                   std::optional<std::uint64_t> queued_as);
+  // returns where the record stands (nothing pending: not recorded).
+  written add_inflight(outgoing&& m, std::uint16_t packet_id,
+                       std::optional<std::uint64_t> queued_as);
   // Sends a QoS 1/2 message with a new packet id and puts it in flight; false
   // when it is too large for the client (dropped).
   bool send_new(outgoing&& m, std::uint16_t packet_id, std::optional<std::uint64_t> queued_as,

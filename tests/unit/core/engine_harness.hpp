@@ -289,7 +289,8 @@ class client {
 // A broker, its clock, and the clients connected to it.
 class bench {
  public:
-  explicit bench(const broker_settings& s = {}) : broker_(s, 2) {}
+  explicit bench(const broker_settings& s = {}, storage::store* store = nullptr)
+      : broker_(s, 2, nullptr, nullptr, store) {}
 
   core::broker& broker() noexcept { return broker_; }
   void advance(std::chrono::milliseconds d) { clock.advance(d); }

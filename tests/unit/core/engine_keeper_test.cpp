@@ -1,0 +1,157 @@
+// The engine with a session keeper (session_keeper.hpp) that commits or
+// fails when the test says so: a kept session's changes go to the keeper and
+// not to the store, and what depends on them (a PUBACK or PUBREC of a message
+// queued for a kept session, a SUBACK, a QoS 2 PUBLISH to a kept session's
+// client) waits for the commit; a failed commit is a failed acknowledgement.
+
+#include <mutex>
+#include <set>
+
+#include "broker/core/session_keeper.hpp"
+#include "tests/unit/core/engine_harness.hpp"
+
+namespace ringmq::core {
+namespace {
+
+using namespace harness;
+
+class scripted_keeper final : public session_keeper {
+ public:
+  explicit scripted_keeper(std::set<std::string> kept) : kept_(std::move(kept)) {}
+
+  bool keeps(const std::string& client) const override {
+    std::lock_guard lock(mutex_);
+    return kept_.contains(client);
+  }
+  void append(const std::string& client, storage::write_batch&& change,
+              std::function<void(bool)> done) override {
+    std::lock_guard lock(mutex_);
+    pending_.push_back({client, std::move(change), std::move(done)});
+  }
+
+  // Changes waiting, oldest first.
+  std::size_t waiting() const {
+    std::lock_guard lock(mutex_);
+    return pending_.size();
+  }
+  std::vector<std::string> clients_waiting() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& p : pending_) out.push_back(p.client);
+    return out;
+  }
+  // Answers every change waiting.
+  void finish_all(bool committed = true) {
+    std::vector<change> now;
+    {
+      std::lock_guard lock(mutex_);
+      now.swap(pending_);
+    }
+    for (auto& c : now) c.done(committed);
+  }
+
+ private:
+  struct change {
+    std::string client;
+    storage::write_batch batch;
+    std::function<void(bool)> done;
+  };
+  mutable std::mutex mutex_;
+  std::set<std::string> kept_;
+  std::vector<change> pending_;
+};
+
+class EngineKeeper : public ::testing::Test {
+ protected:
+  EngineKeeper() : store_(storage::make_memory_store()), bench_({}, store_.get()) {
+    bench_.broker().journal()->set_keeper(&keeper_);
+  }
+
+  std::size_t stored_sessions() {
+    std::size_t n = 0;
+    EXPECT_FALSE(store_->scan(storage::column::sessions, {}, [&](auto, auto) {
+      ++n;
+      return true;
+    }));
+    return n;
+  }
+
+  // SUBSCRIBE, the keeper commits, SUBACK.
+  void subscribe_kept(client& c, const std::string& filter, qos q) {
+    codec::subscribe_packet s;
+    s.packet_id = 1;
+    s.subscriptions.push_back(make_subscription(filter, q));
+    c.send(std::move(s));
+    keeper_.finish_all();
+    c.expect<codec::suback_packet>();
+  }
+
+  std::unique_ptr<storage::store> store_;
+  scripted_keeper keeper_{{"kept"}};
+  bench bench_;
+};
+
+TEST_F(EngineKeeper, AKeptSessionsChangesGoToTheKeeperNotTheStore) {
+  auto& kept = bench_.persistent("kept");
+  auto& local = bench_.persistent("local");
+  (void)kept;
+  (void)local;
+  EXPECT_EQ(stored_sessions(), 1u) << "only the session that is not kept";
+  const auto clients = keeper_.clients_waiting();
+  ASSERT_FALSE(clients.empty());
+  for (const auto& c : clients) EXPECT_EQ(c, "kept");
+}
+
+TEST_F(EngineKeeper, APubackWaitsUntilTheQueuedCopyIsCommitted) {
+  auto& sub = bench_.persistent("kept");
+  subscribe_kept(sub, "t", qos::at_least_once);
+  sub.disconnect();
+  keeper_.finish_all();
+  auto& pub = bench_.connected("publisher");
+  pub.publish("t", "m1", qos::at_least_once, 7);
+  pub.expect_nothing();
+  ASSERT_GE(keeper_.waiting(), 1u) << "the copy queued for the offline session";
+  keeper_.finish_all();
+  EXPECT_EQ(pub.expect<codec::puback_packet>().packet_id, 7);
+}
+
+TEST_F(EngineKeeper, ASubackWaitsForTheSubscriptionsCommit) {
+  auto& sub = bench_.persistent("kept");
+  keeper_.finish_all();
+  codec::subscribe_packet s;
+  s.packet_id = 3;
+  s.subscriptions.push_back(make_subscription("t", qos::at_least_once));
+  sub.send(std::move(s));
+  sub.expect_nothing();
+  keeper_.finish_all();
+  EXPECT_EQ(sub.expect<codec::suback_packet>().packet_id, 3);
+}
+
+TEST_F(EngineKeeper, AFailedCommitIsAFailedAcknowledgement) {
+  auto& sub = bench_.persistent("kept");
+  subscribe_kept(sub, "t", qos::at_least_once);
+  sub.disconnect();
+  keeper_.finish_all();
+  auto& pub = bench_.connected("publisher");
+  pub.publish("t", "m1", qos::at_least_once, 9);
+  keeper_.finish_all(/*committed=*/false);
+  const auto ack = pub.expect<codec::puback_packet>();
+  EXPECT_EQ(ack.packet_id, 9);
+  EXPECT_FALSE(codec::is_success(ack.code)) << "not kept: the publisher must not count on it";
+}
+
+TEST_F(EngineKeeper, AQos2PublishToAKeptSessionLeavesOnceItsPacketIdIsCommitted) {
+  auto& sub = bench_.persistent("kept");
+  subscribe_kept(sub, "t", qos::exactly_once);
+  auto& pub = bench_.connected("publisher");
+  pub.publish("t", "m1", qos::exactly_once, 4);
+  sub.expect_nothing();
+  keeper_.finish_all();
+  const auto got = sub.publishes();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload, "m1");
+  EXPECT_EQ(pub.expect<codec::pubrec_packet>().packet_id, 4);
+}
+
+}  // namespace
+}  // namespace ringmq::core
