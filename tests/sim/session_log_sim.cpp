@@ -20,7 +20,8 @@ constexpr int retransmit_every = 5;
 constexpr int election_min = 40;
 constexpr int election_max = 120;
 constexpr int client_timeout = 150;
-constexpr int settle_ticks = 1'000;  // after the run: a healed network, every node restarted
+constexpr int settle_ticks =
+    1'000; // after the run: a healed network, every node restarted
 constexpr int client_nack_pause = 10;
 
 std::string id_of(int publisher, int number) {
@@ -29,26 +30,30 @@ std::string id_of(int publisher, int number) {
 
 // The application state of the simulated session: the message ids, in log
 // order. A snapshot is them joined by commas.
-std::string snapshot_of(const std::vector<std::string>& ids, std::size_t upto) {
+std::string snapshot_of(const std::vector<std::string> &ids, std::size_t upto) {
   std::string out;
   for (std::size_t i = 0; i < upto && i < ids.size(); ++i) {
-    if (i) out += ',';
+    if (i)
+      out += ',';
     out += ids[i];
   }
   return out;
 }
 
-std::vector<std::string> full_log(const session_log& log) {
+std::vector<std::string> full_log(const session_log &log) {
   std::vector<std::string> ids;
-  const auto& snap = log.snapshot();
+  const auto &snap = log.snapshot();
   std::size_t start = 0;
   while (log.base_seq() > 0 && start <= snap.size()) {
     const auto comma = snap.find(',', start);
-    ids.push_back(snap.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (comma == std::string::npos) break;
+    ids.push_back(snap.substr(
+        start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos)
+      break;
     start = comma + 1;
   }
-  for (const auto& e : log.entries()) ids.push_back(e.data);
+  for (const auto &e : log.entries())
+    ids.push_back(e.data);
   return ids;
 }
 
@@ -79,48 +84,59 @@ struct node {
 
 struct wire {
   int at = 0;
-  std::uint64_t order = 0;  // ties broken by send order
+  std::uint64_t order = 0; // ties broken by send order
   enum class kind : std::uint8_t { log, request, ack, nack } what = kind::log;
   member from = 0;
-  member to = 0;  // node (log, request) or publisher (ack, nack)
+  member to = 0; // node (log, request) or publisher (ack, nack)
   std::uint64_t to_incarnation = 0;
   message msg;
   int publisher = 0;
   int number = 0;
-  bool operator>(const wire& o) const { return std::tie(at, order) > std::tie(o.at, o.order); }
+  bool operator>(const wire &o) const {
+    return std::tie(at, order) > std::tie(o.at, o.order);
+  }
 };
 
 struct publisher {
-  int next = 0;  // next number to send for the first time
+  int next = 0; // next number to send for the first time
   std::set<int> outstanding;
   std::set<int> acked;
-  int node = 0;  // where it is connected
+  int node = 0; // where it is connected
   int resend_at = 0;
   int last_send_at_node = 0;
 };
 
 class simulation {
- public:
-  explicit simulation(const scenario& s) : s_(s), rng_(s.seed) {
-    for (int i = 0; i < s.nodes; ++i) config_.replicas.push_back(static_cast<member>(i));
+public:
+  explicit simulation(const scenario &s) : s_(s), rng_(s.seed) {
+    for (int i = 0; i < s.nodes; ++i)
+      config_.replicas.push_back(static_cast<member>(i));
     config_.write_quorum = static_cast<std::size_t>(s.write_quorum);
     config_.prepare_quorum = static_cast<std::size_t>(s.prepare_quorum);
-    nodes_.resize(static_cast<std::size_t>(s.nodes));
-    for (int i = 0; i < s.nodes; ++i) start(i);
+    nodes_.resize(static_cast<std::size_t>(all()));
+    for (int i = 0; i < all(); ++i)
+      start(i);
     publishers_.resize(static_cast<std::size_t>(s.publishers));
-    for (auto& p : publishers_) p.node = pick(0, s.nodes - 1);
-    blocked_.assign(static_cast<std::size_t>(s.nodes), std::vector<bool>(s.nodes, false));
+    for (auto &p : publishers_)
+      p.node = pick(0, all() - 1);
+    blocked_.assign(static_cast<std::size_t>(all()),
+                    std::vector<bool>(all(), false));
   }
 
   outcome run() {
     for (tick_ = 0; tick_ < s_.max_ticks; ++tick_) {
-      if (tick_ < s_.fault_ticks) inject_faults();
-      if (tick_ == s_.fault_ticks) heal();
+      if (tick_ < s_.fault_ticks)
+        inject_faults();
+      if (tick_ == s_.fault_ticks)
+        heal();
       deliver();
       complete_persists();
-      for (int i = 0; i < s_.nodes; ++i) step_node(i);
-      for (int p = 0; p < s_.publishers; ++p) step_publisher(p);
-      if (tick_ > s_.fault_ticks && done()) break;
+      for (int i = 0; i < all(); ++i)
+        step_node(i);
+      for (int p = 0; p < s_.publishers; ++p)
+        step_publisher(p);
+      if (tick_ > s_.fault_ticks && done())
+        break;
     }
     out_.ticks = tick_;
     settle();
@@ -128,19 +144,27 @@ class simulation {
     return out_;
   }
 
- private:
-  int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
-  bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
+private:
+  int all() const { return s_.nodes + s_.outsiders; }
+  bool replica(int i) const { return i < s_.nodes; }
+
+  int pick(int lo, int hi) {
+    return std::uniform_int_distribution<int>(lo, hi)(rng_);
+  }
+  bool chance(double p) {
+    return std::uniform_real_distribution<double>(0, 1)(rng_) < p;
+  }
 
   void violation(std::string what) {
     out_.ok = false;
-    if (out_.violations.size() < 20) out_.violations.push_back(std::move(what));
+    if (out_.violations.size() < 20)
+      out_.violations.push_back(std::move(what));
   }
 
   // --- nodes ----------------------------------------------------------------
 
   void start(int i) {
-    auto& n = nodes_[static_cast<std::size_t>(i)];
+    auto &n = nodes_[static_cast<std::size_t>(i)];
     auto c = config_;
     c.self = static_cast<member>(i);
     n.up = true;
@@ -154,38 +178,48 @@ class simulation {
   }
 
   void crash(int i) {
-    auto& n = nodes_[static_cast<std::size_t>(i)];
+    auto &n = nodes_[static_cast<std::size_t>(i)];
     n.up = false;
     n.log.reset();
-    n.persisting.clear();  // not durable yet: lost
+    n.persisting.clear(); // not durable yet: lost
     n.waiting.clear();
     n.restart_at = tick_ + pick(30, 400);
     ++out_.crashes;
   }
 
-  int nodes_down() const {
-    return static_cast<int>(std::count_if(nodes_.begin(), nodes_.end(),
-                                          [](const node& n) { return !n.up; }));
+  int replicas_down() const {
+    return static_cast<int>(std::count_if(nodes_.begin(),
+                                          nodes_.begin() + s_.nodes,
+                                          [](const node &n) { return !n.up; }));
   }
 
   void inject_faults() {
-    // At most R - W nodes down at once, so that the rest can always form both quorums.
-    if (chance(s_.crash_per_tick) && nodes_down() < s_.nodes - s_.write_quorum) {
-      crash(pick(0, s_.nodes - 1));
+    // At most R - W replicas down at once, so that the rest can always form
+    // both quorums; a node outside the replica set may go down any time.
+    if (chance(s_.crash_per_tick)) {
+      const int victim = pick(0, all() - 1);
+      if (!replica(victim) || replicas_down() < s_.nodes - s_.write_quorum)
+        crash(victim);
     }
-    for (int i = 0; i < s_.nodes; ++i) {
-      auto& n = nodes_[static_cast<std::size_t>(i)];
-      if (!n.up && n.restart_at >= 0 && tick_ >= n.restart_at) start(i);
+    for (int i = 0; i < all(); ++i) {
+      auto &n = nodes_[static_cast<std::size_t>(i)];
+      if (!n.up && n.restart_at >= 0 && tick_ >= n.restart_at)
+        start(i);
     }
-    if (tick_ >= partition_until_ && partitioned_) heal_partition();
+    if (tick_ >= partition_until_ && partitioned_)
+      heal_partition();
     if (!partitioned_ && chance(s_.partition_per_tick)) {
       // One node cut off from the others, both ways or one way only.
-      const int cut = pick(0, s_.nodes - 1);
+      const int cut = pick(0, all() - 1);
       const bool one_way = chance(0.3);
-      for (int j = 0; j < s_.nodes; ++j) {
-        if (j == cut) continue;
-        blocked_[static_cast<std::size_t>(cut)][static_cast<std::size_t>(j)] = true;
-        if (!one_way) blocked_[static_cast<std::size_t>(j)][static_cast<std::size_t>(cut)] = true;
+      for (int j = 0; j < all(); ++j) {
+        if (j == cut)
+          continue;
+        blocked_[static_cast<std::size_t>(cut)][static_cast<std::size_t>(j)] =
+            true;
+        if (!one_way)
+          blocked_[static_cast<std::size_t>(j)][static_cast<std::size_t>(cut)] =
+              true;
       }
       partitioned_ = true;
       partition_until_ = tick_ + pick(50, 500);
@@ -194,24 +228,28 @@ class simulation {
   }
 
   void heal_partition() {
-    for (auto& row : blocked_) std::fill(row.begin(), row.end(), false);
+    for (auto &row : blocked_)
+      std::fill(row.begin(), row.end(), false);
     partitioned_ = false;
   }
 
   void heal() {
     heal_partition();
-    for (int i = 0; i < s_.nodes; ++i) {
-      if (!nodes_[static_cast<std::size_t>(i)].up) start(i);
+    for (int i = 0; i < all(); ++i) {
+      if (!nodes_[static_cast<std::size_t>(i)].up)
+        start(i);
     }
   }
 
   void send(wire w) {
     const bool faults = tick_ < s_.fault_ticks;
-    if (faults && w.what == wire::kind::log && chance(s_.drop)) return;
+    if (faults && w.what == wire::kind::log && chance(s_.drop))
+      return;
     w.order = ++order_;
     w.at = tick_ + pick(1, s_.max_delay);
     if (w.what == wire::kind::log) {
-      if (blocked_[w.from][w.to]) return;
+      if (blocked_[w.from][w.to])
+        return;
       network_.push_back(w);
       if (faults && chance(s_.duplicate)) {
         w.at = tick_ + pick(1, s_.max_delay);
@@ -223,9 +261,9 @@ class simulation {
     network_.push_back(w);
   }
 
-  void apply(int i, session_log::effects&& e) {
-    auto& n = nodes_[static_cast<std::size_t>(i)];
-    for (auto& o : e.send) {
+  void apply(int i, session_log::effects &&e) {
+    auto &n = nodes_[static_cast<std::size_t>(i)];
+    for (auto &o : e.send) {
       wire w;
       w.what = wire::kind::log;
       w.from = static_cast<member>(i);
@@ -235,32 +273,42 @@ class simulation {
       send(std::move(w));
     }
     if (e.persist) {
-      // A store writes in order: a later batch is never durable before an earlier one.
-      const int last = n.persisting.empty() ? tick_ : n.persisting.back().complete_at;
+      // A store writes in order: a later batch is never durable before an
+      // earlier one.
+      const int last =
+          n.persisting.empty() ? tick_ : n.persisting.back().complete_at;
       n.persisting.push_back(
-          {std::max(last, tick_ + pick(0, s_.max_persist_delay)), *e.persist, n.log->state()});
+          {std::max(last, tick_ + pick(0, s_.max_persist_delay)), *e.persist,
+           n.log->state()});
     }
     if (e.became_owner) {
       ++out_.ownerships;
+      if (!replica(i))
+        ++out_.outsider_ownerships;
       n.last_owner_contact = tick_;
     }
-    if (e.committed) on_committed(i, e.committed);
-    if (e.fenced) n.waiting.clear();
+    if (e.committed)
+      on_committed(i, e.committed);
+    if (e.fenced)
+      n.waiting.clear();
   }
 
   void on_committed(int i, std::uint64_t commit) {
-    auto& n = nodes_[static_cast<std::size_t>(i)];
+    auto &n = nodes_[static_cast<std::size_t>(i)];
     const auto ids = full_log(*n.log);
     if (ids.size() != n.log->last_seq()) {
-      violation("node " + std::to_string(i) + " holds " + std::to_string(ids.size()) +
-                " ids for a log of " + std::to_string(n.log->last_seq()));
+      violation("node " + std::to_string(i) + " holds " +
+                std::to_string(ids.size()) + " ids for a log of " +
+                std::to_string(n.log->last_seq()));
     }
-    // Prefix consistency: what any node commits agrees with all that was committed before.
+    // Prefix consistency: what any node commits agrees with all that was
+    // committed before.
     for (std::uint64_t s = 0; s < commit && s < ids.size(); ++s) {
       if (s < committed_.size()) {
         if (committed_[s] != ids[s]) {
-          violation("position " + std::to_string(s + 1) + " committed as " + committed_[s] +
-                    " and later as " + ids[s] + " (node " + std::to_string(i) + ")");
+          violation("position " + std::to_string(s + 1) + " committed as " +
+                    committed_[s] + " and later as " + ids[s] + " (node " +
+                    std::to_string(i) + ")");
         }
       } else {
         committed_.push_back(ids[s]);
@@ -284,9 +332,10 @@ class simulation {
   }
 
   void complete_persists() {
-    for (int i = 0; i < s_.nodes; ++i) {
-      auto& n = nodes_[static_cast<std::size_t>(i)];
-      while (n.up && !n.persisting.empty() && n.persisting.front().complete_at <= tick_) {
+    for (int i = 0; i < all(); ++i) {
+      auto &n = nodes_[static_cast<std::size_t>(i)];
+      while (n.up && !n.persisting.empty() &&
+             n.persisting.front().complete_at <= tick_) {
         auto job = std::move(n.persisting.front());
         n.persisting.erase(n.persisting.begin());
         n.disk = std::move(job.state);
@@ -296,11 +345,14 @@ class simulation {
   }
 
   void step_node(int i) {
-    auto& n = nodes_[static_cast<std::size_t>(i)];
-    if (!n.up) return;
-    if (tick_ % retransmit_every == i % retransmit_every) apply(i, n.log->on_tick());
+    auto &n = nodes_[static_cast<std::size_t>(i)];
+    if (!n.up)
+      return;
+    if (tick_ % retransmit_every == i % retransmit_every)
+      apply(i, n.log->on_tick());
     // Now and then each node folds what it knows committed into a snapshot.
-    if (s_.compact_every > 0 && tick_ % s_.compact_every == (i * 37) % s_.compact_every) {
+    if (s_.compact_every > 0 &&
+        tick_ % s_.compact_every == (i * 37) % s_.compact_every) {
       const auto upto = std::min(n.log->known_commit(), n.log->last_seq());
       if (upto > n.log->base_seq()) {
         session_log::effects e;
@@ -310,17 +362,22 @@ class simulation {
         }
       }
     }
-    // A replica that hears from no owner for a while tries to become one.
+    // A replica that hears from no owner for a while tries to become one; a
+    // node outside the replica set hears nothing and takes the session over
+    // now and then (its client connected there) while the faults last.
+    if (!replica(i) && tick_ >= s_.fault_ticks)
+      return;
     if (n.log->current_role() != session_log::role::owner &&
         tick_ - n.last_owner_contact > n.election_timeout) {
       n.last_owner_contact = tick_;
-      n.election_timeout = pick(election_min, election_max);
+      n.election_timeout = replica(i) ? pick(election_min, election_max)
+                                      : pick(election_max, 4 * election_max);
       apply(i, n.log->acquire());
     }
   }
 
   void on_request(int i, int publisher, int number) {
-    auto& n = nodes_[static_cast<std::size_t>(i)];
+    auto &n = nodes_[static_cast<std::size_t>(i)];
     const auto id = id_of(publisher, number);
     const auto nack = [&] {
       wire w;
@@ -336,13 +393,16 @@ class simulation {
     }
     const auto ids = full_log(*n.log);
     // In order per publisher: its previous message must be in the log first
-    // (its connection delivers in order; a gap means the earlier one is being resent).
+    // (its connection delivers in order; a gap means the earlier one is being
+    // resent).
     std::optional<std::uint64_t> found;
     bool previous_present = number == 0;
     const auto previous = id_of(publisher, number - 1);
     for (std::size_t k = 0; k < ids.size(); ++k) {
-      if (ids[k] == id) found = k + 1;
-      if (ids[k] == previous) previous_present = true;
+      if (ids[k] == id)
+        found = k + 1;
+      if (ids[k] == previous)
+        previous_present = true;
     }
     if (!found && !previous_present) {
       nack();
@@ -350,7 +410,7 @@ class simulation {
     }
     std::uint64_t seq = 0;
     if (found) {
-      seq = *found;  // a resend: not appended again (exactly once)
+      seq = *found; // a resend: not appended again (exactly once)
     } else {
       session_log::effects e;
       seq = *n.log->propose(id, e);
@@ -374,39 +434,44 @@ class simulation {
         ++it;
       }
     }
-    std::sort(due.begin(), due.end(),
-              [](const wire& a, const wire& b) { return std::tie(a.at, a.order) < std::tie(b.at, b.order); });
-    for (auto& w : due) {
+    std::sort(due.begin(), due.end(), [](const wire &a, const wire &b) {
+      return std::tie(a.at, a.order) < std::tie(b.at, b.order);
+    });
+    for (auto &w : due) {
       switch (w.what) {
-        case wire::kind::log: {
-          auto& n = nodes_[w.to];
-          if (!n.up || n.incarnation != w.to_incarnation) break;  // sent to a process that died
-          if (blocked_[w.from][w.to]) break;
-          if (const auto* a = std::get_if<accept>(&w.msg)) {
-            n.last_owner_contact = tick_;
-            if (a->install && a->base_seq > n.log->last_seq()) ++out_.snapshot_installs;
-          }
-          apply(static_cast<int>(w.to), n.log->on_message(w.from, w.msg));
+      case wire::kind::log: {
+        auto &n = nodes_[w.to];
+        if (!n.up || n.incarnation != w.to_incarnation)
+          break; // sent to a process that died
+        if (blocked_[w.from][w.to])
           break;
+        if (const auto *a = std::get_if<accept>(&w.msg)) {
+          n.last_owner_contact = tick_;
+          if (a->install && a->base_seq > n.log->last_seq())
+            ++out_.snapshot_installs;
         }
-        case wire::kind::request:
-          if (nodes_[w.to].up) on_request(static_cast<int>(w.to), w.publisher, w.number);
-          break;
-        case wire::kind::ack: {
-          auto& p = publishers_[w.to];
-          if (p.outstanding.erase(w.number)) {
-            p.acked.insert(w.number);
-            ++out_.acknowledged;
-          }
-          break;
+        apply(static_cast<int>(w.to), n.log->on_message(w.from, w.msg));
+        break;
+      }
+      case wire::kind::request:
+        if (nodes_[w.to].up)
+          on_request(static_cast<int>(w.to), w.publisher, w.number);
+        break;
+      case wire::kind::ack: {
+        auto &p = publishers_[w.to];
+        if (p.outstanding.erase(w.number)) {
+          p.acked.insert(w.number);
+          ++out_.acknowledged;
         }
-        case wire::kind::nack: {
-          auto& p = publishers_[w.to];
-          if (p.outstanding.contains(w.number)) {
-            p.resend_at = std::min(p.resend_at, tick_ + client_nack_pause);
-          }
-          break;
+        break;
+      }
+      case wire::kind::nack: {
+        auto &p = publishers_[w.to];
+        if (p.outstanding.contains(w.number)) {
+          p.resend_at = std::min(p.resend_at, tick_ + client_nack_pause);
         }
+        break;
+      }
       }
     }
   }
@@ -414,13 +479,14 @@ class simulation {
   // --- publishers -----------------------------------------------------------
 
   void send_request(int pi, int number) {
-    auto& p = publishers_[static_cast<std::size_t>(pi)];
+    auto &p = publishers_[static_cast<std::size_t>(pi)];
     wire w;
     w.what = wire::kind::request;
     w.to = static_cast<member>(p.node);
     w.publisher = pi;
     w.number = number;
-    // Its connection keeps order: a later message never overtakes an earlier one.
+    // Its connection keeps order: a later message never overtakes an earlier
+    // one.
     w.order = ++order_;
     w.at = std::max(p.last_send_at_node, tick_ + pick(1, s_.max_delay));
     p.last_send_at_node = w.at;
@@ -428,36 +494,40 @@ class simulation {
   }
 
   void step_publisher(int pi) {
-    auto& p = publishers_[static_cast<std::size_t>(pi)];
+    auto &p = publishers_[static_cast<std::size_t>(pi)];
     if (tick_ >= p.resend_at && !p.outstanding.empty()) {
       // Not acknowledged in time, or refused: connect to another node and
       // send everything outstanding again, in order.
-      p.node = pick(0, s_.nodes - 1);
+      p.node = pick(0, all() - 1);
       p.last_send_at_node = 0;
-      for (int number : p.outstanding) send_request(pi, number);
+      for (int number : p.outstanding)
+        send_request(pi, number);
       p.resend_at = tick_ + client_timeout;
     }
     while (static_cast<int>(p.outstanding.size()) < s_.window &&
            p.next < s_.messages_per_publisher) {
       p.outstanding.insert(p.next);
       send_request(pi, p.next++);
-      if (p.outstanding.size() == 1) p.resend_at = tick_ + client_timeout;
+      if (p.outstanding.size() == 1)
+        p.resend_at = tick_ + client_timeout;
     }
   }
 
   bool done() const {
-    for (const auto& p : publishers_) {
-      if (static_cast<int>(p.acked.size()) < s_.messages_per_publisher) return false;
+    for (const auto &p : publishers_) {
+      if (static_cast<int>(p.acked.size()) < s_.messages_per_publisher)
+        return false;
     }
     return true;
   }
 
   // --- the end --------------------------------------------------------------
 
-  const node* final_owner() const {
-    const node* owner = nullptr;
-    for (const auto& n : nodes_) {
-      if (n.up && n.log->serving() && (!owner || n.log->generation() > owner->log->generation())) {
+  const node *final_owner() const {
+    const node *owner = nullptr;
+    for (const auto &n : nodes_) {
+      if (n.up && n.log->serving() &&
+          (!owner || n.log->generation() > owner->log->generation())) {
         owner = &n;
       }
     }
@@ -468,32 +538,41 @@ class simulation {
   // left to tell (the driver then stops ticking it): every replica holds the
   // whole log and knows the commit point.
   void settle() {
-    if (tick_ <= s_.fault_ticks) heal();
+    if (tick_ <= s_.fault_ticks)
+      heal();
     const int until = tick_ + settle_ticks;
     for (; tick_ < until; ++tick_) {
       deliver();
       complete_persists();
-      for (int i = 0; i < s_.nodes; ++i) step_node(i);
-      const auto* owner = final_owner();
-      const bool all_up = std::all_of(nodes_.begin(), nodes_.end(), [](const node& n) { return n.up; });
-      if (all_up && owner && owner->log->settled()) return;
+      for (int i = 0; i < all(); ++i)
+        step_node(i);
+      const auto *owner = final_owner();
+      const bool all_up = std::all_of(nodes_.begin(), nodes_.end(),
+                                      [](const node &n) { return n.up; });
+      if (all_up && owner && owner->log->settled())
+        return;
     }
-    if (done()) violation("the owner did not settle within " + std::to_string(settle_ticks) + " ticks");
+    if (done())
+      violation("the owner did not settle within " +
+                std::to_string(settle_ticks) + " ticks");
   }
 
   void check() {
     if (!done()) {
-      violation("not every message was acknowledged within " + std::to_string(s_.max_ticks) +
+      violation("not every message was acknowledged within " +
+                std::to_string(s_.max_ticks) +
                 " ticks after the faults stopped");
     }
-    const node* owner = final_owner();
+    const node *owner = final_owner();
     std::vector<std::string> final_log = committed_;
     if (owner) {
       const auto ids = full_log(*owner->log);
-      for (std::uint64_t s = 0; s < owner->log->committed() && s < ids.size(); ++s) {
+      for (std::uint64_t s = 0; s < owner->log->committed() && s < ids.size();
+           ++s) {
         if (s < final_log.size()) {
-          if (final_log[s] != ids[s]) violation("the final owner's log differs at " +
-                                                std::to_string(s + 1));
+          if (final_log[s] != ids[s])
+            violation("the final owner's log differs at " +
+                      std::to_string(s + 1));
         } else {
           final_log.push_back(ids[s]);
         }
@@ -501,19 +580,23 @@ class simulation {
     }
     out_.committed_entries = static_cast<int>(final_log.size());
     std::map<std::string, int> count;
-    for (const auto& id : final_log) ++count[id];
-    for (const auto& [id, c] : count) {
-      if (c > 1) violation(id + " is in the log " + std::to_string(c) + " times");
+    for (const auto &id : final_log)
+      ++count[id];
+    for (const auto &[id, c] : count) {
+      if (c > 1)
+        violation(id + " is in the log " + std::to_string(c) + " times");
     }
     for (int pi = 0; pi < s_.publishers; ++pi) {
       for (int number : publishers_[static_cast<std::size_t>(pi)].acked) {
         if (!count.contains(id_of(pi, number))) {
-          violation("acknowledged " + id_of(pi, number) + " is not in the committed log");
+          violation("acknowledged " + id_of(pi, number) +
+                    " is not in the committed log");
         }
       }
       int last = -1;
-      for (const auto& id : final_log) {
-        if (!id.starts_with("p" + std::to_string(pi) + ":")) continue;
+      for (const auto &id : final_log) {
+        if (!id.starts_with("p" + std::to_string(pi) + ":"))
+          continue;
         const int number = std::stoi(id.substr(id.find(':') + 1));
         if (number <= last) {
           violation("publisher " + std::to_string(pi) + ": " + id + " after p" +
@@ -533,24 +616,27 @@ class simulation {
   std::vector<std::vector<bool>> blocked_;
   bool partitioned_ = false;
   int partition_until_ = 0;
-  std::vector<std::string> committed_;  // the longest commit seen anywhere
+  std::vector<std::string> committed_; // the longest commit seen anywhere
   std::uint64_t order_ = 0;
   int tick_ = 0;
   outcome out_;
 };
 
-}  // namespace
+} // namespace
 
 std::string outcome::summary() const {
   std::ostringstream s;
   s << (ok ? "ok" : "VIOLATED") << ": acknowledged=" << acknowledged
     << " committed=" << committed_entries << " crashes=" << crashes
     << " partitions=" << partitions << " ownerships=" << ownerships
-    << " compactions=" << compactions << " snapshot_installs=" << snapshot_installs << " ticks=" << ticks;
-  for (const auto& v : violations) s << "\n  " << v;
+    << " (outside the replicas: " << outsider_ownerships << ")"
+    << " compactions=" << compactions
+    << " snapshot_installs=" << snapshot_installs << " ticks=" << ticks;
+  for (const auto &v : violations)
+    s << "\n  " << v;
   return s.str();
 }
 
-outcome run(const scenario& s) { return simulation(s).run(); }
+outcome run(const scenario &s) { return simulation(s).run(); }
 
-}  // namespace ringmq::sim
+} // namespace ringmq::sim

@@ -22,20 +22,22 @@ namespace ringmq::sim {
 
 struct scenario {
   std::uint64_t seed = 1;
-  int nodes = 3;               // all of them replicas
+  int nodes = 3;     // the replicas
+  int outsiders = 0; // more nodes that serve the session (a client connected
+                     // there) but hold no replica
   int write_quorum = 2;
   int prepare_quorum = 2;
   int publishers = 3;
   int messages_per_publisher = 25;
-  int window = 3;              // messages a publisher has unacknowledged at once
-  double drop = 0.05;          // of every message on the network
+  int window = 3;     // messages a publisher has unacknowledged at once
+  double drop = 0.05; // of every message on the network
   double duplicate = 0.02;
-  int max_delay = 12;          // ticks
-  int max_persist_delay = 6;   // ticks until a write is durable
+  int max_delay = 12;        // ticks
+  int max_persist_delay = 6; // ticks until a write is durable
   double crash_per_tick = 0.004;
   double partition_per_tick = 0.003;
-  int compact_every = 150;     // ticks between snapshots on each node; 0: never
-  int fault_ticks = 3'000;     // faults happen up to here, then the network heals
+  int compact_every = 150; // ticks between snapshots on each node; 0: never
+  int fault_ticks = 3'000; // faults happen up to here, then the network heals
   int max_ticks = 20'000;
 };
 
@@ -47,13 +49,15 @@ struct outcome {
   int committed_entries = 0;
   int crashes = 0;
   int partitions = 0;
-  int ownerships = 0;  // times a node became owner
+  int ownerships = 0;          // times a node became owner
+  int outsider_ownerships = 0; // of them, by a node outside the replica set
   int compactions = 0;
-  int snapshot_installs = 0;  // a node's log replaced by a snapshot and what follows
+  int snapshot_installs =
+      0; // a node's log replaced by a snapshot and what follows
   int ticks = 0;
   std::string summary() const;
 };
 
-outcome run(const scenario& s);
+outcome run(const scenario &s);
 
-}  // namespace ringmq::sim
+} // namespace ringmq::sim

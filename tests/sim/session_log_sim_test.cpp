@@ -14,14 +14,15 @@
 namespace ringmq::sim {
 namespace {
 
-std::uint64_t env_or(const char* name, std::uint64_t fallback) {
-  const char* v = std::getenv(name);
+std::uint64_t env_or(const char *name, std::uint64_t fallback) {
+  const char *v = std::getenv(name);
   return v ? std::stoull(v) : fallback;
 }
 
-scenario with_nodes(int nodes) {
+scenario with_nodes(int nodes, int outsiders = 0) {
   scenario s;
   s.nodes = nodes;
+  s.outsiders = outsiders;
   s.write_quorum = nodes / 2 + 1;
   s.prepare_quorum = nodes - s.write_quorum + 1;
   return s;
@@ -41,52 +42,75 @@ scenario varied(scenario s, std::uint64_t seed) {
   s.crash_per_tick = between(0, 0.01);
   s.partition_per_tick = between(0, 0.006);
   s.window = static_cast<int>(between(1, 6));
-  s.compact_every = between(0, 1) < 0.2 ? 0 : static_cast<int>(between(20, 400));
+  s.compact_every =
+      between(0, 1) < 0.2 ? 0 : static_cast<int>(between(20, 400));
   return s;
 }
 
-void run_seeds(int nodes, std::uint64_t first, std::uint64_t count) {
+void run_seeds(int nodes, std::uint64_t first, std::uint64_t count,
+               int outsiders = 0) {
   int failures = 0;
-  std::uint64_t crashes = 0, partitions = 0, ownerships = 0, acknowledged = 0;
+  std::uint64_t crashes = 0, partitions = 0, ownerships = 0, outside = 0,
+                acknowledged = 0;
   std::uint64_t compactions = 0, snapshot_installs = 0;
   for (std::uint64_t seed = first; seed < first + count; ++seed) {
-    auto s = varied(with_nodes(nodes), seed);
+    auto s = varied(with_nodes(nodes, outsiders), seed);
     const auto o = run(s);
     crashes += o.crashes;
     partitions += o.partitions;
     ownerships += o.ownerships;
+    outside += o.outsider_ownerships;
     compactions += o.compactions;
     snapshot_installs += o.snapshot_installs;
     acknowledged += o.acknowledged;
     if (!o.ok) {
-      ADD_FAILURE() << "seed " << seed << " with " << nodes << " nodes: " << o.summary()
-                    << "\nreplay: ./dev sim --seed " << seed << " --nodes " << nodes;
-      if (++failures >= 5) return;
+      ADD_FAILURE() << "seed " << seed << " with " << nodes << " nodes and "
+                    << outsiders << " outsiders: " << o.summary()
+                    << "\nreplay: ./dev sim --seed " << seed << " --nodes "
+                    << nodes << " --outsiders " << outsiders;
+      if (++failures >= 5)
+        return;
     }
   }
-  std::cout << count << " runs with " << nodes << " nodes: " << acknowledged
-            << " messages acknowledged, " << crashes << " crashes, " << partitions
-            << " partitions, " << ownerships << " owners installed, " << compactions
-            << " compactions, " << snapshot_installs << " laggards sent a snapshot\n";
+  std::cout << count << " runs with " << nodes << " replicas and " << outsiders
+            << " other serving nodes: " << acknowledged
+            << " messages acknowledged, " << crashes << " crashes, "
+            << partitions << " partitions, " << ownerships
+            << " owners installed (" << outside << " outside the replicas), "
+            << compactions << " compactions, " << snapshot_installs
+            << " laggards sent a snapshot\n";
 }
 
 TEST(SessionLogSim, ThreeNodesThroughCrashesPartitionsAndALossyNetwork) {
-  run_seeds(3, env_or("RINGMQ_SIM_FIRST_SEED", 1), env_or("RINGMQ_SIM_RUNS", 3000));
+  run_seeds(3, env_or("RINGMQ_SIM_FIRST_SEED", 1),
+            env_or("RINGMQ_SIM_RUNS", 3000));
 }
 
 TEST(SessionLogSim, FiveNodesThroughCrashesPartitionsAndALossyNetwork) {
-  run_seeds(5, env_or("RINGMQ_SIM_FIRST_SEED", 1), env_or("RINGMQ_SIM_RUNS", 3000) / 2);
+  run_seeds(5, env_or("RINGMQ_SIM_FIRST_SEED", 1),
+            env_or("RINGMQ_SIM_RUNS", 3000) / 2);
+}
+
+// The node a client connects to serves its session even when it holds no
+// replica: it wins a generation from the replicas like any of them.
+TEST(SessionLogSim, ThreeReplicasAndTwoServingNodesOutsideThem) {
+  run_seeds(3, env_or("RINGMQ_SIM_FIRST_SEED", 1),
+            env_or("RINGMQ_SIM_RUNS", 3000) / 2, 2);
 }
 
 // One seed, told in full (for replaying a failure).
 TEST(SessionLogSim, OneSeed) {
   const auto seed = env_or("RINGMQ_SIM_SEED", 0);
-  if (seed == 0) return;  // only when asked for
-  const auto s = varied(with_nodes(static_cast<int>(env_or("RINGMQ_SIM_NODES", 3))), seed);
+  if (seed == 0)
+    return; // only when asked for
+  const auto s =
+      varied(with_nodes(static_cast<int>(env_or("RINGMQ_SIM_NODES", 3)),
+                        static_cast<int>(env_or("RINGMQ_SIM_OUTSIDERS", 0))),
+             seed);
   const auto o = run(s);
   std::cout << o.summary() << "\n";
   EXPECT_TRUE(o.ok);
 }
 
-}  // namespace
-}  // namespace ringmq::sim
+} // namespace
+} // namespace ringmq::sim
