@@ -154,7 +154,7 @@ class cluster_node final : public core::cluster_link {
   std::size_t publish(const core::message_ptr& m, const core::retained_version* retained,
                       std::vector<std::string>& local_groups, bool& groups_decided) override;
   void when_routes_synced(std::function<void()> done) override;
-  bool claim(const std::string& client_id, std::uint64_t connection_id,
+  bool claim(const std::string& client_id, std::uint64_t connection_id, bool persistent,
              core::claim_result& result, std::function<void(core::claim_result)> later) override;
   bool confirm(const std::string& client_id, std::uint64_t connection_id,
                const std::function<void()>& open_session) override;

@@ -110,6 +110,41 @@ void broker::end_session(const std::shared_ptr<session>& s, time_point now) {
   if (auto will = s->take_pending_will(now, true)) publish(will, now);
 }
 
+namespace {
+
+void close_taken_over(const std::shared_ptr<outbox>& connection) {
+  if (!connection) return;
+  // [MQTT-3.1.4-3] as for a takeover on this node (5.0: DISCONNECT 0x8E).
+  if (codec::is_v5(connection->version())) {
+    codec::disconnect_packet d;
+    d.code = codec::reason_code::session_taken_over;
+    connection->close(codec::packet{std::move(d)}, "session taken over on another node");
+  } else {
+    connection->close(std::nullopt, "session taken over on another node");
+  }
+}
+
+}  // namespace
+
+void broker::adopt_session(recovered_session&& r, time_point now) {
+  auto subscriptions = r.subscriptions;
+  std::shared_ptr<session> replaced;
+  std::shared_ptr<outbox> connection;
+  auto s = sessions_.restore(std::move(r), now, replaced, connection);
+  close_taken_over(connection);
+  if (replaced) router_.unsubscribe_all(*replaced, replaced->take_subscriptions());
+  for (const auto& [filter, sub] : subscriptions) router_.subscribe(s, filter, sub);
+}
+
+bool broker::let_go_session(const std::string& client_id) {
+  std::shared_ptr<outbox> connection;
+  auto s = sessions_.forget(client_id, connection);
+  if (!s) return false;
+  close_taken_over(connection);
+  router_.unsubscribe_all(*s, s->take_subscriptions());
+  return true;
+}
+
 void broker::sweep(time_point now) {
   throttle_.prune(now);
   if (now - last_tombstone_purge_ >= std::chrono::minutes(1)) {

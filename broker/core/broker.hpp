@@ -89,6 +89,16 @@ class broker {
   // the index and publishes its pending will ("the session ends").
   void end_session(const std::shared_ptr<session>& s, time_point now);
 
+  // Replicated sessions (docs/cluster.md): this node serves `r` from now on,
+  // as its replicated log holds it. Any session of the client id here is
+  // replaced (its connection closed with Session taken over), without
+  // erasing records or publishing its will: it is the same session.
+  void adopt_session(recovered_session&& r, time_point now);
+  // Another node serves the session of `client_id` now: this node forgets
+  // it (no records erased, no will) and closes its connection (Session taken
+  // over). False when there was none.
+  bool let_go_session(const std::string& client_id);
+
   // Expires sessions and publishes delayed wills that are due. Call about once a second.
   void sweep(time_point now);
 

@@ -19,6 +19,10 @@ namespace ringmq::core {
 enum class claim_result : std::uint8_t {
   granted,  // no other connection holds the client id any more
   refused,  // a later claim won the race for it: refuse this CONNECT
+  // Its persistent session cannot be served here now: too few of the
+  // session's replicas answer (a partition). Refuse (Server unavailable)
+  // rather than serve a second copy.
+  unavailable,
 };
 
 // Which subscriptions of this node a message is for.
@@ -57,8 +61,10 @@ class cluster_link {
   // Before the CONNACK of `client_id` on connection `connection_id`: makes
   // sure no connection on another node holds the client id any more. Returns
   // true with `result` set when decided at once; else returns false and calls
-  // `later` exactly once, from any thread.
-  virtual bool claim(const std::string& client_id, std::uint64_t connection_id,
+  // `later` exactly once, from any thread. A `persistent` session is also
+  // made this node's to serve (with replicated sessions: its log acquired and
+  // its records installed in the session registry) before it is granted.
+  virtual bool claim(const std::string& client_id, std::uint64_t connection_id, bool persistent,
                      claim_result& result, std::function<void(claim_result)> later) = 0;
   // After a granted claim, on the connection's thread: runs `open_session`
   // (the session registry's open) unless a newer claim on another node

@@ -309,7 +309,8 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
       c->defer(std::move(resume));
     }
   };
-  if (cluster->claim(identity_->client_id, connection_id_, result, std::move(later))) {
+  if (cluster->claim(identity_->client_id, connection_id_, session_expiry_ > 0, result,
+                     std::move(later))) {
     finish_connect(result, now);
   }
 }
@@ -327,6 +328,11 @@ void engine::finish_connect(claim_result result, time_point now) {
   };
   if (result == claim_result::refused) {
     refuse_claimed();
+    return;
+  }
+  if (result == claim_result::unavailable) {
+    refuse_connect(reason_code::server_unavailable,
+                   "session unavailable: too few of its replicas answer");
     return;
   }
 

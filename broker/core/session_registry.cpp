@@ -13,10 +13,34 @@ void session_registry::end_locked(session& s) {
 }
 
 std::shared_ptr<session> session_registry::restore(recovered_session&& r, time_point now) {
+  std::shared_ptr<session> replaced;
+  std::shared_ptr<outbox> connection;
+  return restore(std::move(r), now, replaced, connection);
+}
+
+std::shared_ptr<session> session_registry::restore(recovered_session&& r, time_point now,
+                                                   std::shared_ptr<session>& replaced,
+                                                   std::shared_ptr<outbox>& connection) {
   auto s = std::make_shared<session>(r.client_id, limits_, journal_, gate_);
   s->restore(std::move(r), now);
   std::lock_guard lock(mutex_);
-  sessions_[s->client_id()] = s;
+  auto& slot = sessions_[s->client_id()];
+  if (slot) {
+    connection = slot->claim(0);
+    replaced = std::move(slot);
+  }
+  slot = s;
+  return s;
+}
+
+std::shared_ptr<session> session_registry::forget(const std::string& client_id,
+                                                  std::shared_ptr<outbox>& connection) {
+  std::lock_guard lock(mutex_);
+  auto it = sessions_.find(client_id);
+  if (it == sessions_.end()) return nullptr;
+  auto s = std::move(it->second);
+  sessions_.erase(it);
+  connection = s->claim(0);
   return s;
 }
 

@@ -43,8 +43,19 @@ class session_registry {
   };
   sweep_result sweep(time_point now);
 
-  // Adds a session recovered from the store (at start, before clients connect).
+  // Adds a session recovered from the store (at start, before clients
+  // connect), or from its replicated log: it replaces any session of the
+  // client id, returned in `replaced` with the connection that held it.
   std::shared_ptr<session> restore(recovered_session&& r, time_point now);
+  std::shared_ptr<session> restore(recovered_session&& r, time_point now,
+                                   std::shared_ptr<session>& replaced,
+                                   std::shared_ptr<outbox>& connection);
+
+  // Lets go of the session of `client_id` without ending it (its records are
+  // not erased: another node serves it now). Returns it, with the connection
+  // that held it in `connection`; null when there is none.
+  std::shared_ptr<session> forget(const std::string& client_id,
+                                  std::shared_ptr<outbox>& connection);
 
   std::shared_ptr<session> find(const std::string& client_id) const;
   std::size_t size() const;

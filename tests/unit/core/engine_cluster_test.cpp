@@ -28,6 +28,7 @@ class scripted_cluster final : public cluster_link {
   // --- what the broker did ---
   std::vector<std::pair<std::string, int>> route_changes;
   std::vector<std::function<void(claim_result)>> claims_waiting;
+  std::vector<bool> claims_persistent;  // what each claim was told
   std::vector<std::function<void()>> syncs_waiting;
   std::vector<std::string> released;
   std::vector<std::pair<message_ptr, std::optional<retained_version>>> published;
@@ -54,8 +55,9 @@ class scripted_cluster final : public cluster_link {
       done();
     }
   }
-  bool claim(const std::string&, std::uint64_t, claim_result& result,
+  bool claim(const std::string&, std::uint64_t, bool persistent, claim_result& result,
              std::function<void(claim_result)> later) override {
+    claims_persistent.push_back(persistent);
     if (answer_claims_at_once) {
       result = answer;
       return true;
@@ -126,6 +128,28 @@ TEST_F(EngineCluster, AClaimLostToANewerConnectionIsRefused) {
   auto& v311 = b.add(v3_1_1);
   EXPECT_EQ(v311.connect("lost-race-311").code, reason_code::server_unavailable)
       << "3.1.1 has no Server busy: return code 3";
+}
+
+TEST_F(EngineCluster, APersistentSessionWithoutAQuorumIsServerUnavailable) {
+  cluster.answer = claim_result::unavailable;
+  auto& v5c = b.add(v5);
+  codec::properties expiry;
+  expiry.session_expiry_interval = 600;
+  EXPECT_EQ(v5c.connect("partitioned", false, expiry).code, reason_code::server_unavailable);
+  EXPECT_TRUE(v5c.closing());
+  EXPECT_EQ(b.broker().sessions().find("partitioned"), nullptr) << "no second copy is served";
+  auto& v311 = b.add(v3_1_1);
+  EXPECT_EQ(v311.connect("partitioned-311", false).code, reason_code::server_unavailable)
+      << "3.1.1: return code 3";
+  EXPECT_EQ(cluster.claims_persistent, (std::vector<bool>{true, true}));
+}
+
+TEST_F(EngineCluster, OnlyPersistentSessionsAreClaimedAsPersistent) {
+  auto& v5c = b.add(v5);
+  EXPECT_EQ(v5c.connect("no-expiry", false).code, reason_code::success);
+  auto& v311 = b.add(v3_1_1);
+  EXPECT_EQ(v311.connect("clean-311", true).code, reason_code::success);
+  EXPECT_EQ(cluster.claims_persistent, (std::vector<bool>{false, false}));
 }
 
 TEST_F(EngineCluster, AClaimRevokedBeforeTheSessionOpensIsRefused) {
