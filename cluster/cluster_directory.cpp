@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "cluster/cluster_node.hpp"
+#include "cluster/session_replication.hpp"
 #include "cluster/unary_call.hpp"
 
 namespace ringmq::cluster {
@@ -51,8 +52,37 @@ std::string cluster_node::directory_owner_of(const std::string& client_id) const
 }
 
 bool cluster_node::claim(const std::string& client_id, std::uint64_t connection_id,
-                         core::claim_result& result,
+                         bool persistent, core::claim_result& result,
                          std::function<void(core::claim_result)> later) {
+  if (!persistent || !replication_) {
+    return claim_client_id(client_id, connection_id, result, std::move(later));
+  }
+  // A replicated session: no other connection holds the client id, then
+  // this node wins the session's generation from its replicas and holds its
+  // records (docs/cluster.md, "Replicated persistent sessions").
+  auto shared_later = std::make_shared<std::function<void(core::claim_result)>>(std::move(later));
+  auto then_acquire = [this, client_id, shared_later](core::claim_result r) {
+    if (r != core::claim_result::granted) {
+      (*shared_later)(r);
+      return;
+    }
+    replication_->acquire(client_id, [shared_later](bool served) {
+      (*shared_later)(served ? core::claim_result::granted : core::claim_result::unavailable);
+    });
+  };
+  core::claim_result first = core::claim_result::granted;
+  if (!claim_client_id(client_id, connection_id, first, then_acquire)) return false;
+  if (first != core::claim_result::granted) {
+    result = first;
+    return true;
+  }
+  then_acquire(first);
+  return false;
+}
+
+bool cluster_node::claim_client_id(const std::string& client_id, std::uint64_t connection_id,
+                                   core::claim_result& result,
+                                   std::function<void(core::claim_result)> later) {
   const auto& peers = peers_for_this_thread();
   if (peers.all.empty()) {
     result = core::claim_result::granted;  // alone: the session registry decides locally

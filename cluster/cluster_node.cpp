@@ -15,6 +15,8 @@
 #include <stdexcept>
 
 #include "cluster/peer_service.hpp"
+#include "cluster/replication/session_replicator.hpp"
+#include "cluster/session_replication.hpp"
 #include "cluster/unary_call.hpp"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "ringmq/cluster/v1/cluster.grpc.pb.h"
@@ -123,6 +125,76 @@ void cluster_node::load() {
     persist_members_locked();
   }
   rebuild_locked();
+  start_session_replication();
+}
+
+// ----- replicated sessions
+
+void cluster_node::start_session_replication() {
+  if (!clustered_ || !store_ || !settings_.replicate_sessions) return;
+  session_replication::settings s;
+  s.self = replication::member_number(settings_.node_id, incarnation_);
+  s.replication_factor = settings_.replication_factor;
+  s.write_quorum = settings_.write_quorum;
+  s.acquire_timeout = settings_.claim_timeout;
+  session_replication::hooks h;
+  h.preference = [this](const std::string& client, std::size_t n) {
+    return session_preference(client, n);
+  };
+  h.alive = [this](std::uint64_t m) { return member_alive(m); };
+  h.send = [this](std::uint64_t to, std::string batch) { send_session_log(to, std::move(batch)); };
+  replication_ = std::make_unique<session_replication>(s, *store_, broker_, std::move(h), io_);
+  if (auto ec = replication_->load()) {
+    throw std::runtime_error("the store's replicated session logs cannot be read: " +
+                             ec.message());
+  }
+}
+
+core::session_keeper* cluster_node::session_keeper() const noexcept { return replication_.get(); }
+
+std::uint64_t cluster_node::member_number_of(const std::string& id) const {
+  std::lock_guard lock(members_mutex_);
+  auto it = member_of_id_.find(id);
+  return it == member_of_id_.end() ? 0 : it->second;
+}
+
+std::vector<std::uint64_t> cluster_node::session_preference(const std::string& client,
+                                                            std::size_t n) const {
+  std::lock_guard lock(members_mutex_);
+  std::vector<std::uint64_t> out;
+  for (const auto& id : ring_->preference_list(client, n)) {
+    auto it = member_of_id_.find(id);
+    if (it != member_of_id_.end()) out.push_back(it->second);
+  }
+  return out;
+}
+
+bool cluster_node::member_alive(std::uint64_t member) const {
+  std::string id;
+  {
+    std::lock_guard lock(members_mutex_);
+    auto it = id_of_member_.find(member);
+    if (it == id_of_member_.end()) return false;  // not a member (any more)
+    id = it->second;
+  }
+  if (id == settings_.node_id) return true;
+  auto link = link_by_id(id);
+  return link && !link->dead();
+}
+
+void cluster_node::send_session_log(std::uint64_t member, std::string batch) {
+  std::string id;
+  {
+    std::lock_guard lock(members_mutex_);
+    auto it = id_of_member_.find(member);
+    if (it == id_of_member_.end()) return;
+    id = it->second;
+  }
+  auto link = link_by_id(id);
+  if (!link || link->dead()) return;  // resent on a tick once it is back
+  v1::PeerFrame f;
+  f.mutable_session_log()->set_batch(std::move(batch));
+  link->enqueue_frame(std::move(f));
 }
 
 void cluster_node::start() {
@@ -195,10 +267,12 @@ void cluster_node::start() {
     io_.run();
   });
   boost::asio::post(io_, [this] { tick(); });
+  if (replication_) replication_->start();
 }
 
 void cluster_node::stop() {
   if (stopping_.exchange(true)) return;
+  if (replication_ && thread_.joinable()) replication_->stop();
   boost::asio::post(io_, [this] {
     tick_timer_.cancel();
     resolver_.cancel();
@@ -287,6 +361,13 @@ void cluster_node::rebuild_locked() {
   std::vector<ring_member> ring_members;
   for (const auto& m : list) ring_members.push_back({m.id, m.vnodes});
   ring_ = std::make_shared<ring>(std::move(ring_members));
+  id_of_member_.clear();
+  member_of_id_.clear();
+  for (const auto& m : list) {
+    const auto number = replication::member_number(m.id, m.incarnation);
+    id_of_member_[number] = m.id;
+    member_of_id_[m.id] = number;
+  }
 
   std::set<std::string> wanted;
   for (const auto& m : list) {
@@ -409,6 +490,12 @@ cluster_view cluster_node::view() const {
   v.address = advertised_;
   v.clustered = clustered_;
   v.route_seq = route_seq_.load();
+  if (replication_) {
+    v.replicating_sessions = true;
+    v.session_logs = replication_->sessions();
+    v.owned_sessions = replication_->owned_sessions();
+    v.under_replicated_sessions = replication_->under_replicated();
+  }
   std::vector<member_info> list;
   std::shared_ptr<const ring> r;
   {

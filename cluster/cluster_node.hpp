@@ -45,6 +45,7 @@ class Server;
 namespace ringmq::cluster {
 
 class peer_service;
+class session_replication;
 
 // A stream a peer opened to this node, as the node sees it.
 class inbound_handle {
@@ -96,6 +97,11 @@ struct cluster_view {
   std::vector<member_view> members;
   std::vector<peer_view> peers;
   std::size_t directory_entries = 0;
+  // Replicated persistent sessions (all 0 when off).
+  bool replicating_sessions = false;
+  std::size_t session_logs = 0;
+  std::size_t owned_sessions = 0;
+  std::size_t under_replicated_sessions = 0;
   // Totals since start.
   std::uint64_t forwarded_out = 0;
   std::uint64_t forwarded_in = 0;
@@ -145,6 +151,8 @@ class cluster_node final : public core::cluster_link {
   // Removes `node` from the member set. Returns an error text, or empty.
   std::string forget(const std::string& node);
   void set_observer(observe_function f) { observer_ = std::move(f); }
+  // What keeps persistent sessions' records when they are replicated (null: the store).
+  core::session_keeper* session_keeper() const noexcept;
   // Called (from any thread) when readiness may have changed. Set before start().
   void set_readiness_observer(std::function<void()> f) { readiness_observer_ = std::move(f); }
 
@@ -245,8 +253,17 @@ class cluster_node final : public core::cluster_link {
   void send_retained_snapshot(peer_link& link);
   void deliver_forwarded(peer_link& origin, std::vector<const v1::PeerFrame*>& frames);
 
+  // --- replicated sessions (cluster_node.cpp) ---
+  void start_session_replication();
+  std::vector<std::uint64_t> session_preference(const std::string& client, std::size_t n) const;
+  bool member_alive(std::uint64_t member) const;
+  void send_session_log(std::uint64_t member, std::string batch);
+  std::uint64_t member_number_of(const std::string& id) const;
+
   // --- directory (cluster_directory.cpp) ---
   origin_index directory_owner(const std::string& client_id) const;
+  bool claim_client_id(const std::string& client_id, std::uint64_t connection_id,
+                       core::claim_result& result, std::function<void(core::claim_result)> later);
   void claim_at_owner(const std::string& client_id, origin_index claimant, ticket t,
                       std::function<void(bool)> done);
   void kick_holder(const std::string& client_id, holder h, std::function<void(bool)> done);
@@ -290,6 +307,9 @@ class cluster_node final : public core::cluster_link {
   origin_index next_index_ = 1;
   bool removed_ = false;
   std::atomic<std::uint64_t> peers_version_{0};
+  // Member numbers (replication::member_number) of the members, both ways.
+  std::unordered_map<std::uint64_t, std::string> id_of_member_;
+  std::unordered_map<std::string, std::uint64_t> member_of_id_;
 
   // Routes: this node's counts per filter, numbered changes, the table of all.
   std::mutex routes_mutex_;
@@ -322,6 +342,7 @@ class cluster_node final : public core::cluster_link {
   boost::asio::steady_timer tick_timer_;
   boost::asio::ip::tcp::resolver resolver_;
   std::thread thread_;
+  std::unique_ptr<session_replication> replication_;
   std::unique_ptr<peer_service> service_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::ChannelCredentials> channel_credentials_;

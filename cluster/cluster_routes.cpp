@@ -9,6 +9,7 @@
 
 #include "broker/codec/topic.hpp"
 #include "cluster/cluster_node.hpp"
+#include "cluster/session_replication.hpp"
 #include "cluster/wire.hpp"
 
 namespace ringmq::cluster {
@@ -516,6 +517,13 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
         break;
       case v1::PeerFrame::kHeartbeat:
         result.replies.emplace_back().mutable_heartbeat()->set_sent_at_ms(now);
+        break;
+      case v1::PeerFrame::kSessionLog:
+        if (replication_) {
+          if (const auto from = member_number_of(origin->id())) {
+            replication_->on_batch(from, f.session_log().batch());
+          }
+        }
         break;
       default:
         break;  // a frame of a newer protocol version: skipped

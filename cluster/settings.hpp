@@ -35,6 +35,10 @@ struct cluster_settings {
   std::chrono::milliseconds dns_interval{5'000};
   std::uint64_t peer_queue_bytes = 64ull << 20;
   tls_settings tls;
+  // Replicated persistent sessions (docs/cluster.md): off while being built.
+  bool replicate_sessions = false;
+  std::uint32_t replication_factor = 2;
+  std::uint32_t write_quorum = 0;  // 0: a majority of the replicas
 };
 
 }  // namespace ringmq::cluster

@@ -57,6 +57,9 @@ cluster::cluster_settings cluster_settings_from(const config::config& c) {
   s.dns_interval = std::chrono::milliseconds(k.dns_interval_ms);
   s.peer_queue_bytes = k.peer_queue_bytes;
   s.tls = {k.tls_cert_file, k.tls_key_file, k.tls_ca_file, k.tls_server_name};
+  s.replicate_sessions = k.replicate_sessions;
+  s.replication_factor = k.replication_factor;
+  s.write_quorum = k.write_quorum;
   return s;
 }
 
@@ -122,6 +125,10 @@ node::node(const config::config& cfg)
     throw startup_error(std::string("cluster: ") + e.what());
   }
   broker_->set_cluster(cluster_.get());
+  // Replicated sessions: their records live in their logs, not in the store's session columns.
+  if (auto* keeper = cluster_->session_keeper(); keeper && broker_->journal()) {
+    broker_->journal()->set_keeper(keeper);
+  }
   metrics::node_sources sources;
   sources.connections = [this] { return static_cast<double>(tracker_.size()); };
   sources.ready = [this] { return ready(); };

@@ -750,6 +750,8 @@ class loader {
           string_field("dns", c.dns, address(true, false)),
           uint_field("dns_interval_ms", c.dns_interval_ms, 100, 3'600'000),
           uint_field("replication_factor", c.replication_factor, 1, u32_max),
+          bool_field("replicate_sessions", c.replicate_sessions),
+          uint_field("write_quorum", c.write_quorum, 0, u32_max),
           uint_field("vnodes", c.vnodes, 1, 4096),
           uint_field("heartbeat_interval_ms", c.heartbeat_interval_ms, 10, 60'000),
           uint_field("suspect_timeout_ms", c.suspect_timeout_ms, 20, 600'000),

@@ -1,0 +1,282 @@
+#include "cluster/session_replication.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <future>
+
+#include "broker/core/journal.hpp"
+#include "cluster/replication/log_wire.hpp"
+#include "cluster/replication/session_change.hpp"
+
+namespace ringmq::cluster {
+
+namespace {
+
+// A session as the journal would read it back from `records` (null when
+// they hold no session record: a session that ended, or never began).
+std::optional<core::recovered_session> as_session(const std::string& client,
+                                                  const replication::session_records& records,
+                                                  core::time_point now) {
+  auto scratch = storage::make_memory_store();
+  scratch->append(replication::replace_batch(client, records));
+  core::journal reader(*scratch);
+  core::recovered_state state;
+  if (auto ec = reader.load(state, now)) {
+    spdlog::error("cluster: the replicated records of session {} cannot be read: {}", client,
+                  ec.message());
+    return std::nullopt;
+  }
+  for (auto& s : state.sessions) {
+    if (s.client_id == client) return std::move(s);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+session_replication::session_replication(settings s, storage::store& store, core::broker& broker,
+                                         hooks h, boost::asio::io_context& io)
+    : settings_(s),
+      store_(store),
+      broker_(broker),
+      hooks_(std::move(h)),
+      strand_(boost::asio::make_strand(io)),
+      timer_(strand_),
+      log_storage_(store) {
+  replication::session_replicator::hooks rh;
+  rh.placement = [this](const std::string& client) { return placement(client); };
+  rh.owned = [this](const std::string& client, replication::session_records records) {
+    on_owned(client, std::move(records));
+  };
+  rh.fenced = [this](const std::string& client) { on_fenced(client); };
+  replicator_ = std::make_unique<replication::session_replicator>(
+      replication::session_replicator::settings{settings_.self}, log_storage_, std::move(rh));
+}
+
+session_replication::~session_replication() { stop(); }
+
+std::error_code session_replication::load() {
+  if (auto ec = replicator_->load()) return ec;
+  update_views();
+  if (replicator_->sessions()) {
+    spdlog::info("cluster: {} replicated session logs read from the store",
+                 replicator_->sessions());
+  }
+  return {};
+}
+
+void session_replication::start() {
+  boost::asio::post(strand_, [this] { schedule_tick(); });
+}
+
+void session_replication::stop() {
+  if (alive_->exchange(false)) {
+    // Runs on the strand, after whatever is queued there; the io_context may
+    // already be stopped, then nothing of ours runs any more.
+    std::promise<void> stopped;
+    auto f = stopped.get_future();
+    boost::asio::post(strand_, [this, &stopped] {
+      stopped_ = true;
+      timer_.cancel();
+      for (auto& [client, waiters] : acquiring_) {
+        for (auto& w : waiters) w.done(false);
+      }
+      acquiring_.clear();
+      stopped.set_value();
+    });
+    f.wait_for(std::chrono::seconds(2));
+  }
+}
+
+replication::session_log::config session_replication::placement(const std::string& client) {
+  auto replicas = hooks_.preference(client, std::max<std::size_t>(settings_.replication_factor, 1));
+  return replication::quorums(settings_.self, std::move(replicas), settings_.write_quorum);
+}
+
+// ----- the keeper
+
+void session_replication::append(const std::string& client, storage::write_batch&& change,
+                                 std::function<void(bool committed)> done) {
+  auto data = replication::encode_change(change);
+  boost::asio::post(strand_, [this, client, data = std::move(data),
+                              done = std::move(done)]() mutable {
+    if (stopped_ || !replicator_->propose(client, std::move(data), done)) {
+      // Not served here (any more): the change is not made, and what waits
+      // for it fails (the client is told, or its connection closed).
+      done(false);
+      return;
+    }
+    schedule_flush();
+  });
+}
+
+// ----- owning
+
+void session_replication::acquire(const std::string& client, std::function<void(bool)> done) {
+  boost::asio::post(strand_, [this, client, done = std::move(done)]() mutable {
+    if (stopped_) {
+      done(false);
+      return;
+    }
+    if (replicator_->serving(client)) {
+      done(true);
+      return;
+    }
+    auto& waiters = acquiring_[client];
+    waiters.push_back({std::chrono::steady_clock::now() + settings_.acquire_timeout,
+                       std::move(done)});
+    // One acquisition at a time: a second CONNECT waits for the first's.
+    if (waiters.size() == 1) {
+      replicator_->acquire(client);
+      schedule_flush();
+    }
+  });
+}
+
+void session_replication::on_owned(const std::string& client,
+                                   replication::session_records records) {
+  const auto now = core::clock::now();
+  if (auto session = as_session(client, records, now)) {
+    broker_.adopt_session(std::move(*session), now);
+  } else {
+    // No session in the log (it ended): nothing here may stand for it.
+    broker_.let_go_session(client);
+  }
+  spdlog::debug("cluster: serving session {} ({} records)", client, records.size());
+  finish_acquire(client, true);
+}
+
+void session_replication::on_fenced(const std::string& client) {
+  if (broker_.let_go_session(client)) {
+    spdlog::info("cluster: session {} is served by another node now; its connection here closed",
+                 client);
+  }
+  finish_acquire(client, false);
+}
+
+void session_replication::finish_acquire(const std::string& client, bool ok) {
+  auto it = acquiring_.find(client);
+  if (it == acquiring_.end()) return;
+  auto waiters = std::move(it->second);
+  acquiring_.erase(it);
+  for (auto& w : waiters) w.done(ok);
+}
+
+void session_replication::on_batch(member from, std::string bytes) {
+  boost::asio::post(strand_, [this, from, bytes = std::move(bytes)] {
+    if (stopped_) return;
+    std::vector<replication::addressed> batch;
+    if (!replication::decode_batch(bytes, batch)) {
+      if (malformed_.fetch_add(1) == 0) {
+        spdlog::warn("cluster: a session log batch from a peer cannot be read (dropped)");
+      }
+      return;
+    }
+    replicator_->on_messages(from, std::move(batch));
+    schedule_flush();
+  });
+}
+
+// ----- sending, persisting, ticking
+
+void session_replication::schedule_flush() {
+  // Everything queued on the strand before the flush shares its messages and
+  // its store batch.
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  boost::asio::post(strand_, [this] {
+    flush_posted_ = false;
+    flush();
+  });
+}
+
+void session_replication::flush() {
+  if (stopped_) return;
+  for (auto seq : replicator_->take_writes()) {
+    store_.when_durable(seq, [this, alive = alive_, seq](std::error_code ec) {
+      if (!alive->load()) return;
+      if (ec) {
+        // Not durable: the replies that depend on it are never sent; the
+        // owner retries, and an acknowledgement waiting on it fails.
+        spdlog::error("cluster: a session log write failed: {}", ec.message());
+        return;
+      }
+      boost::asio::post(strand_, [this, seq] {
+        if (stopped_) return;
+        replicator_->on_durable(seq);
+        schedule_flush();
+      });
+    });
+  }
+  for (auto& [to, batch] : replicator_->take_outgoing()) {
+    hooks_.send(to, replication::encode_batch(batch));
+  }
+}
+
+void session_replication::schedule_tick() {
+  if (stopped_) return;
+  timer_.expires_after(settings_.tick);
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopped_) return;
+    tick();
+    schedule_tick();
+  });
+}
+
+void session_replication::tick() {
+  const auto now = std::chrono::steady_clock::now();
+  replicator_->on_tick();
+  for (auto it = acquiring_.begin(); it != acquiring_.end();) {
+    auto& waiters = it->second;
+    std::vector<std::function<void(bool)>> late;
+    for (auto w = waiters.begin(); w != waiters.end();) {
+      if (now >= w->deadline) {
+        late.push_back(std::move(w->done));
+        w = waiters.erase(w);
+      } else {
+        ++w;
+      }
+    }
+    it = waiters.empty() ? acquiring_.erase(it) : std::next(it);
+    for (auto& done : late) done(false);
+  }
+  if (now - last_orphan_check_ >= settings_.orphan_check) {
+    last_orphan_check_ = now;
+    take_over_orphans();
+  }
+  update_views();
+  flush();
+}
+
+void session_replication::take_over_orphans() {
+  // A session whose last generation belongs to a member that is down (or to
+  // this node before it restarted) is served by nobody: its first live
+  // replica takes it over, so that its subscriptions route here and its
+  // messages queue.
+  for (const auto& [client, replicas] : replicator_->replica_sets()) {
+    const auto* log = replicator_->log_of(client);
+    if (!log || log->current_role() != replication::session_log::role::replica) continue;
+    if (acquiring_.contains(client)) continue;
+    const auto holder = log->promised().node;
+    if (holder != 0 && holder != settings_.self && hooks_.alive(holder)) continue;
+    member first_alive = 0;
+    for (auto r : replicas) {
+      if (r == settings_.self || hooks_.alive(r)) {
+        first_alive = r;
+        break;
+      }
+    }
+    if (first_alive != settings_.self) continue;
+    spdlog::info("cluster: taking over session {} (its owner is down)", client);
+    replicator_->acquire(client);
+  }
+}
+
+void session_replication::update_views() {
+  sessions_.store(replicator_->sessions());
+  owned_.store(replicator_->owned_sessions());
+  under_replicated_.store(replicator_->under_replicated());
+}
+
+}  // namespace ringmq::cluster

@@ -1,0 +1,126 @@
+#pragma once
+// Replicated persistent sessions on a live node (docs/cluster.md,
+// "Replicated persistent sessions"): the driver of the Sans-I/O replicator.
+// It keeps the records of every persistent session for the core (it is the
+// journal's session_keeper): a served session's changes become entries of
+// its log, committed on the write quorum of its replicas before what depends
+// on them is acknowledged. It acquires a session for a CONNECT, takes over
+// sessions whose owner died, installs a won session in the broker and lets go
+// of one another node won.
+//
+// Threads: every replicator call runs on one strand of the cluster's
+// io_context; workers only post to it. Peers' batches come from gRPC threads,
+// store completions from the store's thread: both are posted too.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/core/broker.hpp"
+#include "broker/core/session_keeper.hpp"
+#include "cluster/replication/log_storage.hpp"
+#include "cluster/replication/session_replicator.hpp"
+#include "storage/store.hpp"
+
+namespace ringmq::cluster {
+
+class session_replication final : public core::session_keeper {
+ public:
+  using member = replication::member;
+
+  struct settings {
+    member self = 0;
+    std::size_t replication_factor = 3;  // clipped to the member count
+    std::size_t write_quorum = 0;        // 0: a majority of the replicas
+    std::chrono::milliseconds acquire_timeout{3'000};
+    std::chrono::milliseconds tick{100};
+    // How often sessions without a live owner are looked for.
+    std::chrono::milliseconds orphan_check{500};
+  };
+
+  struct hooks {
+    // The members of `client`'s preference list, in order, at most `n`.
+    std::function<std::vector<member>(const std::string& client, std::size_t n)> preference;
+    // Whether a member is up as far as this node can tell (self: always).
+    std::function<bool(member)> alive;
+    // Sends a serialized LogBatch to a member (dropped when it cannot be).
+    std::function<void(member to, std::string batch)> send;
+  };
+
+  session_replication(settings s, storage::store& store, core::broker& broker, hooks h,
+                      boost::asio::io_context& io);
+  ~session_replication() override;
+
+  // Reads the logs kept in the store (before start()).
+  std::error_code load();
+  void start();
+  // Fails what waits; after it nothing runs on the strand.
+  void stop();
+
+  // --- core::session_keeper ----------------------------------------------------
+  // Every persistent session's records are kept in its log.
+  bool keeps(const std::string&) const override { return true; }
+  void append(const std::string& client, storage::write_batch&& change,
+              std::function<void(bool committed)> done) override;
+
+  // --- the cluster node --------------------------------------------------------
+  // Makes `client` served here (its records in the broker) and calls
+  // `done(true)`; `done(false)` when another node won or no quorum answered
+  // in time. From any thread; `done` runs on the strand.
+  void acquire(const std::string& client, std::function<void(bool)> done);
+  // A LogBatch from a peer.
+  void on_batch(member from, std::string bytes);
+
+  // --- views (any thread) -------------------------------------------------------
+  std::size_t sessions() const noexcept { return sessions_.load(); }
+  std::size_t owned_sessions() const noexcept { return owned_.load(); }
+  std::size_t under_replicated() const noexcept { return under_replicated_.load(); }
+  std::uint64_t malformed_batches() const noexcept { return malformed_.load(); }
+
+ private:
+  struct acquire_waiter {
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void(bool)> done;
+  };
+
+  // On the strand:
+  void on_owned(const std::string& client, replication::session_records records);
+  void on_fenced(const std::string& client);
+  void finish_acquire(const std::string& client, bool ok);
+  void flush();
+  void schedule_flush();
+  void schedule_tick();
+  void tick();
+  void take_over_orphans();
+  void update_views();
+  replication::session_log::config placement(const std::string& client);
+
+  settings settings_;
+  storage::store& store_;
+  core::broker& broker_;
+  hooks hooks_;
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  boost::asio::steady_timer timer_;
+  replication::log_storage log_storage_;
+  std::unique_ptr<replication::session_replicator> replicator_;
+  std::unordered_map<std::string, std::vector<acquire_waiter>> acquiring_;
+  std::chrono::steady_clock::time_point last_orphan_check_{};
+  bool flush_posted_ = false;
+  bool stopped_ = false;
+  std::atomic<std::size_t> sessions_{0};
+  std::atomic<std::size_t> owned_{0};
+  std::atomic<std::size_t> under_replicated_{0};
+  std::atomic<std::uint64_t> malformed_{0};
+  // What the store's completions point at: cleared by stop().
+  std::shared_ptr<std::atomic<bool>> alive_ = std::make_shared<std::atomic<bool>>(true);
+};
+
+}  // namespace ringmq::cluster

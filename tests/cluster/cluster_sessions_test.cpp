@@ -1,0 +1,118 @@
+// Replicated persistent sessions (cluster.replicate_sessions) with real
+// processes: a session's acknowledged messages outlive the node that held it,
+// and a node that cannot reach a quorum of a session's replicas refuses to
+// serve it rather than serve a second copy.
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tests/cluster/cluster_client.hpp"
+
+namespace ringmq::testing {
+namespace {
+
+using qos = codec::qos;
+
+std::vector<std::string> replicated(int factor) {
+  return {"cluster.replicate_sessions=true",
+          "cluster.replication_factor=" + std::to_string(factor)};
+}
+
+codec::properties expiry(std::uint32_t seconds) {
+  codec::properties p;
+  p.session_expiry_interval = seconds;
+  return p;
+}
+
+TEST(ReplicatedSessions, AnOfflineSessionAndItsAcknowledgedQueueOutliveItsNode) {
+  test_cluster c(3, replicated(3));
+  ASSERT_TRUE(c.started()) << c.describe();
+  {
+    cluster_client dev;
+    ASSERT_TRUE(dev.connect(c.node(1), "dev", codec::protocol_version::v5, false, expiry(600)))
+        << dev.error();
+    ASSERT_EQ(dev.subscribe("q/#", qos::at_least_once),
+              (std::vector<codec::reason_code>{codec::reason_code::granted_qos_1}));
+    dev.close();
+  }
+  cluster_client pub;
+  ASSERT_TRUE(pub.connect(c.node(1), "pub")) << pub.error();
+  constexpr int messages = 20;
+  for (int i = 0; i < messages; ++i) {
+    ASSERT_EQ(pub.publish("q/" + std::to_string(i), "m" + std::to_string(i)),
+              codec::reason_code::success)
+        << "acknowledged only once the queued copy is on a write quorum";
+  }
+  c.node(1).kill();
+  ASSERT_TRUE(c.node(2).wait_for_log("peer dead: node=n1", milliseconds(10'000)))
+      << c.node(2).describe();
+
+  cluster_client back;
+  ASSERT_TRUE(back.connect(c.node(2), "dev", codec::protocol_version::v5, false, expiry(600)))
+      << back.error() << "\n" << c.describe();
+  EXPECT_TRUE(back.connack().session_present) << "its session survived its node";
+  for (int i = 0; i < messages; ++i) {
+    auto got = back.receive(milliseconds(5'000));
+    ASSERT_TRUE(got) << "message " << i << " of " << messages << " is missing\n" << c.describe();
+    EXPECT_EQ(got->payload, "m" + std::to_string(i)) << "in the order they were published";
+  }
+  EXPECT_FALSE(back.receive(milliseconds(300))) << "nothing twice";
+
+  // Its subscription is served where the session is now.
+  cluster_client pub3;
+  ASSERT_TRUE(pub3.connect(c.node(3), "pub3")) << pub3.error();
+  ASSERT_EQ(pub3.publish("q/after", "after the failover"), codec::reason_code::success);
+  auto after = back.receive(milliseconds(5'000));
+  ASSERT_TRUE(after) << c.describe();
+  EXPECT_EQ(after->payload, "after the failover");
+}
+
+TEST(ReplicatedSessions, ASessionMovesToTheNodeItsClientConnectsTo) {
+  test_cluster c(3, replicated(2));
+  ASSERT_TRUE(c.started()) << c.describe();
+  cluster_client first;
+  ASSERT_TRUE(first.connect(c.node(1), "mover", codec::protocol_version::v5, false, expiry(600)))
+      << first.error();
+  ASSERT_FALSE(first.subscribe("m/#", qos::at_least_once).empty());
+
+  cluster_client second;
+  ASSERT_TRUE(second.connect(c.node(3), "mover", codec::protocol_version::v5, false, expiry(600)))
+      << second.error();
+  EXPECT_TRUE(second.connack().session_present) << "the session came with its client";
+  const auto closed = first.wait_closed(milliseconds(5'000));
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->code, codec::reason_code::session_taken_over);
+
+  cluster_client pub;
+  ASSERT_TRUE(pub.connect(c.node(1), "pub-m")) << pub.error();
+  ASSERT_EQ(pub.publish("m/1", "follows the session"), codec::reason_code::success);
+  auto got = second.receive(milliseconds(5'000));
+  ASSERT_TRUE(got) << c.describe();
+  EXPECT_EQ(got->payload, "follows the session");
+}
+
+TEST(ReplicatedSessions, WithoutAQuorumOfItsReplicasASessionIsNotServed) {
+  test_cluster c(3, replicated(3));
+  ASSERT_TRUE(c.started()) << c.describe();
+  c.node(2).kill();
+  c.node(3).kill();
+  ASSERT_TRUE(c.node(1).wait_for_log_count("peer dead: node=", 2, milliseconds(10'000)))
+      << c.node(1).describe();
+
+  cluster_client v5;
+  EXPECT_FALSE(v5.connect(c.node(1), "alone", codec::protocol_version::v5, false, expiry(600)));
+  EXPECT_EQ(v5.connack().code, codec::reason_code::server_unavailable) << v5.error();
+  cluster_client v311;
+  EXPECT_FALSE(v311.connect(c.node(1), "alone-311", codec::protocol_version::v3_1_1, false));
+  EXPECT_EQ(v311.connack().code, codec::reason_code::server_unavailable)
+      << "3.1.1 return code 3: " << v311.error();
+
+  cluster_client clean;
+  EXPECT_TRUE(clean.connect(c.node(1), "no-session")) << "a session that ends with its "
+                                                         "connection needs no replicas: "
+                                                      << clean.error();
+}
+
+}  // namespace
+}  // namespace ringmq::testing
