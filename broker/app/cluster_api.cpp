@@ -67,6 +67,10 @@ json::object to_json(const cluster::cluster_view& v) {
       {"ring", json::object{{"slots", v.ring_slots}, {"members", std::move(ring_members)}}},
       {"peers", std::move(peers)},
       {"directory_entries", v.directory_entries},
+      {"sessions", json::object{{"replicated", v.replicating_sessions},
+                                {"logs", v.session_logs},
+                                {"owned", v.owned_sessions},
+                                {"under_replicated", v.under_replicated_sessions}}},
   };
 }
 

@@ -112,6 +112,15 @@ void collect_cluster(const cluster::cluster_view& v, std::vector<MetricFamily>& 
   out.push_back(single("ringmq_cluster_directory_entries",
                        "Client ids this node is the directory owner of and knows the holder.",
                        T::Gauge, static_cast<double>(v.directory_entries)));
+  out.push_back(single("ringmq_cluster_session_logs",
+                       "Replicated persistent sessions this node keeps a log of (as owner or "
+                       "replica).", T::Gauge, static_cast<double>(v.session_logs)));
+  out.push_back(single("ringmq_cluster_owned_sessions",
+                       "Replicated persistent sessions this node serves.", T::Gauge,
+                       static_cast<double>(v.owned_sessions)));
+  out.push_back(single("ringmq_cluster_under_replicated_sessions",
+                       "Sessions this node serves that fewer than all their replicas hold "
+                       "entirely.", T::Gauge, static_cast<double>(v.under_replicated_sessions)));
 }
 
 }  // namespace
