@@ -56,6 +56,22 @@ void session_log::step_down(effects& out) {
   self_durable_seq_ = 0;
 }
 
+void session_log::tell_deposed(effects& out) {
+  // The owner before this one may be a node outside the replica set (the
+  // one its client was connected to), which would learn of the new
+  // generation only when its next change is refused: until then it would
+  // keep the session's subscriptions and take messages it can no longer
+  // keep. Tell it now, in the words a replica refusing it would use. Sent
+  // after this owner's effects of becoming owner, so a driver that puts
+  // both on one ordered link delivers what this node announced first.
+  if (deposed_.node == 0 || deposed_.node == config_.self) return;
+  accepted refusal;
+  refusal.gen = deposed_;
+  refusal.promised = gen_;
+  out.send.push_back({deposed_.node, refusal});
+  deposed_ = {};
+}
+
 session_log::effects session_log::acquire() {
   effects out;
   role_ = role::candidate;
@@ -133,6 +149,7 @@ void session_log::adopt(effects& out) {
   durable_.base_seq = best->base_seq;
   durable_.snapshot = best->snapshot;
   durable_.entries = best->entries;
+  deposed_ = best->log_gen;
   durable_.log_gen = gen_;
   role_ = role::owner;
   installed_ = false;
@@ -176,6 +193,7 @@ void session_log::advance_commit(effects& out) {
     if (quorum_seq < install_seq_) return;
     installed_ = true;
     out.became_owner = true;
+    tell_deposed(out);
   }
   if (quorum_seq > commit_) {
     commit_ = quorum_seq;

@@ -173,6 +173,7 @@ class session_log {
   void step_down(effects& out);
   void adopt(effects& out);
   void advance_commit(effects& out);
+  void tell_deposed(effects& out);
   accept accept_from(std::uint64_t after) const;
   accept install_message() const;
   effects handle(member from, const prepare& m);
@@ -194,6 +195,7 @@ class session_log {
   // Owner.
   bool installed_ = false;
   std::uint64_t install_seq_ = 0;      // the adopted log ends here
+  ballot deposed_;                     // the adopted log's owner, told once installed
   std::vector<std::uint64_t> match_;   // by replica index: acknowledged last seq
   std::vector<bool> needs_install_;
   std::vector<std::uint64_t> told_commit_;  // by replica index: the commit point it acknowledged knowing

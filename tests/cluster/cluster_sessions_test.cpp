@@ -83,10 +83,16 @@ TEST(ReplicatedSessions, ASessionMovesToTheNodeItsClientConnectsTo) {
   const auto closed = first.wait_closed(milliseconds(5'000));
   ASSERT_TRUE(closed);
   EXPECT_EQ(closed->code, codec::reason_code::session_taken_over);
+  // The new owner tells the node that served the session before, after the
+  // routes of its subscriptions: from then on that node routes to the new one.
+  ASSERT_TRUE(c.node(1).wait_for_log("session mover is served by another node now",
+                                     milliseconds(5'000)))
+      << c.describe();
 
   cluster_client pub;
   ASSERT_TRUE(pub.connect(c.node(1), "pub-m")) << pub.error();
-  ASSERT_EQ(pub.publish("m/1", "follows the session"), codec::reason_code::success);
+  ASSERT_EQ(pub.publish("m/1", "follows the session"), codec::reason_code::success)
+      << c.describe();
   auto got = second.receive(milliseconds(5'000));
   ASSERT_TRUE(got) << c.describe();
   EXPECT_EQ(got->payload, "follows the session");

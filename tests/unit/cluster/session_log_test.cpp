@@ -14,16 +14,18 @@ namespace {
 
 class group {
  public:
-  explicit group(int n) {
+  // n replicas (nodes 0..n-1), then `outsiders` nodes that may serve the
+  // session without holding it (the nodes its client connects to).
+  explicit group(int n, int outsiders = 0) {
     session_log::config c;
     for (int i = 0; i < n; ++i) c.replicas.push_back(static_cast<member>(i));
     c.write_quorum = static_cast<std::size_t>(n / 2 + 1);
     c.prepare_quorum = static_cast<std::size_t>(n - n / 2);
-    for (int i = 0; i < n; ++i) {
+    for (int i = 0; i < n + outsiders; ++i) {
       c.self = static_cast<member>(i);
       logs_.emplace_back(c);
     }
-    up_.assign(static_cast<std::size_t>(n), true);
+    up_.assign(static_cast<std::size_t>(n + outsiders), true);
   }
 
   session_log& operator[](int i) { return logs_[static_cast<std::size_t>(i)]; }
@@ -117,6 +119,18 @@ TEST(SessionLog, ANewOwnerHasEveryCommittedEntryAndFencesTheOldOne) {
   EXPECT_FALSE(g[0].serving());
   EXPECT_EQ(data_of(g[1]), (std::vector<std::string>{"committed", "after"}));
   EXPECT_EQ(data_of(g[2]), (std::vector<std::string>{"committed", "after"}));
+}
+
+TEST(SessionLog, ANewOwnerTellsTheOneBeforeItAtOnce) {
+  // Node 3 holds no replica, so no prepare reaches it: only the new owner's
+  // word tells it, before it takes a change it could no longer commit.
+  group g(3, 1);
+  g.run(3, g[3].acquire());
+  ASSERT_TRUE(g[3].serving());
+  g.run(1, g[1].acquire());
+  ASSERT_TRUE(g[1].serving());
+  EXPECT_EQ(g.fenced_, std::vector<int>{3}) << "fenced without having to write first";
+  EXPECT_FALSE(g[3].serving());
 }
 
 TEST(SessionLog, APrepareBelowThePromiseIsRefused) {
