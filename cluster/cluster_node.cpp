@@ -548,6 +548,7 @@ cluster_view cluster_node::view() const {
     v.dropped_peer_queue_full += link->counters.dropped_queue_full.load();
     v.dropped_peer_dead += link->counters.dropped_dead.load();
     v.resent += link->counters.resent.load();
+    v.forwards_failed += link->counters.settle_failed.load();
     v.peers.push_back(std::move(p));
   }
   v.dropped_claim_timeout = dropped_claim_timeout_.load();
@@ -578,6 +579,10 @@ void cluster_node::tick() {
   if (clustered_) {
     check_liveness(now);
     for (const auto& link : all_links()) link->maintain(now);
+    // A peer that neither settles what it was sent nor is found dead in
+    // this time is not waited for: the publishers are told it failed.
+    const auto settle_timeout = (settings_.dead_timeout + settings_.claim_timeout).count();
+    for (const auto& link : all_links()) link->expire_settles(now, settle_timeout);
     send_heartbeats();
     if (now - last_digest_ms_ >= settings_.digest_interval.count()) {
       last_digest_ms_ = now;

@@ -51,6 +51,9 @@ class session_replication;
 class inbound_handle {
  public:
   virtual void cancel() = 0;
+  // Answers written back on this stream later (thread-safe): a settlement
+  // that became durable after its batch was handled.
+  virtual void reply(std::vector<v1::PeerFrame>&& frames) = 0;
 
  protected:
   ~inbound_handle() = default;
@@ -109,6 +112,7 @@ struct cluster_view {
   std::uint64_t dropped_peer_dead = 0;
   std::uint64_t dropped_peer_restarted = 0;
   std::uint64_t resent = 0;
+  std::uint64_t forwards_failed = 0;  // publishers told a forward was not settled
   std::uint64_t dropped_claim_timeout = 0;
   std::uint64_t dropped_malformed = 0;
   std::uint64_t route_sync_timeouts = 0;
@@ -251,7 +255,16 @@ class cluster_node final : public core::cluster_link {
   void check_route_waiters(std::int64_t now);
   bool routes_synced_to_peers(std::uint64_t seq) const;
   void send_retained_snapshot(peer_link& link);
-  void deliver_forwarded(peer_link& origin, std::vector<const v1::PeerFrame*>& frames);
+  // Hands messages a peer forwarded to a worker (in the peer's order); once
+  // what they wrote is durable, settles `ticket` (docs/cluster.md,
+  // "Forwarded messages"), with `stale` told failed.
+  void deliver_forwarded(peer_link& origin, std::vector<const v1::PeerFrame*>& frames,
+                         forward_settlement::ticket ticket, std::vector<std::uint64_t> stale);
+  void settle_forwarded(const std::shared_ptr<peer_link>& origin,
+                        forward_settlement::ticket ticket, std::vector<std::uint64_t> failed);
+  // The ForwardAck to send the peer, when there is something new to tell it
+  // (or, with `restate`, what it was told already). Under origin.inbound_mutex.
+  std::optional<v1::PeerFrame> settlement_frame(peer_link& origin, bool restate);
 
   // --- replicated sessions (cluster_node.cpp) ---
   void start_session_replication();

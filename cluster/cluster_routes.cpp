@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 
 #include "broker/codec/topic.hpp"
+#include "broker/core/journal.hpp"
 #include "cluster/cluster_node.hpp"
 #include "cluster/session_replication.hpp"
 #include "cluster/wire.hpp"
@@ -221,6 +222,10 @@ std::size_t cluster_node::publish(const core::message_ptr& m,
         }
       });
   std::size_t sent = 0;
+  // A QoS 1/2 message is acknowledged to its publisher only once every node
+  // it goes to for delivery has settled it (made its copies durable there).
+  const bool settle = m->qos != codec::qos::at_most_once;
+  const auto queued_at = settle ? now_ms() : 0;
   for (origin_index o = 1; o < targets.size(); ++o) {
     auto& t = targets[o];
     const auto& link = peers.by_index[o];
@@ -233,6 +238,11 @@ std::size_t cluster_node::publish(const core::message_ptr& m,
     item.groups = std::move(t.groups);
     if (retained) item.version = *retained;
     item.bytes = item_bytes(*m);
+    if (settle && deliver) {
+      item.settle = core::thread_keeper_wait();
+      item.settle->add();
+      item.queued_at_ms = queued_at;
+    }
     if (link->enqueue_message(std::move(item)) && deliver) ++sent;
   }
   return sent;
@@ -257,7 +267,8 @@ void cluster_node::on_peer_response(peer_link& link, v1::PeerBatch& batch) {
         acked = true;
         break;
       case v1::PeerFrame::kForwardAck:
-        link.on_forward_ack(f.forward_ack().seq());
+        link.on_forward_ack(f.forward_ack().seq(), {f.forward_ack().failed().begin(),
+                                                    f.forward_ack().failed().end()});
         break;
       case v1::PeerFrame::kResync:
         if (f.resync().routes()) {
@@ -326,7 +337,11 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
   bool routes_changed = false;
   bool sync_changed = false;  // readiness may follow
   std::uint64_t applied = 0;
-  std::uint64_t acked_forward = 0;
+  // Numbered messages: the highest new one, and whether any came at all
+  // (resends of ones it had are answered with the settlement as it is).
+  std::uint64_t last_new_seq = 0;
+  bool numbered = false;
+  std::vector<std::uint64_t> stale;  // meant for an earlier process of this node
   for (const auto& f : batch.frames()) {
     if (!origin) {
       if (f.kind_case() != v1::PeerFrame::kHello) {
@@ -368,6 +383,7 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
         if (origin->delivered_boot != hello.boot_id()) {
           origin->delivered_boot = hello.boot_id();
           origin->delivered_seq = 0;
+          origin->settlement.reset();
         }
       }
       sync_changed = true;
@@ -443,11 +459,14 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
         std::lock_guard lock(origin->inbound_mutex);
         if (origin->inbound.stream != &stream) break;
         if (seq != 0) {
-          acked_forward = std::max(acked_forward, seq);
+          numbered = true;
           if (seq <= origin->delivered_seq) break;  // a resend of one it had
           origin->delivered_seq = seq;
+          last_new_seq = seq;
           if (seq < origin->inbound.discard_below) {
+            // The earlier process may have lost it: its publisher is told so.
             dropped_stale_.fetch_add(1);
+            stale.push_back(seq);
             break;
           }
         }
@@ -532,18 +551,59 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
   if (origin) origin->heard(now);
   if (sync_changed) readiness_may_have_changed();
   if (routes_changed) result.replies.emplace_back().mutable_route_ack()->set_seq(applied);
-  if (!messages.empty()) deliver_forwarded(*origin, messages);
-  // Handed to a worker (or skipped): the sender need not keep them any more.
-  if (acked_forward) result.replies.emplace_back().mutable_forward_ack()->set_seq(acked_forward);
+  if (!numbered) return;
+  forward_settlement::ticket ticket = 0;
+  if (last_new_seq != 0) {
+    std::lock_guard lock(origin->inbound_mutex);
+    ticket = origin->settlement.begin(last_new_seq);
+    if (messages.empty()) origin->settlement.finish(ticket, std::move(stale));
+  }
+  if (!messages.empty()) deliver_forwarded(*origin, messages, ticket, std::move(stale));
+  std::lock_guard lock(origin->inbound_mutex);
+  auto ack = settlement_frame(*origin, true);
+  if (ack) result.replies.push_back(std::move(*ack));
+}
+
+std::optional<v1::PeerFrame> cluster_node::settlement_frame(peer_link& origin, bool restate) {
+  std::uint64_t settled = 0;
+  std::vector<std::uint64_t> failed;
+  if (!origin.settlement.take(settled, failed)) {
+    // A resend of messages it had gets the settlement as it stands.
+    if (!restate || origin.settlement.settled() == 0) return std::nullopt;
+    settled = origin.settlement.settled();
+  }
+  v1::PeerFrame f;
+  auto* ack = f.mutable_forward_ack();
+  ack->set_seq(settled);
+  for (auto seq : failed) ack->add_failed(seq);
+  return f;
+}
+
+void cluster_node::settle_forwarded(const std::shared_ptr<peer_link>& origin,
+                                    forward_settlement::ticket ticket,
+                                    std::vector<std::uint64_t> failed) {
+  std::lock_guard lock(origin->inbound_mutex);
+  origin->settlement.finish(ticket, std::move(failed));
+  // Told on the stream the peer has open now; with none, with the next batch.
+  auto* stream = static_cast<inbound_handle*>(origin->inbound.stream);
+  if (!stream) return;
+  if (auto ack = settlement_frame(*origin, false)) {
+    std::vector<v1::PeerFrame> frames;
+    frames.push_back(std::move(*ack));
+    stream->reply(std::move(frames));
+  }
 }
 
 void cluster_node::deliver_forwarded(peer_link& origin,
-                                     std::vector<const v1::PeerFrame*>& frames) {
+                                     std::vector<const v1::PeerFrame*>& frames,
+                                     forward_settlement::ticket ticket,
+                                     std::vector<std::uint64_t> stale) {
   struct forwarded {
     core::message_ptr msg;
     bool plain = false;
     std::vector<std::string> groups;
     std::optional<core::retained_version> version;
+    std::uint64_t seq = 0;
   };
   std::vector<forwarded> items;
   items.reserve(frames.size());
@@ -556,10 +616,12 @@ void cluster_node::deliver_forwarded(peer_link& origin,
       item.plain = fw.plain();
       item.groups.assign(fw.groups().begin(), fw.groups().end());
       if (fw.has_retained()) item.version = from_wire(fw.retained());
+      item.seq = fw.seq();
     } else {
       const auto& e = f->retained().entry();
       item.msg = from_wire(e.message(), now);
       item.version = from_wire(e.version());
+      item.seq = f->retained().seq();
     }
     if (!item.msg) {
       dropped_malformed_.fetch_add(1);
@@ -570,7 +632,11 @@ void cluster_node::deliver_forwarded(peer_link& origin,
   origin.counters.forwarded_in.fetch_add(items.size(), std::memory_order_relaxed);
   // One task per batch, always on the same worker for the same peer: the
   // peer's order is kept.
-  post_(origin.index(), [this, items = std::move(items)] {
+  post_(origin.index(), [this, link = origin.shared_from_this(), items = std::move(items), ticket,
+                          stale = std::move(stale)]() mutable {
+    // Only what these messages write counts for their settlement.
+    core::take_commit_watermark();
+    core::take_keeper_wait();
     const auto at = core::clock::now();
     for (const auto& f : items) {
       core::delivery_scope scope;
@@ -578,6 +644,36 @@ void cluster_node::deliver_forwarded(peer_link& origin,
       scope.groups = &f.groups;
       broker_.deliver_forwarded(f.msg, scope, f.version ? &*f.version : nullptr, at);
     }
+    // Settled once the copies they made are durable: in the store, and in
+    // the replicated logs of the sessions they were queued to. When any
+    // could not be kept, the whole batch is told failed (its publishers
+    // resend; a duplicate is better than a loss).
+    struct pending {
+      std::atomic<int> waits{1};
+      std::atomic<bool> failed{false};
+    };
+    auto state = std::make_shared<pending>();
+    auto seqs = std::make_shared<std::vector<std::uint64_t>>();
+    for (const auto& f : items) seqs->push_back(f.seq);
+    auto done = [this, link, ticket, state, seqs, stale = std::move(stale)](bool ok) mutable {
+      if (!ok) state->failed.store(true);
+      if (state->waits.fetch_sub(1) != 1) return;
+      auto failed = std::move(stale);
+      if (state->failed.load()) failed.insert(failed.end(), seqs->begin(), seqs->end());
+      settle_forwarded(link, ticket, std::move(failed));
+    };
+    const auto seq = core::take_commit_watermark();
+    auto kept = core::take_keeper_wait();
+    auto* store = broker_.store();
+    if (seq != 0 && store) {
+      state->waits.fetch_add(1);
+      store->when_durable(seq, [done](std::error_code ec) mutable { done(!ec); });
+    }
+    if (kept) {
+      state->waits.fetch_add(1);
+      kept->on_done([done](bool committed) mutable { done(committed); });
+    }
+    done(true);
   });
 }
 

@@ -1,5 +1,7 @@
 #include "cluster/peer_link.hpp"
 
+#include <algorithm>
+
 #include "cluster/cluster_node.hpp"
 #include "cluster/wire.hpp"
 
@@ -75,6 +77,31 @@ bool restated_on_open(const v1::PeerFrame& f) {
   }
 }
 
+// Publishers' waits to finish once the link's lock is released: what waits
+// on them (acknowledgements) must not run under it.
+class settle_list {
+ public:
+  void add(outbound_item& item, bool kept) {
+    if (item.settle) done_.emplace_back(std::move(item.settle), kept);
+  }
+  std::size_t failed() const {
+    std::size_t n = 0;
+    for (const auto& d : done_) n += d.second ? 0 : 1;
+    return n;
+  }
+  void finish() {
+    for (auto& [wait, kept] : done_) wait->finish(kept);
+    done_.clear();
+  }
+
+ private:
+  std::vector<std::pair<std::shared_ptr<core::keeper_wait>, bool>> done_;
+};
+
+bool listed(const std::vector<std::uint64_t>& seqs, std::uint64_t seq) {
+  return std::find(seqs.begin(), seqs.end(), seq) != seqs.end();
+}
+
 }  // namespace
 
 peer_link::peer_link(cluster_node& owner, std::string id, origin_index index,
@@ -119,6 +146,11 @@ bool peer_link::enqueue_message(outbound_item&& item) {
     const auto limit = qos0 ? queue_limit_ / 2 : queue_limit_;
     if (queue_bytes_ + item.bytes > limit) {
       counters.dropped_queue_full.fetch_add(1, std::memory_order_relaxed);
+      if (item.settle) {
+        // Its publisher is told it was not taken (5.0: Quota exceeded).
+        counters.settle_failed.fetch_add(1, std::memory_order_relaxed);
+        item.settle->finish(false);
+      }
       return false;
     }
     item.seq = ++next_seq_;
@@ -144,28 +176,79 @@ void peer_link::enqueue_frame(v1::PeerFrame&& frame, bool write_now) {
 }
 
 std::size_t peer_link::drop_queue() {
-  std::lock_guard lock(mutex_);
+  settle_list settled;
   std::size_t dropped = 0;
-  std::deque<outbound_item> kept;
-  for (auto& item : queue_) {
-    if (item.what == outbound_item::kind::frame) continue;  // a new stream starts afresh
-    ++dropped;
+  {
+    std::lock_guard lock(mutex_);
+    std::deque<outbound_item> kept;
+    for (auto& item : queue_) {
+      if (item.what == outbound_item::kind::frame) continue;  // a new stream starts afresh
+      settled.add(item, false);
+      ++dropped;
+    }
+    for (auto& item : unacked_) settled.add(item, false);
+    dropped += unacked_.size();
+    unacked_.clear();
+    queue_.swap(kept);
+    queue_bytes_ = 0;
+    queue_messages_ = 0;
+    counters.dropped_dead.fetch_add(dropped, std::memory_order_relaxed);
+    counters.settle_failed.fetch_add(settled.failed(), std::memory_order_relaxed);
   }
-  dropped += unacked_.size();
-  unacked_.clear();
-  queue_.swap(kept);
-  queue_bytes_ = 0;
-  queue_messages_ = 0;
-  counters.dropped_dead.fetch_add(dropped, std::memory_order_relaxed);
+  settled.finish();
   return dropped;
 }
 
-void peer_link::on_forward_ack(std::uint64_t seq) {
-  std::lock_guard lock(mutex_);
-  while (!unacked_.empty() && unacked_.front().seq <= seq) {
-    queue_bytes_ -= unacked_.front().bytes;
-    unacked_.pop_front();
+void peer_link::on_forward_ack(std::uint64_t seq, const std::vector<std::uint64_t>& failed) {
+  settle_list settled;
+  {
+    std::lock_guard lock(mutex_);
+    if (seq > settled_seq_) settled_seq_ = seq;
+    std::size_t matched = 0;
+    while (!unacked_.empty() && unacked_.front().seq <= seq) {
+      auto& front = unacked_.front();
+      const bool kept = !listed(failed, front.seq);
+      matched += kept ? 0 : 1;
+      settled.add(front, kept);
+      queue_bytes_ -= front.bytes;
+      unacked_.pop_front();
+    }
+    // After a broken stream the unacknowledged wait in the queue for their
+    // resend (or are being written again): settled all the same.
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (it->what == outbound_item::kind::frame || it->seq > seq) {
+        ++it;
+        continue;
+      }
+      const bool kept = !listed(failed, it->seq);
+      matched += kept ? 0 : 1;
+      settled.add(*it, kept);
+      queue_bytes_ -= it->bytes;
+      --queue_messages_;
+      it = queue_.erase(it);
+    }
+    if (matched < failed.size()) {
+      for (auto f : failed) failed_unmatched_.push_back(f);
+    }
+    counters.settle_failed.fetch_add(settled.failed(), std::memory_order_relaxed);
   }
+  settled.finish();
+}
+
+std::size_t peer_link::expire_settles(std::int64_t now_ms, std::int64_t timeout_ms) {
+  settle_list expired;
+  {
+    std::lock_guard lock(mutex_);
+    const auto expire = [&](outbound_item& item) {
+      if (item.settle && now_ms - item.queued_at_ms >= timeout_ms) expired.add(item, false);
+    };
+    for (auto& item : unacked_) expire(item);
+    for (auto& item : queue_) expire(item);
+    counters.settle_failed.fetch_add(expired.failed(), std::memory_order_relaxed);
+  }
+  const auto n = expired.failed();
+  expired.finish();
+  return n;
 }
 
 std::uint64_t peer_link::resend_below() const {
@@ -352,6 +435,7 @@ void peer_link::pump() {
 
 void peer_link::on_write_done(outbound_stream* s, bool ok) {
   bool release = false;
+  settle_list settled;
   {
     std::lock_guard lock(mutex_);
     if (ok) {
@@ -363,11 +447,24 @@ void peer_link::on_write_done(outbound_stream* s, bool ok) {
       // A write went through: the next broken stream retries quickly again.
       backoff_ms_ = 100;
     }
-    // Written or not, they wait for the peer's acknowledgement (or a resend).
-    for (auto& item : s->out_messages) unacked_.push_back(std::move(item));
+    // Written or not, they wait for the peer's acknowledgement (or a resend),
+    // unless it came while they were being written.
+    for (auto& item : s->out_messages) {
+      if (item.seq <= settled_seq_) {
+        const bool kept = !listed(failed_unmatched_, item.seq);
+        if (!kept) counters.settle_failed.fetch_add(1, std::memory_order_relaxed);
+        settled.add(item, kept);
+        queue_bytes_ -= item.bytes;
+        continue;
+      }
+      unacked_.push_back(std::move(item));
+    }
     s->out_messages.clear();
+    // Failures not found by now are for messages no longer here.
+    if (unacked_.empty() || unacked_.front().seq > settled_seq_) failed_unmatched_.clear();
     release = end_write_locked(s);
   }
+  settled.finish();
   if (release) {
     s->RemoveHold();
     return;

@@ -21,6 +21,8 @@
 
 #include "broker/core/message.hpp"
 #include "broker/core/retained_index.hpp"
+#include "broker/core/session_keeper.hpp"
+#include "cluster/forward_settlement.hpp"
 #include "cluster/route_table.hpp"
 #include "ringmq/cluster/v1/cluster.grpc.pb.h"
 
@@ -45,6 +47,10 @@ struct outbound_item {
   std::optional<core::retained_version> version;
   std::size_t bytes = 0;
   std::uint64_t seq = 0;  // messages: numbered per link, so the peer can acknowledge them
+  // A QoS 1/2 message's publisher waits (with every other node it went to)
+  // until the peer settles it: added to once when queued, finished once.
+  std::shared_ptr<core::keeper_wait> settle;
+  std::int64_t queued_at_ms = 0;
 };
 
 // What this node knows of the peer's stream to it (guarded by inbound_mutex).
@@ -70,6 +76,9 @@ struct link_counters {
   std::atomic<std::uint64_t> resent{0};         // written again after a broken stream
   std::atomic<std::uint64_t> batches_out{0};
   std::atomic<std::uint64_t> streams_opened{0};
+  // Forwards whose publishers were told they failed: the peer did not keep
+  // them, it died first, or it did not settle them within the timeout.
+  std::atomic<std::uint64_t> settle_failed{0};
 };
 
 class peer_link : public std::enable_shared_from_this<peer_link> {
@@ -128,8 +137,12 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
     return acked_route_seq_.load(std::memory_order_acquire);
   }
   void on_route_ack(std::uint64_t seq) noexcept;
-  // Messages up to `seq` reached the peer: they need not be kept for a resend.
-  void on_forward_ack(std::uint64_t seq);
+  // Messages up to `seq` are settled on the peer (those in `failed` not
+  // kept): they need not be kept for a resend, and their publishers learn it.
+  void on_forward_ack(std::uint64_t seq, const std::vector<std::uint64_t>& failed = {});
+  // Publishers of messages the peer has not settled after `timeout_ms` are
+  // told they failed (the messages are still resent). Returns how many.
+  std::size_t expire_settles(std::int64_t now_ms, std::int64_t timeout_ms);
   // For the next Hello: messages below this number were written before.
   std::uint64_t resend_below() const;
   std::uint64_t peer_boot_id() const noexcept {
@@ -146,6 +159,9 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   // by a new stream, so that a resend after a broken stream is recognized).
   std::uint64_t delivered_boot = 0;
   std::uint64_t delivered_seq = 0;
+  // Which of the peer's messages this node may tell it are settled (guarded
+  // by inbound_mutex; reset with delivered_seq when the peer restarts).
+  forward_settlement settlement;
 
   link_counters counters;
 
@@ -188,6 +204,10 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   std::size_t queue_messages_ = 0;
   std::uint64_t next_seq_ = 0;
   std::uint64_t written_seq_ = 0;  // highest message number ever given to a write
+  // The peer's last settlement, for messages that were being written when it
+  // came: failures among them are found here when their write ends.
+  std::uint64_t settled_seq_ = 0;
+  std::vector<std::uint64_t> failed_unmatched_;
   bool draining_ = false;          // a broken stream still has a write in flight
 };
 

@@ -21,6 +21,17 @@ class inbound_stream final : public grpc::ServerBidiReactor<v1::PeerBatch, v1::P
 
   void cancel() override { context_->TryCancel(); }
 
+  void reply(std::vector<v1::PeerFrame>&& frames) override {
+    bool write = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (finishing_) return;
+      for (auto& f : frames) pending_.push_back(std::move(f));
+      if (!writing_) write = prepare_write_locked();
+    }
+    if (write) StartWrite(&out_);
+  }
+
   void OnReadDone(bool ok) override {
     if (!ok) {
       finish(grpc::Status::OK);
@@ -62,17 +73,6 @@ class inbound_stream final : public grpc::ServerBidiReactor<v1::PeerBatch, v1::P
   }
 
  private:
-  void reply(std::vector<v1::PeerFrame>&& frames) {
-    bool write = false;
-    {
-      std::lock_guard lock(mutex_);
-      if (finishing_) return;
-      for (auto& f : frames) pending_.push_back(std::move(f));
-      if (!writing_) write = prepare_write_locked();
-    }
-    if (write) StartWrite(&out_);
-  }
-
   // Moves everything pending into the write buffer; true when there is a write to start.
   bool prepare_write_locked() {
     if (pending_.empty()) return false;

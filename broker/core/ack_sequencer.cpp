@@ -58,8 +58,25 @@ std::uint64_t ack_sequencer::enqueue(codec::packet&& ack, storage::commit_seq se
   return gate;
 }
 
-void ack_sequencer::release(std::uint64_t gate) {
+void ack_sequencer::on_refused_pubrec(std::function<void(std::uint16_t)> handler) {
   std::lock_guard lock(mutex_);
+  on_refused_pubrec_ = std::move(handler);
+}
+
+void ack_sequencer::notify_refused(std::unique_lock<std::mutex>& lock) {
+  if (refused_pubrecs_.empty() || !on_refused_pubrec_) {
+    refused_pubrecs_.clear();
+    return;
+  }
+  auto ids = std::move(refused_pubrecs_);
+  refused_pubrecs_.clear();
+  auto handler = on_refused_pubrec_;
+  lock.unlock();
+  for (auto id : ids) handler(id);
+}
+
+void ack_sequencer::release(std::uint64_t gate) {
+  std::unique_lock lock(mutex_);
   for (auto& e : waiting_) {
     if (e.gate == gate) {
       if (e.holds > 0) --e.holds;
@@ -68,10 +85,11 @@ void ack_sequencer::release(std::uint64_t gate) {
     }
   }
   drain_locked();
+  notify_refused(lock);
 }
 
 void ack_sequencer::fail(std::uint64_t gate) {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   for (auto& e : waiting_) {
     if (e.gate == gate) {
       e.failed = true;
@@ -81,6 +99,7 @@ void ack_sequencer::fail(std::uint64_t gate) {
     }
   }
   drain_locked();
+  notify_refused(lock);
 }
 
 bool ack_sequencer::waiting() const {
@@ -121,16 +140,20 @@ void ack_sequencer::on_durable(storage::commit_seq seq, std::error_code ec) {
     });
     return;
   }
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   if (ec) {
     if (seq > failed_) failed_ = seq;
   } else if (seq > durable_) {
     durable_ = seq;
   }
   drain_locked();
+  notify_refused(lock);
 }
 
 bool ack_sequencer::send_failure_locked(entry& front) {
+  if (const auto* rec = std::get_if<codec::pubrec_packet>(&front.ack)) {
+    refused_pubrecs_.push_back(rec->packet_id);
+  }
   if (!to_failure(front.ack, out_->version())) {
     // The client is told nothing was stored by losing the connection: it
     // sends the packet again after reconnecting, and nothing acknowledged is lost.

@@ -8,8 +8,10 @@
 
 #include <boost/container/devector.hpp>
 #include <memory>
+#include <functional>
 #include <mutex>
 #include <system_error>
+#include <vector>
 
 #include "broker/codec/packets.hpp"
 #include "broker/core/outbox.hpp"
@@ -43,6 +45,11 @@ class ack_sequencer : public std::enable_shared_from_this<ack_sequencer> {
   // True while acknowledgements are waiting for the store.
   bool waiting() const;
 
+  // Called (outside the sequencer's lock) with the packet id of a PUBREC
+  // that failed: the QoS 2 message was not kept, so its packet id must not
+  // make the client's resend look like a duplicate. Set once, before use.
+  void on_refused_pubrec(std::function<void(std::uint16_t packet_id)> handler);
+
  private:
   struct entry {
     storage::commit_seq seq;
@@ -57,6 +64,8 @@ class ack_sequencer : public std::enable_shared_from_this<ack_sequencer> {
   void on_durable(storage::commit_seq seq, std::error_code ec);
   // Sends what may leave from the front; false when the connection was closed.
   bool drain_locked();
+  // Tells the refusal handler about the PUBRECs that failed meanwhile.
+  void notify_refused(std::unique_lock<std::mutex>& lock);
   // Turns an acknowledgement into its failure form when the write failed.
   // Returns false when the failure cannot be expressed (the connection closes).
   static bool to_failure(codec::packet& ack, codec::protocol_version version);
@@ -71,6 +80,8 @@ class ack_sequencer : public std::enable_shared_from_this<ack_sequencer> {
   storage::commit_seq requested_ = 0;
   storage::commit_seq failed_ = 0;  // writes up to here failed (held back by a gate meanwhile)
   std::uint64_t next_gate_ = 1;
+  std::function<void(std::uint16_t)> on_refused_pubrec_;
+  std::vector<std::uint16_t> refused_pubrecs_;
 };
 
 }  // namespace ringmq::core

@@ -63,7 +63,15 @@ void engine::send(codec::packet&& p) { out_->send(p); }
 ack_sequencer& engine::acks() {
   // Made on the first acknowledgement: a connection that never publishes or
   // subscribes (most idle devices) does without.
-  if (!acks_) acks_ = std::make_shared<ack_sequencer>(out_, broker_.store());
+  if (!acks_) {
+    acks_ = std::make_shared<ack_sequencer>(out_, broker_.store());
+    // A QoS 2 message that could not be kept (a failed write, a peer that
+    // did not settle it) is not received: its packet id goes, so that the
+    // client's resend is routed again rather than taken for a duplicate.
+    acks_->on_refused_pubrec([weak = std::weak_ptr<session>(session_)](std::uint16_t id) {
+      if (auto s = weak.lock()) s->release_inbound_qos2(id);
+    });
+  }
   return *acks_;
 }
 

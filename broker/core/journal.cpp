@@ -110,6 +110,11 @@ void raise_commit_watermark(storage::commit_seq seq) noexcept {
 
 std::shared_ptr<keeper_wait> take_keeper_wait() noexcept { return std::exchange(kept_watermark, nullptr); }
 
+std::shared_ptr<keeper_wait> thread_keeper_wait() {
+  if (!kept_watermark) kept_watermark = std::make_shared<keeper_wait>();
+  return kept_watermark;
+}
+
 std::int64_t unix_now_ms() noexcept {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())

@@ -31,6 +31,10 @@ void raise_commit_watermark(storage::commit_seq seq) noexcept;
 // The same for changes handed to a session keeper: the wait for every one
 // this thread handed over since the last take (null: none).
 std::shared_ptr<keeper_wait> take_keeper_wait() noexcept;
+// The calling thread's wait, made when there is none: what else the packet
+// being handled must wait for (a peer settling a message forwarded to it)
+// is added to it.
+std::shared_ptr<keeper_wait> thread_keeper_wait();
 
 // Wall-clock conversions for what must survive a restart.
 std::int64_t to_unix_ms(time_point t) noexcept;

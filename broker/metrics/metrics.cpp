@@ -102,6 +102,10 @@ void collect_cluster(const cluster::cluster_view& v, std::vector<MetricFamily>& 
   add(dropped, static_cast<double>(v.dropped_claim_timeout), {{"reason", "claim_timeout"}});
   add(dropped, static_cast<double>(v.dropped_malformed), {{"reason", "malformed"}});
   out.push_back(std::move(dropped));
+  out.push_back(single("ringmq_cluster_forwards_failed_total",
+                       "QoS 1/2 messages forwarded to a peer that did not settle them (not kept "
+                       "there, the peer died, or no answer in time): their publishers were told "
+                       "they failed.", T::Counter, static_cast<double>(v.forwards_failed)));
   out.push_back(single("ringmq_cluster_resent_messages_total",
                        "Messages written again to a peer after a broken stream (the peer skips "
                        "those it had).", T::Counter, static_cast<double>(v.resent)));

@@ -99,6 +99,23 @@ class cluster_client {
     return rec->code;
   }
 
+  // A QoS 1 PUBLISH without waiting for its PUBACK (see puback()).
+  bool send_publish(const std::string& topic, const std::string& payload) {
+    codec::publish_packet p;
+    p.topic = topic;
+    p.payload = payload;
+    p.qos = qos::at_least_once;
+    p.packet_id = next_id();
+    return socket_.send(codec::packet{p});
+  }
+  // The next PUBACK within `timeout`: its reason code, or nullopt (none came,
+  // or the broker closed the connection: see closed()).
+  std::optional<codec::reason_code> puback(milliseconds timeout) {
+    auto ack = wait_for<codec::puback_packet>(timeout);
+    if (!ack) return std::nullopt;
+    return ack->code;
+  }
+
   // The next PUBLISH from the broker within `timeout` (acknowledged as its QoS asks).
   std::optional<codec::publish_packet> receive(milliseconds timeout = milliseconds(5'000)) {
     if (!received_.empty()) {

@@ -300,6 +300,67 @@ TEST(ClusterFailure, ASubackWaitsForAPausedPeerOnlyUntilTheTimeout) {
   ASSERT_TRUE(c.wait_converged(3)) << c.describe();
 }
 
+// A QoS 1 message forwarded to another node is acknowledged to its publisher
+// only once that node has kept it: not while it is paused, at once after.
+TEST(ClusterFailure, AForwardedMessageIsAcknowledgedOnlyOnceItsNodeKeptIt) {
+  test_cluster c(2, {"cluster.suspect_timeout_ms=10000", "cluster.dead_timeout_ms=20000"});
+  ASSERT_TRUE(c.started()) << c.describe();
+  codec::properties keep;
+  keep.session_expiry_interval = 600;
+  cluster_client sub;
+  ASSERT_TRUE(sub.connect(c.node(2), "kept-sub", codec::protocol_version::v5, false, keep))
+      << sub.error();
+  ASSERT_FALSE(sub.subscribe("kept/#", qos::at_least_once).empty());
+  ASSERT_EQ(routes_held(c.node(1), "n2"), 1);
+  cluster_client pub;
+  ASSERT_TRUE(pub.connect(c.node(1), "kept-pub")) << pub.error();
+
+  c.node(2).pause();
+  ASSERT_TRUE(pub.send_publish("kept/1", "while paused"));
+  EXPECT_FALSE(pub.puback(milliseconds(500)))
+      << "acknowledged before the node it is queued on had it";
+  c.node(2).resume();
+  const auto code = pub.puback(milliseconds(10'000));
+  ASSERT_TRUE(code) << c.describe();
+  EXPECT_EQ(*code, codec::reason_code::success);
+  auto got = sub.receive(milliseconds(5'000));
+  ASSERT_TRUE(got) << c.describe();
+  EXPECT_EQ(got->payload, "while paused");
+}
+
+// A node dies holding a forwarded message it never settled: a 5.0 publisher
+// is told it was not accepted (0x97), a 3.1.1 one loses its connection, so
+// that both publish it again rather than believe it delivered.
+TEST(ClusterFailure, AForwardedMessageItsNodeDiedWithIsFailedBackToItsPublisher) {
+  test_cluster c(2);
+  ASSERT_TRUE(c.started()) << c.describe();
+  codec::properties keep;
+  keep.session_expiry_interval = 600;
+  cluster_client sub;
+  ASSERT_TRUE(sub.connect(c.node(2), "lost-sub", codec::protocol_version::v5, false, keep))
+      << sub.error();
+  ASSERT_FALSE(sub.subscribe("lost/#", qos::at_least_once).empty());
+  ASSERT_EQ(routes_held(c.node(1), "n2"), 1);
+  cluster_client v5, v311;
+  ASSERT_TRUE(v5.connect(c.node(1), "lost-pub-5")) << v5.error();
+  ASSERT_TRUE(v311.connect(c.node(1), "lost-pub-311", codec::protocol_version::v3_1_1))
+      << v311.error();
+
+  c.node(2).pause();
+  ASSERT_TRUE(v5.send_publish("lost/5", "never kept"));
+  ASSERT_TRUE(v311.send_publish("lost/311", "never kept"));
+  c.node(2).kill();
+  const auto code = v5.puback(milliseconds(15'000));
+  ASSERT_TRUE(code) << c.describe();
+  EXPECT_EQ(*code, codec::reason_code::quota_exceeded);
+  EXPECT_FALSE(v311.puback(milliseconds(5'000))) << "no PUBACK for what was not kept";
+  EXPECT_TRUE(v311.closed_now()) << "3.1.1 has no code for it: the connection is closed";
+  EXPECT_TRUE(c.node(1).wait_for_log("peer dead: node=n2"));
+  const auto metrics = http_request_to(c.node(1).ip(), c.node(1).http_port(), "GET", "/metrics");
+  EXPECT_NE(metrics.body.find("ringmq_cluster_forwards_failed_total 2"), std::string::npos)
+      << metrics.body;
+}
+
 // A restarted node is not ready while a live peer has not sent it its routes.
 TEST(ClusterFailure, ARestartedNodeIsReadyOnlyOnceItHasThePeersRoutes) {
   test_cluster c(2, {"cluster.dead_timeout_ms=20000", "cluster.suspect_timeout_ms=10000"});
