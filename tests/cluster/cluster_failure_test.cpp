@@ -300,18 +300,22 @@ TEST(ClusterFailure, ASubackWaitsForAPausedPeerOnlyUntilTheTimeout) {
   ASSERT_TRUE(c.wait_converged(3)) << c.describe();
 }
 
+// A persistent session on n2 subscribed to `filter` at QoS 1, its route known on n1.
+bool persistent_subscriber_on_n2(test_cluster& c, cluster_client& sub, const std::string& id,
+                                 const std::string& filter) {
+  codec::properties keep;
+  keep.session_expiry_interval = 600;
+  return sub.connect(c.node(2), id, codec::protocol_version::v5, false, keep) &&
+         !sub.subscribe(filter, qos::at_least_once).empty() && routes_held(c.node(1), "n2") == 1;
+}
+
 // A QoS 1 message forwarded to another node is acknowledged to its publisher
 // only once that node has kept it: not while it is paused, at once after.
 TEST(ClusterFailure, AForwardedMessageIsAcknowledgedOnlyOnceItsNodeKeptIt) {
   test_cluster c(2, {"cluster.suspect_timeout_ms=10000", "cluster.dead_timeout_ms=20000"});
   ASSERT_TRUE(c.started()) << c.describe();
-  codec::properties keep;
-  keep.session_expiry_interval = 600;
   cluster_client sub;
-  ASSERT_TRUE(sub.connect(c.node(2), "kept-sub", codec::protocol_version::v5, false, keep))
-      << sub.error();
-  ASSERT_FALSE(sub.subscribe("kept/#", qos::at_least_once).empty());
-  ASSERT_EQ(routes_held(c.node(1), "n2"), 1);
+  ASSERT_TRUE(persistent_subscriber_on_n2(c, sub, "kept-sub", "kept/#")) << sub.error();
   cluster_client pub;
   ASSERT_TRUE(pub.connect(c.node(1), "kept-pub")) << pub.error();
 
@@ -334,13 +338,8 @@ TEST(ClusterFailure, AForwardedMessageIsAcknowledgedOnlyOnceItsNodeKeptIt) {
 TEST(ClusterFailure, AForwardedMessageItsNodeDiedWithIsFailedBackToItsPublisher) {
   test_cluster c(2);
   ASSERT_TRUE(c.started()) << c.describe();
-  codec::properties keep;
-  keep.session_expiry_interval = 600;
   cluster_client sub;
-  ASSERT_TRUE(sub.connect(c.node(2), "lost-sub", codec::protocol_version::v5, false, keep))
-      << sub.error();
-  ASSERT_FALSE(sub.subscribe("lost/#", qos::at_least_once).empty());
-  ASSERT_EQ(routes_held(c.node(1), "n2"), 1);
+  ASSERT_TRUE(persistent_subscriber_on_n2(c, sub, "lost-sub", "lost/#")) << sub.error();
   cluster_client v5, v311;
   ASSERT_TRUE(v5.connect(c.node(1), "lost-pub-5")) << v5.error();
   ASSERT_TRUE(v311.connect(c.node(1), "lost-pub-311", codec::protocol_version::v3_1_1))
