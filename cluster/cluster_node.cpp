@@ -578,6 +578,7 @@ void cluster_node::tick() {
   const auto now = now_ms();
   if (clustered_) {
     check_liveness(now);
+    expire_departed_routes(now);
     for (const auto& link : all_links()) link->maintain(now);
     // A peer that neither settles what it was sent nor is found dead in
     // this time is not waited for: the publishers are told it failed.
@@ -636,7 +637,25 @@ void cluster_node::check_liveness(std::int64_t now) {
 }
 
 void cluster_node::on_peer_dead(peer_link& link) {
-  table_.drop(link.index());
+  if (settings_.replicate_sessions) {
+    // The dead node's persistent sessions are taken over by their replicas,
+    // which then announce their subscriptions. Until those routes can have
+    // arrived, a QoS 1/2 message matching the dead node's routes may be for
+    // one of those sessions: it is failed back to its publisher (publish()),
+    // not acknowledged with no session queueing it. Past the grace, the
+    // routes go.
+    departure d;
+    d.drop_by_ms = now_ms() + departed_route_grace(settings_).count();
+    d.checks_at_death = replication_ ? replication_->orphan_checks() : 0;
+    const auto now = now_ms();
+    for (const auto& [peer, at] : early_takeovers_[link.index()]) {
+      if (now - at < departed_route_grace(settings_).count()) d.taken_over_by.insert(peer);
+    }
+    early_takeovers_.erase(link.index());
+    departed_[link.index()] = std::move(d);
+  } else {
+    table_.drop(link.index());
+  }
   const auto dropped = link.drop_queue();
   if (dropped) spdlog::warn("cluster: dropped {} messages queued for {}", dropped, link.id());
   {
@@ -650,7 +669,66 @@ void cluster_node::on_peer_dead(peer_link& link) {
   register_with_owners();
 }
 
-void cluster_node::on_peer_back(peer_link&) { register_with_owners(); }
+void cluster_node::on_peer_back(peer_link& link) {
+  // Its routes come again with its snapshot on the stream it opens.
+  departed_.erase(link.index());
+  early_takeovers_.erase(link.index());
+  register_with_owners();
+}
+
+void cluster_node::expire_departed_routes(std::int64_t now) {
+  const auto table = peers();
+  const auto& peers = *table;
+  for (auto it = departed_.begin(); it != departed_.end();) {
+    auto& [index, d] = *it;
+    const auto dead = index < peers.by_index.size() ? peers.by_index[index] : nullptr;
+    if (!dead) {  // it left the member set meanwhile: its routes went with it
+      it = departed_.erase(it);
+      continue;
+    }
+    if (!d.told && replication_ && replication_->last_quiet_orphan_check() > d.checks_at_death) {
+      // After the routes of the sessions this node took over, on each stream.
+      d.told = true;
+      v1::PeerFrame f;
+      f.mutable_sessions_taken_over()->set_node(dead->id());
+      for (const auto& link : peers.all) {
+        if (link->dead()) continue;
+        v1::PeerFrame copy = f;
+        link->enqueue_frame(std::move(copy));
+      }
+    }
+    bool everyone = d.told;
+    for (const auto& link : peers.all) {
+      if (everyone && !link->dead() && !d.taken_over_by.contains(link->id())) everyone = false;
+    }
+    if (!everyone && now < d.drop_by_ms) {
+      ++it;
+      continue;
+    }
+    if (everyone) {
+      spdlog::info("cluster: every live node took over the sessions of {}; its routes dropped",
+                   dead->id());
+    } else {
+      spdlog::warn("cluster: routes of {} dropped after {} ms without every live node saying it "
+                   "took over its sessions",
+                   dead->id(), departed_route_grace(settings_).count());
+    }
+    table_.drop(index);
+    it = departed_.erase(it);
+  }
+}
+
+void cluster_node::on_sessions_taken_over(peer_link& from, const std::string& node) {
+  const auto dead = link_by_id(node);
+  if (!dead) return;
+  auto it = departed_.find(dead->index());
+  if (it != departed_.end()) {
+    it->second.taken_over_by.insert(from.id());
+  } else {
+    // A peer found it dead before this node did: kept for when it does.
+    early_takeovers_[dead->index()][from.id()] = now_ms();
+  }
+}
 
 void cluster_node::health_check(const std::shared_ptr<peer_link>& link) {
   auto channel = link->channel();

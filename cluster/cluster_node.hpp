@@ -243,6 +243,10 @@ class cluster_node final : public core::cluster_link {
   void check_liveness(std::int64_t now);
   void on_peer_dead(peer_link& link);
   void on_peer_back(peer_link& link);
+  // Drops the routes of dead peers whose sessions every live node has taken
+  // over, or whose grace is over.
+  void expire_departed_routes(std::int64_t now);
+  void on_sessions_taken_over(peer_link& from, const std::string& node);
   void health_check(const std::shared_ptr<peer_link>& link);
   void contact_seeds();
   void resolve_dns();
@@ -362,6 +366,18 @@ class cluster_node final : public core::cluster_link {
   grpc::ChannelArguments channel_args_;
   std::int64_t last_digest_ms_ = 0;
   std::int64_t last_dns_ms_ = 0;
+  // Dead peers whose routes are still held (replicated sessions: see
+  // on_peer_dead). Cluster thread only.
+  struct departure {
+    std::int64_t drop_by_ms = 0;     // dropped then at the latest
+    std::uint64_t checks_at_death = 0;  // the orphan look numbered then
+    bool told = false;               // this node said it took its sessions over
+    std::set<std::string> taken_over_by;  // peers that said so
+  };
+  std::map<origin_index, departure> departed_;
+  // Takeovers peers announced for a node this one did not find dead yet:
+  // sender and when. Cluster thread only.
+  std::map<origin_index, std::map<std::string, std::int64_t>> early_takeovers_;
   std::set<std::string> exchanges_in_flight_;  // cluster thread only
   std::set<std::string> health_in_flight_;     // cluster thread only
   std::vector<std::string> dns_addresses_;     // cluster thread only

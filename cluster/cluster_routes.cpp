@@ -230,6 +230,16 @@ std::size_t cluster_node::publish(const core::message_ptr& m,
     auto& t = targets[o];
     const auto& link = peers.by_index[o];
     const bool deliver = t.used && link && !link->dead();
+    if (settle && t.used && link && link->dead()) {
+      // Matched the routes of a node that just died (kept for a grace with
+      // replicated sessions, on_peer_dead): a session of it may be moving,
+      // so the message is not acknowledged as if nobody wanted it.
+      auto failed = core::thread_keeper_wait();
+      failed->add();
+      failed->finish(false);
+      link->counters.settle_failed.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
     if (!deliver && !(retained && link && !link->dead())) continue;
     outbound_item item;
     item.what = deliver ? outbound_item::kind::forward : outbound_item::kind::retained;
@@ -536,6 +546,16 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
         break;
       case v1::PeerFrame::kHeartbeat:
         result.replies.emplace_back().mutable_heartbeat()->set_sent_at_ms(now);
+        break;
+      case v1::PeerFrame::kSessionsTakenOver:
+        // Its routes, ahead of it on this stream, are applied: the cluster
+        // thread may drop the dead node's.
+        if (!stopping_) {
+          boost::asio::post(io_, [this, from = origin, node = f.sessions_taken_over().node()] {
+            on_sessions_taken_over(*from, node);
+            expire_departed_routes(now_ms());
+          });
+        }
         break;
       case v1::PeerFrame::kSessionLog:
         if (replication_) {

@@ -254,10 +254,20 @@ void session_replication::take_over_orphans() {
   // this node before it restarted) is served by nobody: its first live
   // replica takes it over, so that its subscriptions route here and its
   // messages queue.
+  const auto check = orphan_checks_.fetch_add(1) + 1;
+  bool quiet = true;
   for (const auto& [client, replicas] : replicator_->replica_sets()) {
     const auto* log = replicator_->log_of(client);
-    if (!log || log->current_role() != replication::session_log::role::replica) continue;
-    if (acquiring_.contains(client)) continue;
+    if (!log) continue;
+    if (log->current_role() == replication::session_log::role::candidate) {
+      quiet = false;  // being taken over: served once it is owner
+      continue;
+    }
+    if (log->current_role() != replication::session_log::role::replica) continue;
+    if (acquiring_.contains(client)) {
+      quiet = false;
+      continue;
+    }
     const auto holder = log->promised().node;
     if (holder != 0 && holder != settings_.self && hooks_.alive(holder)) continue;
     member first_alive = 0;
@@ -270,7 +280,9 @@ void session_replication::take_over_orphans() {
     if (first_alive != settings_.self) continue;
     spdlog::info("cluster: taking over session {} (its owner is down)", client);
     replicator_->acquire(client);
+    quiet = false;
   }
+  if (quiet) quiet_check_.store(check);
 }
 
 void session_replication::update_views() {

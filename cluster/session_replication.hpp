@@ -84,6 +84,12 @@ class session_replication final : public core::session_keeper {
   std::size_t owned_sessions() const noexcept { return owned_.load(); }
   std::size_t under_replicated() const noexcept { return under_replicated_.load(); }
   std::uint64_t malformed_batches() const noexcept { return malformed_.load(); }
+  // Looks for sessions without a live owner are numbered; this is the number
+  // of the latest that found none this node should take over (and none it
+  // was still taking over). A look numbered above the count when a member
+  // died saw it dead: every session of it this node takes over is served.
+  std::uint64_t orphan_checks() const noexcept { return orphan_checks_.load(); }
+  std::uint64_t last_quiet_orphan_check() const noexcept { return quiet_check_.load(); }
 
  private:
   struct acquire_waiter {
@@ -119,6 +125,8 @@ class session_replication final : public core::session_keeper {
   std::atomic<std::size_t> owned_{0};
   std::atomic<std::size_t> under_replicated_{0};
   std::atomic<std::uint64_t> malformed_{0};
+  std::atomic<std::uint64_t> orphan_checks_{0};
+  std::atomic<std::uint64_t> quiet_check_{0};
   // What the store's completions point at: cleared by stop().
   std::shared_ptr<std::atomic<bool>> alive_ = std::make_shared<std::atomic<bool>>(true);
 };

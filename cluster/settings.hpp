@@ -41,4 +41,11 @@ struct cluster_settings {
   std::uint32_t write_quorum = 0;  // 0: a majority of the replicas
 };
 
+// How long a dead peer's routes are kept with replicated sessions: its
+// sessions' replicas notice the death (up to the orphan check, 0.5 s), take
+// them over (bounded by the claim timeout) and announce their routes.
+inline std::chrono::milliseconds departed_route_grace(const cluster_settings& s) {
+  return s.claim_timeout + std::chrono::milliseconds(1'500);
+}
+
 }  // namespace ringmq::cluster

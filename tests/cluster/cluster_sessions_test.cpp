@@ -5,8 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 
+#include "cluster/ring.hpp"
 #include "tests/cluster/cluster_client.hpp"
 
 namespace ringmq::testing {
@@ -59,13 +61,101 @@ TEST(ReplicatedSessions, AnOfflineSessionAndItsAcknowledgedQueueOutliveItsNode) 
   }
   EXPECT_FALSE(back.receive(milliseconds(300))) << "nothing twice";
 
-  // Its subscription is served where the session is now.
+  // Its subscription is served where the session is now, once n3 knows
+  // (until then a QoS 1 message matching n1's routes is failed back).
+  ASSERT_TRUE(c.node(3).wait_for_log("took over the sessions of n1", milliseconds(10'000)))
+      << c.describe();
   cluster_client pub3;
   ASSERT_TRUE(pub3.connect(c.node(3), "pub3")) << pub3.error();
   ASSERT_EQ(pub3.publish("q/after", "after the failover"), codec::reason_code::success);
   auto after = back.receive(milliseconds(5'000));
   ASSERT_TRUE(after) << c.describe();
   EXPECT_EQ(after->payload, "after the failover");
+}
+
+// Between the death of a session's owner and the arrival of the routes its
+// new owner announces, a message for the session must not be acknowledged as
+// if nobody wanted it: it is queued to the session or failed back (0x97).
+// The node that takes the session over is held (SIGSTOP) while the
+// publisher's node has already found the owner dead, which opens that window
+// for as long as the test needs.
+TEST(ReplicatedSessions, AMessageForASessionWhoseOwnerJustDiedIsQueuedOrFailedNeverLost) {
+  // The taker is held from when n1 is suspected to when it is found dead:
+  // a long suspect timeout keeps the held node itself from looking dead.
+  auto settings = replicated(3);
+  settings.insert(settings.end(), {"cluster.suspect_timeout_ms=1200", "cluster.dead_timeout_ms=2000"});
+  test_cluster c(3, settings);
+  ASSERT_TRUE(c.started()) << c.describe();
+  // The session's replicas in order (its preference list): the first live
+  // one after n1 takes it over; the publisher is on the other.
+  const auto order = cluster::ring({{"n1"}, {"n2"}, {"n3"}}).preference_list("orphan", 3);
+  std::vector<int> survivors;
+  for (const auto& id : order) {
+    if (id != "n1") survivors.push_back(id == "n2" ? 2 : 3);
+  }
+  ASSERT_EQ(survivors.size(), 2u);
+  auto& taker = c.node(survivors[0]);
+  auto& publisher_node = c.node(survivors[1]);
+  {
+    cluster_client dev;
+    ASSERT_TRUE(dev.connect(c.node(1), "orphan", codec::protocol_version::v5, false, expiry(600)))
+        << dev.error();
+    ASSERT_FALSE(dev.subscribe("w/#", qos::at_least_once).empty());
+    dev.close();
+  }
+  cluster_client pub;
+  ASSERT_TRUE(pub.connect(publisher_node, "pub", codec::protocol_version::v5)) << pub.error();
+
+  c.node(1).kill();
+  ASSERT_TRUE(publisher_node.wait_for_log("peer suspect: node=n1", milliseconds(10'000)))
+      << c.describe();
+  taker.pause();  // shorter than the suspect timeout after this: not found dead itself
+  const bool found_dead = publisher_node.wait_for_log("peer dead: node=n1", milliseconds(10'000));
+
+  std::set<std::string> acknowledged;
+  int failed = 0;
+  const auto publish = [&](int i) {
+    const auto id = std::to_string(i);
+    const auto code = pub.publish("w/" + id, id);
+    ASSERT_TRUE(code) << "message " << id << " was neither acknowledged nor refused";
+    // Below 0x80 the message is accepted (0x10: nobody subscribed to it).
+    if (static_cast<int>(*code) < 0x80) {
+      acknowledged.insert(id);
+    } else {
+      ASSERT_EQ(*code, codec::reason_code::quota_exceeded) << "message " << id;
+      ++failed;
+    }
+  };
+  // n1 is dead here, its session not yet taken over.
+  for (int i = 0; i < 20 && found_dead; ++i) publish(i);
+  taker.resume();
+  ASSERT_TRUE(found_dead) << c.describe();
+  ASSERT_EQ(publisher_node.log().find("peer dead: node=" + taker.id()), std::string::npos)
+      << "the held node was found dead too\n"
+      << c.describe();
+  EXPECT_GT(failed, 0) << "while nobody served the session, its messages were failed back";
+
+  // The taker tells the publisher's node once the session's routes are there.
+  ASSERT_TRUE(publisher_node.wait_for_log("took over the sessions of n1", milliseconds(10'000)))
+      << c.describe();
+  for (int i = 20; i < 40; ++i) publish(i);
+  EXPECT_EQ(acknowledged.size(), 20u) << "served again, nothing is failed back\n" << c.describe();
+
+  cluster_client back;
+  ASSERT_TRUE(back.connect(publisher_node, "orphan", codec::protocol_version::v5, false,
+                           expiry(600)))
+      << back.error() << "\n" << c.describe();
+  EXPECT_TRUE(back.connack().session_present);
+  std::set<std::string> missing = acknowledged;
+  while (!missing.empty()) {
+    auto got = back.receive(milliseconds(5'000));
+    if (!got) break;
+    missing.erase(got->payload);
+  }
+  EXPECT_TRUE(missing.empty()) << missing.size() << " of " << acknowledged.size()
+                               << " acknowledged messages were lost (first: " << *missing.begin()
+                               << ")\n"
+                               << c.describe();
 }
 
 TEST(ReplicatedSessions, ASessionMovesToTheNodeItsClientConnectsTo) {
