@@ -104,6 +104,41 @@ void engine::close(reason_code code, std::string reason) {
   }
 }
 
+namespace {
+
+// Calls `then(true)` once everything `w` stands for is settled, on whatever
+// thread completes it last: false when a session keeper could not commit its
+// part. A local store that cannot write (a full disk, logged and shown by the
+// store itself) does not keep a client from fetching what was stored before.
+void when_written(storage::store* store, const written& w, std::function<void(bool)> then) {
+  struct join {
+    std::mutex mutex;
+    int left = 0;
+    bool ok = true;
+    std::function<void(bool)> then;
+  };
+  auto j = std::make_shared<join>();
+  j->left = (w.seq != 0 && store ? 1 : 0) + (w.kept ? 1 : 0);
+  j->then = std::move(then);
+  if (j->left == 0) {
+    j->then(true);
+    return;
+  }
+  auto one = [j](bool ok) {
+    std::unique_lock lock(j->mutex);
+    j->ok = j->ok && ok;
+    if (--j->left > 0) return;
+    auto then = std::move(j->then);
+    const bool all = j->ok;
+    lock.unlock();
+    then(all);
+  };
+  if (w.seq != 0 && store) store->when_durable(w.seq, [one](std::error_code) { one(true); });
+  if (w.kept) w.kept->on_done(one);
+}
+
+}  // namespace
+
 void engine::refuse_connect(reason_code code, std::string reason) {
   close_reason_ = std::move(reason);
   close_code_ = code;
@@ -324,10 +359,14 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
 }
 
 void engine::finish_connect(claim_result result, time_point now) {
-  if (!pending_) return;
-  auto pending = std::move(pending_);
-  if (lost_ || out_->closing()) return;  // on_connection_lost released the claim
-  const auto& s = broker_.settings();
+  if (!pending_ || storing_session_) return;
+  if (lost_ || out_->closing()) {  // on_connection_lost released the claim
+    pending_.reset();
+    return;
+  }
+  // Only what this CONNECT writes from here counts for its CONNACK.
+  take_commit_watermark();
+  take_keeper_wait();
   // A later CONNECT with this client id, on another node, won the race.
   const auto refuse_claimed = [this] {
     refuse_connect(codec::is_v5(version_) ? reason_code::server_busy
@@ -335,10 +374,12 @@ void engine::finish_connect(claim_result result, time_point now) {
                    "client id claimed by a newer connection on another node");
   };
   if (result == claim_result::refused) {
+    pending_.reset();
     refuse_claimed();
     return;
   }
   if (result == claim_result::unavailable) {
+    pending_.reset();
     refuse_connect(reason_code::server_unavailable,
                    "session unavailable: too few of its replicas answer");
     return;
@@ -346,10 +387,11 @@ void engine::finish_connect(claim_result result, time_point now) {
 
   session_registry::open_result opened;
   auto open = [&] {
-    opened = broker_.sessions().open(identity_->client_id, pending->clean_start, connection_id_);
+    opened = broker_.sessions().open(identity_->client_id, pending_->clean_start, connection_id_);
   };
   if (auto* cluster = broker_.cluster()) {
     if (!cluster->confirm(identity_->client_id, connection_id_, open)) {
+      pending_.reset();
       refuse_claimed();
       return;
     }
@@ -376,9 +418,52 @@ void engine::finish_connect(claim_result result, time_point now) {
   session_->set_expiry_interval(session_expiry_);
   // [MQTT-3.1.3-9]: a delayed will of this session is not sent after all.
   session_->take_pending_will(now, true);
+  // This connection's will is kept with a persistent session, so that it is
+  // sent even if this node dies before the connection ends (a restart, or the
+  // node that takes the session over, sends it).
+  if (will_) {
+    session_->arm_will(*make_will(now), will_delay());
+  } else {
+    session_->disarm_will();
+  }
+  session_present_ = opened.present;
 
+  // The CONNACK (and what the session sends after it) waits until what this
+  // CONNECT wrote is durable: the session record and the will, in the store
+  // or on a write quorum of the session's replicas.
+  const written w{take_commit_watermark(), take_keeper_wait()};
+  if (!w.pending()) {
+    complete_connect(now);
+    return;
+  }
+  storing_session_ = true;
+  when_written(broker_.store(), w,
+               [this, runner = runner_, alone = runner_.expired()](bool stored) {
+                 auto resume = [this, stored] {
+                   if (!storing_session_) return;  // the connection was lost meanwhile
+                   storing_session_ = false;
+                   if (lost_ || out_->closing()) return;
+                   if (!stored) {
+                     pending_.reset();
+                     refuse_connect(reason_code::server_unavailable,
+                                    "the session could not be stored");
+                     return;
+                   }
+                   complete_connect(clock::now());
+                 };
+                 if (alone) {
+                   resume();
+                 } else if (auto c = runner.lock()) {
+                   c->defer(std::move(resume));
+                 }
+               });
+}
+
+void engine::complete_connect(time_point now) {
+  auto pending = std::move(pending_);
+  const auto& s = broker_.settings();
   codec::connack_packet ack;
-  ack.session_present = opened.present && version_ != codec::protocol_version::v3_1;
+  ack.session_present = session_present_ && version_ != codec::protocol_version::v3_1;
   if (codec::is_v5(version_)) {
     if (pending->assigned_id) ack.props.assigned_client_identifier = identity_->client_id;
     if (pending->server_keep_alive) ack.props.server_keep_alive = *pending->server_keep_alive;
@@ -699,19 +784,28 @@ message_ptr engine::make_will(time_point now) const {
   return m;
 }
 
+std::uint32_t engine::will_delay() const {
+  return codec::is_v5(version_) ? will_->props.will_delay_interval.value_or(0) : 0;
+}
+
 void engine::handle_will(time_point now, bool taken_over) {
-  if (!will_ || normal_disconnect_) return;
-  const std::uint32_t delay =
-      codec::is_v5(version_) ? will_->props.will_delay_interval.value_or(0) : 0;
+  if (!will_) return;
+  if (normal_disconnect_) {
+    session_->disarm_will();
+    return;
+  }
+  const std::uint32_t delay = will_delay();
   auto m = make_will(now);
   will_.reset();
   if (taken_over) {
     // MQTT 5.0 section 3.1.4: sent if it has no delay or the session ended with
     // the takeover; otherwise the new connection resumes the session in time.
+    // (The new connection has put its own will in the store.)
     if (delay == 0 || session_->ended()) broker_.publish(m, now);
     return;
   }
   if (delay == 0 || session_expiry_ == 0) {
+    session_->disarm_will();
     broker_.publish(m, now);
     return;
   }
@@ -729,6 +823,12 @@ void engine::on_connection_lost(time_point now) {
   }
   auto* cluster = broker_.cluster();
   if (pending_) {
+    if (storing_session_) {
+      // Its session was opened, its CONNACK not sent: the will goes as for a
+      // connection lost (the session record says it was connected).
+      storing_session_ = false;
+      handle_will(now, session_->owner() != connection_id_);
+    }
     // Its claim may still be on its way: the cluster lets go of it when it comes.
     if (cluster) cluster->release(identity_->client_id, connection_id_);
     return;

@@ -81,6 +81,8 @@ class engine {
   void on_connect(codec::connect_packet&& p, time_point now);
   // The rest of CONNECT once no other node holds the client id.
   void finish_connect(claim_result result, time_point now);
+  // Sends the CONNACK and attaches the session, once what CONNECT wrote is durable.
+  void complete_connect(time_point now);
   void on_publish(codec::publish_packet&& p, time_point now);
   void on_pubrel(const codec::pubrel_packet& p);
   void on_subscribe(codec::subscribe_packet&& p, time_point now);
@@ -120,6 +122,7 @@ class engine {
   std::uint32_t peer_max_packet_ = 0;   // the client's Maximum Packet Size; 0 = none
   // Few clients set a will; its properties make it large, so it is held apart.
   std::unique_ptr<codec::will_message> will_;
+  std::uint32_t will_delay() const;  // of will_, in seconds (0 before MQTT 5)
   std::unordered_map<std::uint16_t, std::string> topic_aliases_;  // inbound, per connection
   // What CONNECT said that is needed once its claim is granted, and the
   // packets the client sent meanwhile. Null outside of that wait.
@@ -133,6 +136,8 @@ class engine {
     std::vector<codec::packet> held;
   };
   std::unique_ptr<pending_connect> pending_;
+  bool storing_session_ = false;  // CONNECT's writes are on their way to durability
+  bool session_present_ = false;  // for the CONNACK
   std::weak_ptr<task_runner> runner_;
   std::string close_reason_;
   std::optional<codec::reason_code> close_code_;

@@ -263,6 +263,16 @@ void journal::will_put(const std::string& client, const message& will, time_poin
   append(client, std::move(b));
 }
 
+void journal::will_arm(const std::string& client, const message& will, std::uint32_t delay_s) {
+  v1::WillRecord r;
+  to_record(will, *r.mutable_message());
+  r.set_armed(true);
+  r.set_armed_delay_s(delay_s);
+  write_batch b;
+  b.put(column::wills, client_key(client), r.SerializeAsString());
+  append(client, std::move(b));
+}
+
 void journal::will_erase(const std::string& client) {
   write_batch b;
   b.erase(column::wills, client_key(client));
@@ -383,6 +393,7 @@ std::error_code journal::load(recovered_state& out, time_point) {
     if (!r.ParseFromArray(value.data(), static_cast<int>(value.size()))) return corrupt();
     s->will = from_record(r.message());
     s->will_due_ms = r.due_at_ms();
+    if (r.armed()) s->will_armed_delay_s = r.armed_delay_s();
     return true;
   });
   if (ec || bad) return ec ? ec : bad;

@@ -64,6 +64,9 @@ struct recovered_session {
   std::vector<std::uint16_t> inbound_qos2;
   message_ptr will;
   std::int64_t will_due_ms = 0;
+  // The will of the connection that was open (WillRecord.armed): due this
+  // long after that connection is found gone.
+  std::optional<std::uint32_t> will_armed_delay_s;
 };
 
 // A retained message, or a tombstone (empty payload), with its version.
@@ -116,6 +119,8 @@ class journal {
   void inbound_erase(const std::string& client, std::uint16_t packet_id);
 
   void will_put(const std::string& client, const message& will, time_point due);
+  // The will of the open connection, so that it outlives this node.
+  void will_arm(const std::string& client, const message& will, std::uint32_t delay_s);
   void will_erase(const std::string& client);
 
   void retained_put(const message& m, const retained_version& v);

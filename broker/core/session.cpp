@@ -179,13 +179,29 @@ void session::set_pending_will(message_ptr will, time_point due) {
   if (journaled() && !ended()) journal_->will_put(client_id_, *will, due);
   pending_will_ = std::move(will);
   pending_will_due_ = due;
+  will_armed_ = false;  // the same record, replaced
 }
 
 message_ptr session::take_pending_will(time_point now, bool force) {
   std::lock_guard lock(mutex_);
   if (!pending_will_ || (!force && now < pending_will_due_)) return nullptr;
   if (journaled() && !ended()) journal_->will_erase(client_id_);
+  will_armed_ = false;
   return std::exchange(pending_will_, nullptr);
+}
+
+void session::arm_will(const message& will, std::uint32_t delay_s) {
+  std::lock_guard lock(mutex_);
+  if (!journaled() || ended()) return;
+  journal_->will_arm(client_id_, will, delay_s);
+  will_armed_ = true;
+}
+
+void session::disarm_will() {
+  std::lock_guard lock(mutex_);
+  if (!will_armed_) return;
+  will_armed_ = false;
+  if (journaled() && !ended()) journal_->will_erase(client_id_);
 }
 
 std::optional<time_point> session::pending_will_due() const {
@@ -519,7 +535,21 @@ void session::restore(recovered_session&& r, time_point now) {
   }
   next_order_ = highest + 1;
   for (auto id : r.inbound_qos2) inbound_qos2_.insert(id);
-  if (r.will) {
+  if (r.will && r.will_armed_delay_s) {
+    // The connection it belonged to is gone without closing (this node
+    // stopped, or the node it was on died): the will waits out its delay
+    // from now, or from when that connection was recorded gone.
+    const auto delay = std::chrono::seconds(std::min(*r.will_armed_delay_s, expiry_interval_));
+    pending_will_due_ = *disconnected_at_ + delay;
+    auto will = std::make_shared<message>(*r.will);
+    will->received_at = pending_will_due_;
+    will->expires_at.reset();
+    if (will->props.message_expiry_interval) {
+      will->expires_at =
+          pending_will_due_ + std::chrono::seconds(*will->props.message_expiry_interval);
+    }
+    pending_will_ = std::move(will);
+  } else if (r.will) {
     pending_will_ = std::move(r.will);
     pending_will_due_ = from_unix_ms(r.will_due_ms);
   }

@@ -100,6 +100,11 @@ class session {
   // The pending will if it is due (or `force`), removing it.
   message_ptr take_pending_will(time_point now, bool force);
   std::optional<time_point> pending_will_due() const;
+  // The will of the connection now open, kept with the session (journaled
+  // sessions) so that it is sent if this node dies before the connection
+  // closes; disarm_will() when the connection ends or a new one has none.
+  void arm_will(const message& will, std::uint32_t delay_s);
+  void disarm_will();
 
   // --- outbound ----------------------------------------------------------------
   // Delivers one message: sent now, queued, or dropped (counted). Any thread.
@@ -220,6 +225,7 @@ class session {
   std::atomic<std::shared_ptr<const client_identity>> identity_;
   message_ptr pending_will_;
   time_point pending_will_due_{};
+  bool will_armed_ = false;  // the store holds an armed will of this session
 };
 
 }  // namespace ringmq::core

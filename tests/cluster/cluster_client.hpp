@@ -21,7 +21,8 @@ class cluster_client {
   // Connects to `node`; `props` are the CONNECT properties (5.0).
   bool connect(cluster_member& node, std::string client_id,
                codec::protocol_version version = codec::protocol_version::v5,
-               bool clean_start = true, codec::properties props = {}) {
+               bool clean_start = true, codec::properties props = {},
+               std::optional<codec::will_message> will = {}) {
     node.aim(socket_);
     if (!socket_.connect_tcp(node.mqtt_port())) {
       error_ = socket_.error();
@@ -33,6 +34,7 @@ class cluster_client {
     c.clean_start = clean_start;
     c.keep_alive = 60;
     c.props = std::move(props);
+    c.will = std::move(will);
     auto ack = socket_.handshake(c, milliseconds(10'000));
     if (!ack) {
       error_ = socket_.error();

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -156,6 +157,73 @@ TEST(ReplicatedSessions, AMessageForASessionWhoseOwnerJustDiedIsQueuedOrFailedNe
                                << " acknowledged messages were lost (first: " << *missing.begin()
                                << ")\n"
                                << c.describe();
+}
+
+codec::will_message will_of(const std::string& client, std::uint32_t delay_s) {
+  codec::will_message w;
+  w.topic = "wills/" + client;
+  w.payload = client + " is gone";
+  w.qos = qos::at_least_once;
+  w.props.will_delay_interval = delay_s;
+  return w;
+}
+
+// Every will that arrives at `watcher` within `wait`, counted by payload.
+std::map<std::string, int> wills_seen(cluster_client& watcher, milliseconds wait) {
+  std::map<std::string, int> seen;
+  const auto deadline = steady::now() + wait;
+  while (steady::now() < deadline) {
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - steady::now());
+    auto got = watcher.receive(left);
+    if (!got) break;
+    ++seen[got->payload];
+  }
+  return seen;
+}
+
+// The will of a client whose node dies is kept with its session: the node
+// that takes the session over sends it after the will delay, once in the
+// whole cluster; a client that reconnects in time cancels it.
+TEST(ReplicatedSessions, TheWillOfAClientWhoseNodeDiedIsSentOnceUnlessItIsBackInTime) {
+  test_cluster c(3, replicated(3));
+  ASSERT_TRUE(c.started()) << c.describe();
+  cluster_client watchers[2];
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(watchers[i].connect(c.node(2 + i), "watcher-" + std::to_string(i)))
+        << watchers[i].error();
+    ASSERT_FALSE(watchers[i].subscribe("wills/#", qos::at_least_once).empty());
+  }
+  cluster_client lost, back_in_time;
+  ASSERT_TRUE(lost.connect(c.node(1), "lost", codec::protocol_version::v5, false, expiry(600),
+                           will_of("lost", 1)))
+      << lost.error();
+  ASSERT_TRUE(back_in_time.connect(c.node(1), "returns", codec::protocol_version::v5, false,
+                                   expiry(600), will_of("returns", 30)))
+      << back_in_time.error();
+
+  c.node(1).kill();
+  ASSERT_TRUE(c.node(2).wait_for_log("peer dead: node=n1", milliseconds(10'000)))
+      << c.describe();
+  cluster_client returned;
+  ASSERT_TRUE(returned.connect(c.node(3), "returns", codec::protocol_version::v5, false,
+                               expiry(600)))
+      << returned.error() << "\n" << c.describe();
+  EXPECT_TRUE(returned.connack().session_present);
+
+  // Each watcher receives the will of "lost" once: one node sent it.
+  for (auto& w : watchers) {
+    auto first = w.receive(milliseconds(10'000));
+    ASSERT_TRUE(first) << "the will of a client whose node died was not sent\n" << c.describe();
+    EXPECT_EQ(first->payload, "lost is gone");
+  }
+  // Longer than the detection of the death, the takeover and the delay
+  // again: a second node sending it would have done so by now.
+  for (auto& w : watchers) {
+    const auto more = wills_seen(w, milliseconds(3'000));
+    EXPECT_TRUE(more.empty()) << "sent again or the cancelled one sent: "
+                              << (more.empty() ? "" : more.begin()->first) << "\n"
+                              << c.describe();
+  }
 }
 
 TEST(ReplicatedSessions, ASessionMovesToTheNodeItsClientConnectsTo) {

@@ -77,5 +77,49 @@ TEST(BrokerAdopt, LettingGoClosesTheConnectionWithoutTheWillOrTheRoutes) {
       << "no will: the session did not end, another node serves it";
 }
 
+// The log of a session whose connection was open on a node that died: the
+// node that serves it now sends its will after the will delay, once.
+recovered_session session_with_open_connection(const std::string& client, std::uint32_t delay) {
+  recovered_session r;
+  r.client_id = client;
+  r.expiry_interval = 600;
+  r.disconnected_at_ms = 0;  // connected when its node stopped
+  auto will = std::make_shared<message>();
+  will->topic = "wills/" + client;
+  will->payload = "gone";
+  will->qos = qos::at_least_once;
+  r.will = will;
+  r.will_armed_delay_s = delay;
+  return r;
+}
+
+TEST(BrokerAdopt, TheWillOfAConnectionLostWithItsNodeIsSentAfterItsDelayOnce) {
+  bench b;
+  auto& watcher = b.connected("watcher");
+  watcher.subscribe("wills/#", qos::at_least_once);
+  b.broker().adopt_session(session_with_open_connection("dev", 5), b.clock.now);
+  b.advance(std::chrono::seconds(4));
+  b.sweep();
+  EXPECT_TRUE(watcher.publishes().empty()) << "not before its delay";
+  b.advance(std::chrono::seconds(1));
+  b.sweep();
+  b.advance(std::chrono::seconds(10));
+  b.sweep();
+  EXPECT_EQ(payloads(watcher.publishes()), (std::vector<std::string>{"gone"}));
+}
+
+TEST(BrokerAdopt, AClientBackBeforeTheDelayCancelsTheWillOfItsLostConnection) {
+  bench b;
+  auto& watcher = b.connected("watcher");
+  watcher.subscribe("wills/#", qos::at_least_once);
+  b.broker().adopt_session(session_with_open_connection("dev", 5), b.clock.now);
+  b.advance(std::chrono::seconds(2));
+  auto& back = b.add(v5);
+  EXPECT_TRUE(back.connect_persistent("dev", 600, false).session_present);
+  b.advance(std::chrono::seconds(10));
+  b.sweep();
+  EXPECT_TRUE(watcher.publishes().empty());
+}
+
 }  // namespace
 }  // namespace ringmq::core

@@ -25,8 +25,25 @@ class scripted_keeper final : public session_keeper {
   }
   void append(const std::string& client, storage::write_batch&& change,
               std::function<void(bool)> done) override {
+    {
+      std::lock_guard lock(mutex_);
+      seen_.push_back(client);
+      if (!at_once_) {
+        pending_.push_back({client, std::move(change), std::move(done)});
+        return;
+      }
+    }
+    done(true);
+  }
+  // Commits what comes at once (while clients connect) or waits for the test.
+  void commit_at_once(bool yes) {
     std::lock_guard lock(mutex_);
-    pending_.push_back({client, std::move(change), std::move(done)});
+    at_once_ = yes;
+  }
+  // Every client whose change came, committed or waiting.
+  std::vector<std::string> clients_seen() const {
+    std::lock_guard lock(mutex_);
+    return seen_;
   }
 
   // Changes waiting, oldest first.
@@ -59,6 +76,8 @@ class scripted_keeper final : public session_keeper {
   mutable std::mutex mutex_;
   std::set<std::string> kept_;
   std::vector<change> pending_;
+  std::vector<std::string> seen_;
+  bool at_once_ = false;
 };
 
 class EngineKeeper : public ::testing::Test {
@@ -74,6 +93,14 @@ class EngineKeeper : public ::testing::Test {
       return true;
     }));
     return n;
+  }
+
+  // CONNECT, its session's writes committed, CONNACK (which waits for them).
+  client& persistent(const std::string& id) {
+    keeper_.commit_at_once(true);
+    auto& c = bench_.persistent(id);
+    keeper_.commit_at_once(false);
+    return c;
   }
 
   // SUBSCRIBE, the keeper commits, SUBACK.
@@ -92,18 +119,39 @@ class EngineKeeper : public ::testing::Test {
 };
 
 TEST_F(EngineKeeper, AKeptSessionsChangesGoToTheKeeperNotTheStore) {
-  auto& kept = bench_.persistent("kept");
-  auto& local = bench_.persistent("local");
+  auto& kept = persistent("kept");
+  auto& local = persistent("local");
   (void)kept;
   (void)local;
   EXPECT_EQ(stored_sessions(), 1u) << "only the session that is not kept";
-  const auto clients = keeper_.clients_waiting();
+  const auto clients = keeper_.clients_seen();
   ASSERT_FALSE(clients.empty());
   for (const auto& c : clients) EXPECT_EQ(c, "kept");
 }
 
+TEST_F(EngineKeeper, ACONNACKWaitsUntilTheSessionAndItsWillAreCommitted) {
+  auto& dev = bench_.add(v5);
+  auto c = dev.connect_packet("kept", false);
+  c.props.session_expiry_interval = 600;
+  c.will = make_will("wills/kept", "gone");
+  dev.send(std::move(c));
+  dev.expect_nothing();
+  EXPECT_GE(keeper_.waiting(), 2u) << "the session record and the will";
+  keeper_.finish_all();
+  EXPECT_EQ(dev.expect<codec::connack_packet>().code, reason_code::success);
+}
+
+TEST_F(EngineKeeper, AConnectWhoseSessionCannotBeKeptIsRefused) {
+  auto& dev = bench_.add(v5);
+  auto c = dev.connect_packet("kept", false);
+  c.props.session_expiry_interval = 600;
+  dev.send(std::move(c));
+  keeper_.finish_all(false);
+  EXPECT_EQ(dev.expect<codec::connack_packet>().code, reason_code::server_unavailable);
+}
+
 TEST_F(EngineKeeper, APubackWaitsUntilTheQueuedCopyIsCommitted) {
-  auto& sub = bench_.persistent("kept");
+  auto& sub = persistent("kept");
   subscribe_kept(sub, "t", qos::at_least_once);
   sub.disconnect();
   keeper_.finish_all();
@@ -116,7 +164,7 @@ TEST_F(EngineKeeper, APubackWaitsUntilTheQueuedCopyIsCommitted) {
 }
 
 TEST_F(EngineKeeper, ASubackWaitsForTheSubscriptionsCommit) {
-  auto& sub = bench_.persistent("kept");
+  auto& sub = persistent("kept");
   keeper_.finish_all();
   codec::subscribe_packet s;
   s.packet_id = 3;
@@ -128,7 +176,7 @@ TEST_F(EngineKeeper, ASubackWaitsForTheSubscriptionsCommit) {
 }
 
 TEST_F(EngineKeeper, AFailedCommitIsAFailedAcknowledgement) {
-  auto& sub = bench_.persistent("kept");
+  auto& sub = persistent("kept");
   subscribe_kept(sub, "t", qos::at_least_once);
   sub.disconnect();
   keeper_.finish_all();
@@ -141,7 +189,7 @@ TEST_F(EngineKeeper, AFailedCommitIsAFailedAcknowledgement) {
 }
 
 TEST_F(EngineKeeper, AQos2PublishToAKeptSessionLeavesOnceItsPacketIdIsCommitted) {
-  auto& sub = bench_.persistent("kept");
+  auto& sub = persistent("kept");
   subscribe_kept(sub, "t", qos::exactly_once);
   auto& pub = bench_.connected("publisher");
   pub.publish("t", "m1", qos::exactly_once, 4);

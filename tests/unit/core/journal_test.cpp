@@ -132,6 +132,25 @@ TEST_F(JournalTest, EveryRecordKindSurvivesAReopen) {
   EXPECT_EQ(state.retained[1].version, (retained_version{0x1234'0002, "n3"}));
 }
 
+TEST_F(JournalTest, AnArmedWillComesBackWithItsDelayAndAPendingOneWithoutIt) {
+  journal_->save_session("open", 600, 0);
+  journal_->will_arm("open", *make_message("wills/open", "gone"), 30);
+  journal_->save_session("delayed", 600, 1'700'000'000'000);
+  journal_->will_arm("delayed", *make_message("wills/delayed", "gone"), 30);
+  journal_->will_put("delayed", *make_message("wills/delayed", "gone"),
+                     clock::now() + std::chrono::seconds(10));
+  auto state = reopen_and_load();
+  ASSERT_EQ(state.sessions.size(), 2u);
+  const bool open_first = state.sessions[0].client_id == "open";
+  const auto& open = state.sessions[open_first ? 0 : 1];
+  const auto& delayed = state.sessions[open_first ? 1 : 0];
+  ASSERT_NE(open.will, nullptr);
+  EXPECT_EQ(open.will_armed_delay_s, std::optional<std::uint32_t>(30));
+  ASSERT_NE(delayed.will, nullptr);
+  EXPECT_FALSE(delayed.will_armed_delay_s) << "the pending will replaced the armed one";
+  EXPECT_GT(delayed.will_due_ms, unix_now_ms());
+}
+
 TEST_F(JournalTest, ErasingASessionLeavesItsNeighbours) {
   stored_subscription sub;
   outgoing m;
