@@ -344,13 +344,8 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
     return;
   }
   // The answer comes on another thread, maybe after the connection is gone.
-  auto later = [this, runner = runner_, alone = runner_.expired()](claim_result r) {
-    auto resume = [this, r] { finish_connect(r, clock::now()); };
-    if (alone) {
-      resume();
-    } else if (auto c = runner.lock()) {
-      c->defer(std::move(resume));
-    }
+  auto later = [this, back = on_this_connection()](claim_result r) {
+    back([this, r] { finish_connect(r, clock::now()); });
   };
   if (cluster->claim(identity_->client_id, connection_id_, session_expiry_ > 0, result,
                      std::move(later))) {
@@ -437,26 +432,31 @@ void engine::finish_connect(claim_result result, time_point now) {
     return;
   }
   storing_session_ = true;
-  when_written(broker_.store(), w,
-               [this, runner = runner_, alone = runner_.expired()](bool stored) {
-                 auto resume = [this, stored] {
-                   if (!storing_session_) return;  // the connection was lost meanwhile
-                   storing_session_ = false;
-                   if (lost_ || out_->closing()) return;
-                   if (!stored) {
-                     pending_.reset();
-                     refuse_connect(reason_code::server_unavailable,
-                                    "the session could not be stored");
-                     return;
-                   }
-                   complete_connect(clock::now());
-                 };
-                 if (alone) {
-                   resume();
-                 } else if (auto c = runner.lock()) {
-                   c->defer(std::move(resume));
-                 }
-               });
+  when_written(broker_.store(), w, [this, back = on_this_connection()](bool stored) {
+    back([this, stored] {
+      if (!storing_session_) return;  // the connection was lost meanwhile
+      storing_session_ = false;
+      if (lost_ || out_->closing()) return;
+      if (!stored) {
+        pending_.reset();
+        refuse_connect(reason_code::server_unavailable, "the session could not be stored");
+        return;
+      }
+      complete_connect(clock::now());
+    });
+  });
+}
+
+std::function<void(std::function<void()>)> engine::on_this_connection() const {
+  // Without a runner (an engine driven directly) it runs at once; once the
+  // connection is gone, not at all.
+  return [runner = runner_, alone = runner_.expired()](std::function<void()> f) {
+    if (alone) {
+      f();
+    } else if (auto c = runner.lock()) {
+      c->defer(std::move(f));
+    }
+  };
 }
 
 void engine::complete_connect(time_point now) {

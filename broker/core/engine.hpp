@@ -83,6 +83,8 @@ class engine {
   void finish_connect(claim_result result, time_point now);
   // Sends the CONNACK and attaches the session, once what CONNECT wrote is durable.
   void complete_connect(time_point now);
+  // Runs what it is given on this connection's thread, from any thread.
+  std::function<void(std::function<void()>)> on_this_connection() const;
   void on_publish(codec::publish_packet&& p, time_point now);
   void on_pubrel(const codec::pubrel_packet& p);
   void on_subscribe(codec::subscribe_packet&& p, time_point now);
