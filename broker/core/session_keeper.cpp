@@ -8,18 +8,17 @@ void keeper_wait::add() {
 }
 
 void keeper_wait::finish(bool committed) {
-  std::function<void(bool)> then;
+  std::vector<std::function<void(bool)>> then;
   bool ok = false;
   {
     std::lock_guard lock(mutex_);
     if (!committed) failed_ = true;
     if (pending_ > 0) --pending_;
-    if (pending_ > 0 || !then_) return;
-    then = std::move(then_);
-    then_ = nullptr;
+    if (pending_ > 0 || then_.empty()) return;
+    then.swap(then_);
     ok = !failed_;
   }
-  then(ok);
+  for (auto& t : then) t(ok);
 }
 
 void keeper_wait::on_done(std::function<void(bool)> then) {
@@ -27,7 +26,7 @@ void keeper_wait::on_done(std::function<void(bool)> then) {
   {
     std::lock_guard lock(mutex_);
     if (pending_ > 0) {
-      then_ = std::move(then);
+      then_.push_back(std::move(then));
       return;
     }
     ok = !failed_;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "storage/store.hpp"
 
@@ -39,14 +40,15 @@ class keeper_wait {
   void add();
   void finish(bool committed);
   // Calls `then(all committed)` once nothing added is pending: at once when
-  // nothing is. Once.
+  // nothing is. Each continuation given is called once; one wait may have
+  // many (a resumed session's resends all wait for the same sync point).
   void on_done(std::function<void(bool)> then);
 
  private:
   std::mutex mutex_;
   std::size_t pending_ = 0;
   bool failed_ = false;
-  std::function<void(bool)> then_;
+  std::vector<std::function<void(bool)>> then_;
 };
 
 // Where a write stands: its position in the store, and the keeper's wait when

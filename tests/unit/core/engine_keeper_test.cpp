@@ -201,5 +201,63 @@ TEST_F(EngineKeeper, AQos2PublishToAKeptSessionLeavesOnceItsPacketIdIsCommitted)
   EXPECT_EQ(pub.expect<codec::pubrec_packet>().packet_id, 4);
 }
 
+// Everything a resumed session sends again waits for one sync point with the
+// keeper; each of the resends leaves once it is committed, not only the last.
+TEST_F(EngineKeeper, EveryResendOfAResumedKeptSessionLeavesAfterTheSyncPoint) {
+  auto& sub = persistent("kept");
+  subscribe_kept(sub, "t", qos::exactly_once);
+  auto& pub = bench_.connected("publisher");
+  for (std::uint16_t id = 1; id <= 2; ++id) {
+    pub.publish("t", "m" + std::to_string(id), qos::exactly_once, id);
+    keeper_.finish_all();
+  }
+  const auto first = sub.publishes();
+  ASSERT_EQ(first.size(), 2u);
+  sub.pubrec(first[0].packet_id);  // the first waits for PUBCOMP, the second for PUBREC
+  keeper_.finish_all();
+  sub.expect<codec::pubrel_packet>();
+  sub.lose();
+  keeper_.finish_all();
+
+  auto& back = bench_.add(v5);
+  auto c = back.connect_packet("kept", false);
+  c.props.session_expiry_interval = 600;
+  back.send(std::move(c));
+  keeper_.finish_all();  // the session record: CONNACK
+  EXPECT_TRUE(back.expect<codec::connack_packet>().session_present);
+  back.expect_nothing();
+  keeper_.finish_all();  // the sync point
+  const auto again = back.received();
+  ASSERT_EQ(again.size(), 2u) << "the PUBREL and the PUBLISH, both";
+  const auto* rel = std::get_if<codec::pubrel_packet>(&again[0]);
+  ASSERT_NE(rel, nullptr);
+  EXPECT_EQ(rel->packet_id, first[0].packet_id);
+  const auto* dup = std::get_if<codec::publish_packet>(&again[1]);
+  ASSERT_NE(dup, nullptr);
+  EXPECT_EQ(dup->packet_id, first[1].packet_id);
+  EXPECT_TRUE(dup->dup);
+}
+
+TEST(KeeperWait, EveryContinuationRunsOnceWhenTheLastChangeSettles) {
+  keeper_wait w;
+  w.add();
+  w.add();
+  int calls = 0;
+  bool all = true;
+  for (int i = 0; i < 3; ++i) {
+    w.on_done([&](bool ok) {
+      ++calls;
+      all = all && ok;
+    });
+  }
+  w.finish(true);
+  EXPECT_EQ(calls, 0);
+  w.finish(false);
+  EXPECT_EQ(calls, 3);
+  EXPECT_FALSE(all) << "one change was not committed";
+  w.on_done([&](bool ok) { calls += ok ? 100 : 10; });
+  EXPECT_EQ(calls, 13) << "at once, with the outcome, when nothing is pending";
+}
+
 }  // namespace
 }  // namespace ringmq::core
