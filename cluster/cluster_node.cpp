@@ -169,6 +169,30 @@ std::vector<std::uint64_t> cluster_node::session_preference(const std::string& c
   return out;
 }
 
+void cluster_node::describe_session(
+    const std::string& client_id,
+    std::function<void(std::optional<session_description>)> done) const {
+  if (!replication_) return done(std::nullopt);
+  replication_->describe(client_id, [this, done = std::move(done)](
+                                        std::optional<session_replication::session_state> s) {
+    if (!s) return done(std::nullopt);
+    const auto name = [this](std::uint64_t m) {
+      std::lock_guard lock(members_mutex_);
+      auto it = id_of_member_.find(m);
+      return it == id_of_member_.end() ? std::string("(former member)") : it->second;
+    };
+    session_description d;
+    d.role = s->role;
+    d.round = s->round;
+    d.generation_owner = s->generation_owner ? name(s->generation_owner) : std::string();
+    for (auto r : s->replicas) d.replicas.push_back(name(r));
+    d.last_seq = s->last_seq;
+    d.committed = s->committed;
+    d.replicas_in_sync = s->replicas_in_sync;
+    done(std::move(d));
+  });
+}
+
 bool cluster_node::member_alive(std::uint64_t member) const {
   std::string id;
   {
@@ -653,6 +677,7 @@ void cluster_node::on_peer_dead(peer_link& link) {
     }
     early_takeovers_.erase(link.index());
     departed_[link.index()] = std::move(d);
+    departed_changed();
   } else {
     table_.drop(link.index());
   }
@@ -672,6 +697,7 @@ void cluster_node::on_peer_dead(peer_link& link) {
 void cluster_node::on_peer_back(peer_link& link) {
   // Its routes come again with its snapshot on the stream it opens.
   departed_.erase(link.index());
+  departed_changed();
   early_takeovers_.erase(link.index());
   register_with_owners();
 }
@@ -716,6 +742,7 @@ void cluster_node::expire_departed_routes(std::int64_t now) {
     table_.drop(index);
     it = departed_.erase(it);
   }
+  departed_changed();
 }
 
 void cluster_node::on_sessions_taken_over(peer_link& from, const std::string& node) {

@@ -152,6 +152,20 @@ class cluster_node final : public core::cluster_link {
   cluster_view view() const;
   // Node id of `client_id`'s directory owner (first alive member of its preference list).
   std::string directory_owner_of(const std::string& client_id) const;
+  // Replicated sessions: what this node's log of `client_id` says, with
+  // member numbers as node ids; `done(nullopt)` when it keeps none (or
+  // sessions are not replicated). `done` runs on the cluster's thread.
+  struct session_description {
+    std::string role;
+    std::uint64_t round = 0;
+    std::string generation_owner;
+    std::vector<std::string> replicas;
+    std::uint64_t last_seq = 0;
+    std::uint64_t committed = 0;
+    std::size_t replicas_in_sync = 0;
+  };
+  void describe_session(const std::string& client_id,
+                        std::function<void(std::optional<session_description>)> done) const;
   // Removes `node` from the member set. Returns an error text, or empty.
   std::string forget(const std::string& node);
   void set_observer(observe_function f) { observer_ = std::move(f); }
@@ -163,6 +177,7 @@ class cluster_node final : public core::cluster_link {
   // --- core::cluster_link --------------------------------------------------
   void local_route_added(const std::string& filter) override;
   void local_route_removed(const std::string& filter) override;
+  bool can_settle(std::string_view topic) const override;
   std::size_t publish(const core::message_ptr& m, const core::retained_version* retained,
                       std::vector<std::string>& local_groups, bool& groups_decided) override;
   void when_routes_synced(std::function<void()> done) override;
@@ -375,6 +390,9 @@ class cluster_node final : public core::cluster_link {
     std::set<std::string> taken_over_by;  // peers that said so
   };
   std::map<origin_index, departure> departed_;
+  // departed_.size(), for can_settle() on any thread.
+  std::atomic<std::size_t> departed_count_{0};
+  void departed_changed() { departed_count_.store(departed_.size(), std::memory_order_release); }
   // Takeovers peers announced for a node this one did not find dead yet:
   // sender and when. Cluster thread only.
   std::map<origin_index, std::map<std::string, std::int64_t>> early_takeovers_;

@@ -258,6 +258,38 @@ std::size_t cluster_node::publish(const core::message_ptr& m,
   return sent;
 }
 
+bool cluster_node::can_settle(std::string_view topic) const {
+  if (departed_count_.load(std::memory_order_acquire) == 0) return true;
+  const auto& peers = peers_for_this_thread();
+  const auto departed = [&](origin_index o) {
+    return o != self_index && o < peers.by_index.size() && peers.by_index[o] &&
+           peers.by_index[o]->dead();
+  };
+  std::shared_ptr<peer_link> blocking;
+  table_.match(
+      topic,
+      [&](origin_index o) {
+        if (!blocking && departed(o)) blocking = peers.by_index[o];
+      },
+      [&](const route_table::shared_group& g) {
+        // A group is served by its live members; only when none is left
+        // would the message be for the dead node's members alone.
+        bool live = false;
+        origin_index dead = 0;
+        for (const auto& [o, count] : g.members) {
+          if (departed(o)) {
+            dead = o;
+          } else if (o == self_index || (o < peers.by_index.size() && peers.by_index[o])) {
+            live = true;
+          }
+        }
+        if (!live && dead && !blocking) blocking = peers.by_index[dead];
+      });
+  if (!blocking) return true;
+  blocking->counters.settle_failed.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
 // ----- answers on this node's streams
 
 void cluster_node::on_peer_response(peer_link& link, v1::PeerBatch& batch) {

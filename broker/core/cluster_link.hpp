@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "broker/core/message.hpp"
@@ -52,6 +53,17 @@ class cluster_link {
   // number of remote nodes it was sent to for delivery.
   virtual std::size_t publish(const message_ptr& m, const retained_version* retained,
                               std::vector<std::string>& local_groups, bool& groups_decided) = 0;
+
+  // False when a QoS 1/2 message on `topic` cannot be settled now: it
+  // matches the routes of a node that just died, whose persistent sessions
+  // are moving to their replicas. Such a message is refused before it is
+  // delivered anywhere (all or nothing: a partial delivery followed by the
+  // publisher's retry would deliver it twice). From any thread; cheap when no
+  // node died recently.
+  virtual bool can_settle(std::string_view topic) const {
+    (void)topic;
+    return true;
+  }
 
   // Calls `done` once every peer that is not dead has applied this node's
   // routes as they are now (bounded by a timeout). Inline when nothing is to

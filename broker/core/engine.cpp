@@ -555,6 +555,20 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
     code = reason_code::quota_exceeded;
     route = false;
   }
+  if (qos != codec::qos::at_most_once && route && broker_.cluster() &&
+      !broker_.cluster()->can_settle(p.topic)) {
+    // A node with matching routes just died and its sessions are moving: the
+    // message is refused whole, delivered nowhere, and the client sends it
+    // again (3.x after reconnecting). Refusing only the part for that node
+    // would deliver the retry twice to everyone else. (The cluster counts it
+    // in ringmq_cluster_forwards_failed_total.)
+    if (!v5) {
+      close(reason_code::quota_exceeded, "sessions of a failed node are moving");
+      return;
+    }
+    code = reason_code::quota_exceeded;
+    route = false;
+  }
   // The QoS 2 packet id and every copy the message makes in the store (queued
   // for persistent subscribers, retained) survive a crash together or not at
   // all. Were the id kept without the copies, the client's resend after a
