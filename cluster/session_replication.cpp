@@ -178,6 +178,27 @@ void session_replication::on_batch(member from, std::string bytes) {
   });
 }
 
+void session_replication::describe(const std::string& client,
+                                   std::function<void(std::optional<session_state>)> done) {
+  boost::asio::post(strand_, [this, client, done = std::move(done)] {
+    const auto* log = stopped_ ? nullptr : replicator_->log_of(client);
+    if (!log) return done(std::nullopt);
+    session_state s;
+    using role = replication::session_log::role;
+    s.role = log->serving() ? "owner"
+             : log->current_role() == role::replica ? "replica"
+                                                    : "candidate";
+    const auto gen = log->current_role() == role::replica ? log->promised() : log->generation();
+    s.round = gen.round;
+    s.generation_owner = gen.node;
+    s.replicas = log->settings().replicas;
+    s.last_seq = log->last_seq();
+    s.committed = log->known_commit();
+    if (log->serving()) s.replicas_in_sync = log->replicas_in_sync();
+    done(std::move(s));
+  });
+}
+
 // ----- sending, persisting, ticking
 
 void session_replication::schedule_flush() {

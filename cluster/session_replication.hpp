@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -78,6 +79,21 @@ class session_replication final : public core::session_keeper {
   void acquire(const std::string& client, std::function<void(bool)> done);
   // A LogBatch from a peer.
   void on_batch(member from, std::string bytes);
+
+  // What this node's log of one session says (for the admin API).
+  struct session_state {
+    std::string role;  // "owner" (serving), "candidate", "replica"
+    std::uint64_t round = 0;
+    member generation_owner = 0;  // who holds the newest generation it knows
+    std::vector<member> replicas;
+    std::uint64_t last_seq = 0;
+    std::uint64_t committed = 0;  // as far as this node knows
+    std::size_t replicas_in_sync = 0;  // owner only
+  };
+  // Calls `done` on the strand with the state of `client`'s log here
+  // (nullopt: this node keeps none).
+  void describe(const std::string& client,
+                std::function<void(std::optional<session_state>)> done);
 
   // --- views (any thread) -------------------------------------------------------
   std::size_t sessions() const noexcept { return sessions_.load(); }

@@ -101,11 +101,31 @@ void register_cluster_api(http::server& server, cluster::cluster_node& cluster,
     if (r.method != "GET") return reply(json_error(405, "use GET"));
     if (auto denied = check_token(r, s, false)) return reply(*denied);
     auto body = to_json(cluster.view());
-    if (auto it = r.query.find("client_id"); it != r.query.end()) {
-      body["client"] = json::object{{"client_id", it->second},
-                                    {"directory_owner", cluster.directory_owner_of(it->second)}};
-    }
-    reply(json_response(200, body));
+    auto it = r.query.find("client_id");
+    if (it == r.query.end()) return reply(json_response(200, body));
+    const auto client = it->second;
+    // The session's log as this node holds it: answered from the cluster's thread.
+    cluster.describe_session(client, [body = std::move(body), client, &cluster, reply](
+                                         std::optional<cluster::cluster_node::session_description>
+                                             d) mutable {
+      json::object c{{"client_id", client},
+                     {"directory_owner", cluster.directory_owner_of(client)}};
+      if (d) {
+        json::array replicas;
+        for (const auto& r : d->replicas) replicas.push_back(json::string(r));
+        c["session"] = json::object{{"role", d->role},
+                                    {"generation", json::object{{"round", d->round},
+                                                                {"owner", d->generation_owner}}},
+                                    {"replicas", std::move(replicas)},
+                                    {"last_seq", d->last_seq},
+                                    {"committed", d->committed},
+                                    {"replicas_in_sync", d->replicas_in_sync}};
+      } else {
+        c["session"] = nullptr;
+      }
+      body["client"] = std::move(c);
+      reply(json_response(200, body));
+    });
   });
 }
 
