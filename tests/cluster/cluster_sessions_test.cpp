@@ -11,6 +11,7 @@
 
 #include "cluster/ring.hpp"
 #include "tests/cluster/cluster_client.hpp"
+#include "tests/cluster/ledger_client.hpp"
 
 namespace ringmq::testing {
 namespace {
@@ -276,6 +277,157 @@ TEST(ReplicatedSessions, WithoutAQuorumOfItsReplicasASessionIsNotServed) {
   EXPECT_TRUE(clean.connect(c.node(1), "no-session")) << "a session that ends with its "
                                                          "connection needs no replicas: "
                                                       << clean.error();
+}
+
+}  // namespace
+}  // namespace ringmq::testing
+
+namespace ringmq::testing {
+namespace {
+
+// A session taken over by its first live replica after its node died queues
+// what is published meanwhile there; its client then connects to another
+// node, which takes the session, queue and all, from the replicas.
+TEST(ReplicatedSessions, ATakenOverSessionMovesOnWithWhatItQueuedMeanwhile) {
+  test_cluster c(3, replicated(3));
+  ASSERT_TRUE(c.started()) << c.describe();
+  const auto order = cluster::ring({{"n1"}, {"n2"}, {"n3"}}).preference_list("wanderer", 3);
+  std::vector<int> survivors;
+  for (const auto& id : order) {
+    if (id != "n1") survivors.push_back(id == "n2" ? 2 : 3);
+  }
+  auto& taker = c.node(survivors[0]);
+  auto& other = c.node(survivors[1]);
+  for (const auto version : {codec::protocol_version::v5, codec::protocol_version::v3_1_1}) {
+    cluster_client dev;
+    const auto id = std::string("wanderer") + (version == codec::protocol_version::v5 ? "" : "-311");
+    ASSERT_TRUE(dev.connect(c.node(1), id, version, false, expiry(600))) << dev.error();
+    ASSERT_FALSE(dev.subscribe("t/#", qos::exactly_once).empty());
+    dev.close();
+  }
+  c.node(1).kill();
+  ASSERT_TRUE(other.wait_for_log("took over the sessions of n1", milliseconds(10'000)))
+      << c.describe();
+  cluster_client pub;
+  ASSERT_TRUE(pub.connect(other, "pub-t")) << pub.error();
+  constexpr int messages = 40;
+  for (int i = 0; i < messages; ++i) {
+    ASSERT_EQ(pub.publish("t/" + std::to_string(i), "m" + std::to_string(i), qos::exactly_once),
+              codec::reason_code::success)
+        << c.describe();
+  }
+  // One comes back where its session was taken over, one elsewhere.
+  for (const auto version : {codec::protocol_version::v5, codec::protocol_version::v3_1_1}) {
+    const auto id = std::string("wanderer") + (version == codec::protocol_version::v5 ? "" : "-311");
+    cluster_client back;
+    auto& node = version == codec::protocol_version::v5 ? taker : other;
+    ASSERT_TRUE(back.connect(node, id, version, false, expiry(600))) << back.error();
+    EXPECT_TRUE(back.connack().session_present) << id;
+    for (int i = 0; i < messages; ++i) {
+      auto got = back.receive(milliseconds(5'000));
+      ASSERT_TRUE(got) << id << ": message " << i << " is missing\n" << c.describe();
+      EXPECT_EQ(got->payload, "m" + std::to_string(i));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ringmq::testing
+
+namespace ringmq::testing {
+namespace {
+
+// A QoS 2 delivery under way when the subscriber's node dies (the PUBLISH
+// received and not answered, a second one answered with PUBREC) is
+// completed where the session is served next: the first PUBLISH again with
+// DUP and its packet id, the PUBREL of the second, then what was queued.
+TEST(ReplicatedSessions, AQos2DeliveryUnderWayWhenItsNodeDiesIsCompletedOnTheNextNode) {
+  test_cluster c(3, replicated(3));
+  ASSERT_TRUE(c.started()) << c.describe();
+  mqtt_socket sub;
+  c.node(1).aim(sub);
+  sub.set_version(codec::protocol_version::v5);
+  ASSERT_TRUE(sub.connect_tcp(c.node(1).mqtt_port()));
+  codec::connect_packet connect;
+  connect.version = codec::protocol_version::v5;
+  connect.client_id = "midway";
+  connect.clean_start = false;
+  connect.props.session_expiry_interval = 600;
+  ASSERT_TRUE(sub.handshake(connect, milliseconds(5'000)));
+  codec::subscribe_packet s;
+  s.packet_id = 1;
+  codec::subscribe_options o;
+  o.max_qos = qos::exactly_once;
+  s.subscriptions.push_back({"mid/#", o});
+  ASSERT_TRUE(sub.send(codec::packet{s}));
+  codec::packet p;
+  ASSERT_EQ(sub.receive(p, milliseconds(5'000)), mqtt_socket::read_result::packet);
+  ASSERT_TRUE(std::holds_alternative<codec::suback_packet>(p));
+
+  cluster_client pub;
+  ASSERT_TRUE(pub.connect(c.node(2), "pub-mid")) << pub.error();
+  std::uint16_t answered = 0, unanswered = 0;
+  for (const char* payload : {"answered", "unanswered"}) {
+    ASSERT_EQ(pub.publish("mid/x", payload, qos::exactly_once), codec::reason_code::success);
+    ASSERT_EQ(sub.receive(p, milliseconds(5'000)), mqtt_socket::read_result::packet);
+    const auto* got = std::get_if<codec::publish_packet>(&p);
+    ASSERT_TRUE(got);
+    ASSERT_EQ(got->payload, payload);
+    if (std::string(payload) == "answered") {
+      answered = got->packet_id;
+      codec::pubrec_packet rec;
+      rec.packet_id = answered;
+      ASSERT_TRUE(sub.send(codec::packet{rec}));
+      ASSERT_EQ(sub.receive(p, milliseconds(5'000)), mqtt_socket::read_result::packet);
+      ASSERT_TRUE(std::holds_alternative<codec::pubrel_packet>(p)) << "PUBREL once PUBREC is kept";
+    } else {
+      unanswered = got->packet_id;
+    }
+  }
+  c.node(1).kill();
+  sub.close();
+  // Refused while the session moves, then queued for it.
+  ledger_client later("pub-mid-2", codec::protocol_version::v5);
+  std::vector<cluster_member*> survivors{&c.node(2), &c.node(3)};
+  ASSERT_TRUE(later.connect(c.node(2))) << later.error();
+  ASSERT_TRUE(later.publish("mid/x", "queued", qos::exactly_once, survivors,
+                            steady::now() + std::chrono::seconds(20)))
+      << later.error() << "\n" << c.describe();
+
+  mqtt_socket back;
+  c.node(3).aim(back);
+  back.set_version(codec::protocol_version::v5);
+  ASSERT_TRUE(back.connect_tcp(c.node(3).mqtt_port()));
+  auto ack = back.handshake(connect, milliseconds(10'000));
+  ASSERT_TRUE(ack) << back.error() << "\n" << c.describe();
+  EXPECT_TRUE(ack->session_present);
+  bool resent = false, released = false, queued = false;
+  const auto deadline = steady::now() + std::chrono::seconds(10);
+  while (!(resent && released && queued) && steady::now() < deadline) {
+    if (back.receive(p, milliseconds(500)) != mqtt_socket::read_result::packet) continue;
+    if (const auto* pub2 = std::get_if<codec::publish_packet>(&p)) {
+      if (pub2->payload == "unanswered") {
+        EXPECT_EQ(pub2->packet_id, unanswered) << "resent under its packet id";
+        EXPECT_TRUE(pub2->dup);
+        resent = true;
+      } else if (pub2->payload == "queued") {
+        queued = true;
+      } else {
+        ADD_FAILURE() << "sent again: " << pub2->payload;
+      }
+      codec::pubrec_packet rec;
+      rec.packet_id = pub2->packet_id;
+      back.send(codec::packet{rec});
+    } else if (const auto* rel = std::get_if<codec::pubrel_packet>(&p)) {
+      if (rel->packet_id == answered) released = true;
+      codec::pubcomp_packet comp;
+      comp.packet_id = rel->packet_id;
+      back.send(codec::packet{comp});
+    }
+  }
+  EXPECT_TRUE(resent) << "the unanswered PUBLISH was not sent again\n" << c.describe();
+  EXPECT_TRUE(released) << "the PUBREL of the answered one was not sent again";
+  EXPECT_TRUE(queued) << "what was queued meanwhile was not delivered\n" << c.describe();
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -51,6 +52,16 @@ cluster_member::cluster_member(std::string id, std::string ip, std::string data_
   std::filesystem::create_directories(data_dir_);
 }
 
+void cluster_member::run_as(unsigned uid) {
+  uid_ = uid;
+  namespace fs = std::filesystem;
+  std::error_code ignored;
+  ::chown(data_dir_.c_str(), uid, uid);
+  for (const auto& entry : fs::recursive_directory_iterator(data_dir_, ignored)) {
+    ::chown(entry.path().c_str(), uid, uid);
+  }
+}
+
 cluster_member::~cluster_member() {
   if (process_) process_.reset();  // kills what still runs
 }
@@ -74,7 +85,12 @@ bool cluster_member::start(const std::vector<std::string>& seeds, milliseconds t
   }
   for (const auto& t : fast_cluster_timings()) sets.push_back(t);
   sets.insert(sets.end(), overrides_.begin(), overrides_.end());
-  std::vector<std::string> argv{ringmq_binary()};
+  std::vector<std::string> argv;
+  if (uid_) {
+    const auto id = std::to_string(*uid_);
+    argv = {"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups"};
+  }
+  argv.push_back(ringmq_binary());
   for (auto& s : sets) {
     argv.push_back("--set");
     argv.push_back(std::move(s));
@@ -164,11 +180,13 @@ boost::json::value cluster_member::get_json(const std::string& target) const {
   return reply.json();
 }
 
-test_cluster::test_cluster(int size, std::vector<std::string> overrides)
+test_cluster::test_cluster(int size, std::vector<std::string> overrides, cluster_options options)
     : overrides_(std::move(overrides)) {
   const auto base = std::filesystem::temp_directory_path() / "ringmq-cluster-XXXXXX";
   std::string pattern = base.string();
   if (::mkdtemp(pattern.data()) != nullptr) root_ = pattern;
+  // Nodes of other users reach their own directories through it.
+  if (options.separate_users) ::chmod(root_.c_str(), 0755);
   // Each test process has its own /24 of loopback addresses, so that tests
   // running at once never meet.
   const auto pid = static_cast<unsigned>(::getpid());
@@ -176,6 +194,7 @@ test_cluster::test_cluster(int size, std::vector<std::string> overrides)
   for (int i = 1; i <= size; ++i) {
     members_.push_back(std::make_unique<cluster_member>(
         "n" + std::to_string(i), ip_of(i), root_ + "/n" + std::to_string(i), overrides_));
+    if (options.separate_users) members_.back()->run_as(40000 + static_cast<unsigned>(i));
   }
   if (size == 0) return;
   if (!node(1).start()) return;

@@ -31,6 +31,13 @@ class cluster_member {
   // Kills the process if it still runs.
   ~cluster_member();
 
+  // Runs the node as user `uid` (and group), with its data directory handed
+  // to it: packets of its sockets then carry that uid, so a test can cut the
+  // network between nodes by owner (nft `meta skuid`) though every node's
+  // outbound connections leave from the same loopback address. Before start().
+  void run_as(unsigned uid);
+  std::optional<unsigned> uid() const noexcept { return uid_; }
+
   // Starts the node (with `seeds`, "host:port" peer addresses) and waits for
   // "ringmq started". False when it did not start in time (describe() says why).
   bool start(const std::vector<std::string>& seeds = {},
@@ -81,13 +88,20 @@ class cluster_member {
   std::uint16_t http_port_ = 0;
   std::uint16_t cluster_port_ = 0;
   bool ended_by_test_ = false;
+  std::optional<unsigned> uid_;
+};
+
+struct cluster_options {
+  // Each node n<i> runs as user 40000 + i (see cluster_member::run_as).
+  bool separate_users = false;
 };
 
 class test_cluster {
  public:
   // Starts `size` nodes and waits until all are ready with one member set.
   // `overrides` apply to every node.
-  explicit test_cluster(int size, std::vector<std::string> overrides = {});
+  explicit test_cluster(int size, std::vector<std::string> overrides = {},
+                        cluster_options options = {});
   test_cluster(const test_cluster&) = delete;
   test_cluster& operator=(const test_cluster&) = delete;
   // Stops every node that runs, failing the test unless each exits 0.

@@ -276,3 +276,30 @@ TEST(SessionReplicator, APrepareFromAPeerCreatesTheLogOnlyOnAListedReplica) {
 
 }  // namespace
 }  // namespace ringmq::cluster::replication
+
+namespace ringmq::cluster::replication {
+namespace {
+
+// A session passes from owner to owner: its first owner dies, the next takes
+// it over, and a third takes it from that one while it lives. Every owner's
+// changes are reported committed to their proposers.
+TEST(SessionReplicator, EachOwnerInTurnHasItsChangesReportedCommitted) {
+  cluster3 c;
+  c[0].acquire("dev-1");
+  c.settle();
+  EXPECT_EQ(c.propose(0, "dev-1", "a"), std::optional<bool>(true));
+  c.stop(0);
+  c[1].acquire("dev-1");
+  c.settle();
+  ASSERT_TRUE(c[1].serving("dev-1"));
+  EXPECT_EQ(c.propose(1, "dev-1", "b"), std::optional<bool>(true));
+  c[2].acquire("dev-1");
+  c.settle();
+  ASSERT_TRUE(c[2].serving("dev-1"));
+  EXPECT_FALSE(c[1].serving("dev-1"));
+  EXPECT_EQ(c.propose(2, "dev-1", "c"), std::optional<bool>(true));
+  EXPECT_EQ(c.propose(2, "dev-1", "d"), std::optional<bool>(true));
+}
+
+}  // namespace
+}  // namespace ringmq::cluster::replication
