@@ -19,6 +19,10 @@ void to_wire(const core::message& m, core::time_point now, v1::ClusterMessage& o
     out.set_properties(std::move(props));
   }
   out.set_publisher(m.publisher);
+  if (m.publish_number) {
+    out.set_publish_number(m.publish_number);
+    out.set_publish_packet_id(m.publish_packet_id);
+  }
   if (m.expires_at) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*m.expires_at - now);
     out.set_expires_in_ms(static_cast<std::uint64_t>(std::max<std::int64_t>(left.count(), 0)));
@@ -38,6 +42,8 @@ std::shared_ptr<core::message> from_wire(const v1::ClusterMessage& in, core::tim
     m->props = std::move(*props);
   }
   m->publisher = in.publisher();
+  m->publish_number = in.publish_number();
+  m->publish_packet_id = static_cast<std::uint16_t>(in.publish_packet_id());
   m->received_at = now;
   if (in.has_expires_in_ms()) {
     m->expires_at = now + std::chrono::milliseconds(in.expires_in_ms());

@@ -16,6 +16,7 @@ const char* column_name(column c) noexcept {
     case column::wills: return "wills";
     case column::retained: return "retained";
     case column::replication: return "replication";
+    case column::dedup: return "dedup";
     case column::count_: break;
   }
   return "unknown";

@@ -29,6 +29,7 @@ enum class column : std::uint8_t {
   wills,
   retained,
   replication,  // replicated sessions' logs (cluster/replication/log_storage.hpp)
+  dedup,        // numbered QoS 2 messages a session already took, per publisher
   count_
 };
 inline constexpr std::size_t column_count = static_cast<std::size_t>(column::count_);

@@ -17,19 +17,19 @@ std::uint64_t ack_sequencer::send_gated(codec::packet ack, storage::commit_seq s
   return enqueue(std::move(ack), seq, std::max<std::uint32_t>(holds, 1));
 }
 
-void ack_sequencer::send_after(codec::packet ack, const written& w) {
+void ack_sequencer::send_after(codec::packet ack, const written& w, bool close_on_failure) {
   if (!w.kept) {
-    send(std::move(ack), w.seq);
+    enqueue(std::move(ack), w.seq, 0, close_on_failure);
     return;
   }
-  const auto gate = send_gated(std::move(ack), w.seq);
+  const auto gate = enqueue(std::move(ack), w.seq, 1, close_on_failure);
   w.kept->on_done([weak = weak_from_this(), gate](bool committed) {
     if (auto self = weak.lock()) committed ? self->release(gate) : self->fail(gate);
   });
 }
 
 std::uint64_t ack_sequencer::enqueue(codec::packet&& ack, storage::commit_seq seq,
-                                     std::uint32_t holds) {
+                                     std::uint32_t holds, bool close_on_failure) {
   const bool gated = holds > 0;
   bool ask = false;
   std::uint64_t gate = 0;
@@ -43,7 +43,7 @@ std::uint64_t ack_sequencer::enqueue(codec::packet&& ack, storage::commit_seq se
     // Nothing of its own to wait for: it waits for what is before it (order).
     if (seq == 0 || seq <= durable_) seq = waiting_.empty() ? 0 : waiting_.back().seq;
     if (gated) gate = next_gate_++;
-    waiting_.push_back({seq, std::move(ack), gate, holds, false});
+    waiting_.push_back({seq, std::move(ack), gate, holds, false, close_on_failure});
     if (seq > requested_) {
       requested_ = seq;
       ask = true;
@@ -151,10 +151,11 @@ void ack_sequencer::on_durable(storage::commit_seq seq, std::error_code ec) {
 }
 
 bool ack_sequencer::send_failure_locked(entry& front) {
-  if (const auto* rec = std::get_if<codec::pubrec_packet>(&front.ack)) {
+  if (const auto* rec = std::get_if<codec::pubrec_packet>(&front.ack);
+      rec && !front.close_on_failure) {
     refused_pubrecs_.push_back(rec->packet_id);
   }
-  if (!to_failure(front.ack, out_->version())) {
+  if (front.close_on_failure || !to_failure(front.ack, out_->version())) {
     // The client is told nothing was stored by losing the connection: it
     // sends the packet again after reconnecting, and nothing acknowledged is lost.
     codec::disconnect_packet d;

@@ -39,8 +39,12 @@ class ack_sequencer : public std::enable_shared_from_this<ack_sequencer> {
   // What the gate waited for will not happen (a keeper could not commit):
   // the acknowledgement is sent in its failure form, or the connection closed.
   void fail(std::uint64_t gate);
-  // Sends `ack` after `w`: its store position and its keeper's wait.
-  void send_after(codec::packet ack, const written& w);
+  // Sends `ack` after `w`: its store position and its keeper's wait. With
+  // `close_on_failure`, a failure closes the connection instead of sending
+  // the acknowledgement's failure form: for a numbered QoS 2 message, whose
+  // client must send it again under the same packet id (a 0x97 PUBREC would
+  // end the exchange, and its retry would be another message).
+  void send_after(codec::packet ack, const written& w, bool close_on_failure = false);
 
   // True while acknowledgements are waiting for the store.
   bool waiting() const;
@@ -57,8 +61,10 @@ class ack_sequencer : public std::enable_shared_from_this<ack_sequencer> {
     std::uint64_t gate = 0;  // 0: not gated (or released)
     std::uint32_t holds = 0;
     bool failed = false;
+    bool close_on_failure = false;
   };
-  std::uint64_t enqueue(codec::packet&& ack, storage::commit_seq seq, std::uint32_t holds);
+  std::uint64_t enqueue(codec::packet&& ack, storage::commit_seq seq, std::uint32_t holds,
+                        bool close_on_failure = false);
   // The front failed: its failure form goes out, or the connection closes (false).
   bool send_failure_locked(entry& front);
   void on_durable(storage::commit_seq seq, std::error_code ec);

@@ -75,11 +75,11 @@ ack_sequencer& engine::acks() {
   return *acks_;
 }
 
-void engine::acknowledge(codec::packet&& ack) {
+void engine::acknowledge(codec::packet&& ack, bool close_on_failure) {
   // Everything this packet wrote must be durable first: in the store, and
   // what a session keeper (a cluster's replicated logs) was handed.
   const auto seq = take_commit_watermark();
-  acks().send_after(std::move(ack), written{seq, take_keeper_wait()});
+  acks().send_after(std::move(ack), written{seq, take_keeper_wait()}, close_on_failure);
 }
 
 void engine::close(reason_code code, std::string reason) {
@@ -561,8 +561,9 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
     // message is refused whole, delivered nowhere, and the client sends it
     // again (3.x after reconnecting). Refusing only the part for that node
     // would deliver the retry twice to everyone else. (The cluster counts it
-    // in ringmq_cluster_forwards_failed_total.)
-    if (!v5) {
+    // in ringmq_cluster_forwards_failed_total.) A numbered QoS 2 message
+    // being sent again must keep its packet id: closed, not refused.
+    if (!v5 || (qos == codec::qos::exactly_once && session_->inbound_number(packet_id))) {
       close(reason_code::quota_exceeded, "sessions of a failed node are moving");
       return;
     }
@@ -578,15 +579,23 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
   if (qos == codec::qos::exactly_once && route && broker_.store()) {
     together.emplace(*broker_.store());
   }
+  // A numbered QoS 2 message (replicated sessions, docs/cluster.md "Exactly
+  // once"): its copies in other sessions are not written together with its
+  // packet id, so a retransmission is routed again under its number (the
+  // sessions that took it already know it), and a failure closes the
+  // connection: the client sends it again under the same packet id.
+  std::uint64_t number = 0;
   if (qos == codec::qos::exactly_once && route) {
-    if (!session_->begin_inbound_qos2(packet_id)) {
+    const auto begun = session_->begin_inbound_qos2(packet_id, session_->numbers_qos2());
+    number = begun.number;
+    if (!begun.added && number == 0) {
       // A retransmission of a message already received: acknowledge, do not route again.
       codec::pubrec_packet rec;
       rec.packet_id = packet_id;
       acknowledge(std::move(rec));
       return;
     }
-    if (session_->inbound_qos2_count() > s.receive_maximum) {
+    if (begun.added && session_->inbound_qos2_count() > s.receive_maximum) {
       close(reason_code::receive_maximum_exceeded, "Receive Maximum exceeded");
       return;
     }
@@ -601,6 +610,8 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
     m->retain = p.retain;
     m->props = std::move(p.props);
     m->publisher = identity_->client_id;
+    m->publish_number = number;
+    m->publish_packet_id = number ? packet_id : 0;
     m->received_at = now;
     if (m->props.message_expiry_interval) {
       m->expires_at = now + std::chrono::seconds(*m->props.message_expiry_interval);
@@ -619,7 +630,7 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
     codec::pubrec_packet rec;
     rec.packet_id = packet_id;
     rec.code = code;
-    acknowledge(std::move(rec));
+    acknowledge(std::move(rec), /*close_on_failure=*/number != 0);
   }
 }
 

@@ -96,7 +96,7 @@ class engine {
   void close(codec::reason_code code, std::string reason);
   void send(codec::packet&& p);
   // Sends an acknowledgement once the store writes it depends on are durable.
-  void acknowledge(codec::packet&& ack);
+  void acknowledge(codec::packet&& ack, bool close_on_failure = false);
   ack_sequencer& acks();
   // Publishes the will now, or parks it in the session for its delay.
   void handle_will(time_point now, bool taken_over);

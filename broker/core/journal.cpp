@@ -27,6 +27,13 @@ std::string client_key(const std::string& client) {
   return k;
 }
 
+// dedup column: client + publisher (both length-prefixed).
+std::string dedup_key(const std::string& client, const std::string& publisher) {
+  auto key = client_key(client);
+  storage::keys::append_string(key, publisher);
+  return key;
+}
+
 std::string ordered_key(const std::string& client, std::uint64_t order) {
   auto k = client_key(client);
   storage::keys::append_u64(k, order);
@@ -174,7 +181,8 @@ void journal::erase_session(const std::string& client) {
   const auto prefix = client_key(client);
   write_batch b;
   b.erase(column::sessions, prefix);
-  for (auto c : {column::subscriptions, column::queue, column::inflight, column::inbound_qos2}) {
+  for (auto c : {column::subscriptions, column::queue, column::inflight, column::inbound_qos2,
+                 column::dedup}) {
     b.erase_prefix(c, prefix);
   }
   b.erase(column::wills, prefix);
@@ -238,11 +246,39 @@ void journal::inflight_erase(const std::string& client, std::uint64_t order) {
   append(client, std::move(b));
 }
 
-void journal::inbound_put(const std::string& client, std::uint16_t packet_id) {
+void journal::inbound_put(const std::string& client, std::uint16_t packet_id,
+                          std::uint64_t number) {
   auto key = client_key(client);
   storage::keys::append_u16(key, packet_id);
   write_batch b;
-  b.put(column::inbound_qos2, std::move(key), {});
+  if (number == 0) {
+    b.put(column::inbound_qos2, std::move(key), {});
+  } else {
+    v1::InboundRecord r;
+    r.set_number(number);
+    auto value = r.SerializeAsString();
+    b.put(column::inbound_qos2, std::move(key), value);
+    // Packet id 0 is never a real one: its record is the publisher's counter.
+    auto counter = client_key(client);
+    storage::keys::append_u16(counter, 0);
+    b.put(column::inbound_qos2, std::move(counter), std::move(value));
+  }
+  append(client, std::move(b));
+}
+
+void journal::dedup_put(const std::string& client, const std::string& publisher,
+                        const dedup_window& w) {
+  v1::DedupRecord r;
+  r.set_top(w.top());
+  r.set_packet_ids(w.encode_ids());
+  write_batch b;
+  b.put(column::dedup, dedup_key(client, publisher), r.SerializeAsString());
+  append(client, std::move(b));
+}
+
+void journal::dedup_erase(const std::string& client, const std::string& publisher) {
+  write_batch b;
+  b.erase(column::dedup, dedup_key(client, publisher));
   append(client, std::move(b));
 }
 
@@ -377,11 +413,33 @@ std::error_code journal::load(recovered_state& out, time_point) {
     return true;
   });
   if (ec || bad) return ec ? ec : bad;
-  ec = store_.scan(column::inbound_qos2, {}, [&](std::string_view key, std::string_view) {
+  ec = store_.scan(column::inbound_qos2, {}, [&](std::string_view key, std::string_view value) {
     std::size_t offset = 0;
     auto* s = owner(key, offset);
     if (!s || key.size() < offset + 2) return true;
-    s->inbound_qos2.push_back(storage::keys::read_u16(key, offset));
+    const auto id = storage::keys::read_u16(key, offset);
+    v1::InboundRecord r;
+    if (!r.ParseFromArray(value.data(), static_cast<int>(value.size()))) return corrupt();
+    if (id == 0) {
+      s->publish_counter = r.number();
+      return true;
+    }
+    s->inbound_qos2.push_back(id);
+    if (r.number()) s->inbound_numbers.emplace_back(id, r.number());
+    return true;
+  });
+  if (ec || bad) return ec ? ec : bad;
+  ec = store_.scan(column::dedup, {}, [&](std::string_view key, std::string_view value) {
+    std::size_t offset = 0;
+    auto* s = owner(key, offset);
+    if (!s) return true;
+    std::string_view publisher;
+    if (!storage::keys::read_string(key, offset, publisher)) return corrupt();
+    v1::DedupRecord r;
+    if (!r.ParseFromArray(value.data(), static_cast<int>(value.size()))) return corrupt();
+    dedup_window w;
+    if (!w.decode(r.top(), r.packet_ids())) return corrupt();
+    s->taken.emplace_back(std::string(publisher), w);
     return true;
   });
   if (ec || bad) return ec ? ec : bad;

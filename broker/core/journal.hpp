@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/core/dedup_window.hpp"
 #include "broker/core/message.hpp"
 #include "broker/core/retained_index.hpp"
 #include "broker/core/session_keeper.hpp"
@@ -62,6 +63,12 @@ struct recovered_session {
   std::vector<recovered_queued> queue;
   std::vector<recovered_inflight> inflight;
   std::vector<std::uint16_t> inbound_qos2;
+  // Numbered QoS 2 messages (replicated sessions): the numbers of the packet
+  // ids above that have one, the publisher's last number, and what the
+  // session took from each publisher (dedup_window.hpp).
+  std::vector<std::pair<std::uint16_t, std::uint64_t>> inbound_numbers;
+  std::uint64_t publish_counter = 0;
+  std::vector<std::pair<std::string, dedup_window>> taken;
   message_ptr will;
   std::int64_t will_due_ms = 0;
   // The will of the connection that was open (WillRecord.armed): due this
@@ -115,8 +122,15 @@ class journal {
   written sync_point(const std::string& client);
   void inflight_erase(const std::string& client, std::uint64_t order);
 
-  void inbound_put(const std::string& client, std::uint16_t packet_id);
+  // `number` (0: none): the message's number in the publisher's sequence,
+  // which is also written as the publisher's counter.
+  void inbound_put(const std::string& client, std::uint16_t packet_id, std::uint64_t number = 0);
   void inbound_erase(const std::string& client, std::uint16_t packet_id);
+
+  // What `client` took of `publisher`'s numbered messages; erased when the
+  // session forgets that publisher.
+  void dedup_put(const std::string& client, const std::string& publisher, const dedup_window& w);
+  void dedup_erase(const std::string& client, const std::string& publisher);
 
   void will_put(const std::string& client, const message& will, time_point due);
   // The will of the open connection, so that it outlives this node.

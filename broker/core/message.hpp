@@ -27,6 +27,11 @@ struct message {
   // or subscription identifier, which belong to one hop.
   codec::properties props;
   std::string publisher;  // client id of the sender, for No Local
+  // A QoS 2 message from a replicated persistent session: its number in the
+  // publisher's sequence and its packet id. The same pair again is a resend
+  // (the publisher's node failed mid-way) that a session takes only once.
+  std::uint64_t publish_number = 0;  // 0: not numbered
+  std::uint16_t publish_packet_id = 0;
   time_point received_at{};
   std::optional<time_point> expires_at;  // from Message Expiry Interval
 

@@ -28,6 +28,7 @@ std::string_view to_string(drop_reason reason) noexcept {
     case drop_reason::not_authorized: return "not_authorized";
     case drop_reason::no_subscribers: return "no_subscribers";
     case drop_reason::store_full: return "store_full";
+    case drop_reason::duplicate: return "duplicate";
     case drop_reason::count_: break;
   }
   return "unknown";

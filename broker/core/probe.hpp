@@ -31,6 +31,7 @@ enum class drop_reason : std::uint8_t {
   not_authorized,    // refused by the ACL at delivery time
   no_subscribers,    // published to a topic nobody subscribes to
   store_full,        // the store refused the write
+  duplicate,         // a numbered QoS 2 message the session took before (a resend after a failure)
   count_
 };
 std::string_view to_string(drop_reason reason) noexcept;

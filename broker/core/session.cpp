@@ -356,6 +356,44 @@ void session::deliver(outgoing&& m, time_point now) {
   }
   std::lock_guard lock(mutex_);
   if (ended()) return;
+  const dedup_window* taken = nullptr;
+  if (m.msg->publish_number && !take_numbered(*m.msg, taken)) {
+    local_probe().dropped(drop_reason::duplicate);
+    return;
+  }
+  const auto publisher = taken ? m.msg->publisher : std::string();
+  const bool record = taken && journaled() && m.qos != codec::qos::at_most_once;
+  deliver_locked(std::move(m), now);
+  // After the copy: a crash between the two leaves a copy that a resend
+  // would add again (a duplicate), never a taken number without its copy.
+  if (record) journal_->dedup_put(client_id_, publisher, *taken);
+}
+
+session::numbered_state& session::numbered() {
+  if (!numbered_) numbered_ = std::make_unique<numbered_state>();
+  return *numbered_;
+}
+
+bool session::take_numbered(const message& m, const dedup_window*& record) {
+  auto& n = numbered();
+  auto it = n.taken.find(m.publisher);
+  if (it == n.taken.end()) {
+    if (n.taken.size() >= max_numbered_publishers) {
+      auto oldest = std::min_element(n.taken.begin(), n.taken.end(), [](const auto& a, const auto& b) {
+        return a.second.used < b.second.used;
+      });
+      if (journaled() && !ended()) journal_->dedup_erase(client_id_, oldest->first);
+      n.taken.erase(oldest);
+    }
+    it = n.taken.emplace(m.publisher, numbered_state::taken_from{}).first;
+  }
+  it->second.used = ++n.uses;
+  if (!it->second.window.admit(m.publish_number, m.publish_packet_id)) return false;
+  record = &it->second.window;
+  return true;
+}
+
+void session::deliver_locked(outgoing&& m, time_point now) {
   if (m.qos == codec::qos::at_most_once) {
     if (!out_) {
       if (limits_.queue_qos0_offline) {
@@ -446,15 +484,41 @@ void session::on_pubcomp(std::uint16_t packet_id, time_point now) {
   fill_window(now);
 }
 
-bool session::begin_inbound_qos2(std::uint16_t packet_id) {
+session::inbound_begin session::begin_inbound_qos2(std::uint16_t packet_id, bool numbered_qos2) {
   std::lock_guard lock(mutex_);
-  const bool added = inbound_qos2_.insert(packet_id).second;
-  if (added && journaled() && !ended()) journal_->inbound_put(client_id_, packet_id);
-  return added;
+  inbound_begin result;
+  result.added = inbound_qos2_.insert(packet_id).second;
+  if (!result.added) {
+    if (numbered_) {
+      auto it = numbered_->numbers.find(packet_id);
+      if (it != numbered_->numbers.end()) result.number = it->second;
+    }
+    return result;
+  }
+  if (numbered_qos2) {
+    auto& n = numbered();
+    result.number = ++n.counter;
+    n.numbers[packet_id] = result.number;
+  }
+  if (journaled() && !ended()) journal_->inbound_put(client_id_, packet_id, result.number);
+  return result;
+}
+
+std::uint64_t session::inbound_number(std::uint16_t packet_id) const {
+  std::lock_guard lock(mutex_);
+  if (!numbered_) return 0;
+  auto it = numbered_->numbers.find(packet_id);
+  return it == numbered_->numbers.end() ? 0 : it->second;
+}
+
+bool session::numbers_qos2() const {
+  std::lock_guard lock(mutex_);
+  return journaled() && !ended() && journal_->keeper() && journal_->keeper()->keeps(client_id_);
 }
 
 bool session::release_inbound_qos2(std::uint16_t packet_id) {
   std::lock_guard lock(mutex_);
+  if (numbered_) numbered_->numbers.erase(packet_id);
   const bool removed = inbound_qos2_.erase(packet_id) > 0;
   if (removed && journaled() && !ended()) journal_->inbound_erase(client_id_, packet_id);
   return removed;
@@ -535,6 +599,15 @@ void session::restore(recovered_session&& r, time_point now) {
   }
   next_order_ = highest + 1;
   for (auto id : r.inbound_qos2) inbound_qos2_.insert(id);
+  if (r.publish_counter || !r.inbound_numbers.empty() || !r.taken.empty()) {
+    auto& n = numbered();
+    n.counter = r.publish_counter;
+    for (const auto& [id, number] : r.inbound_numbers) {
+      n.numbers[id] = number;
+      n.counter = std::max(n.counter, number);
+    }
+    for (auto& [publisher, window] : r.taken) n.taken[publisher].window = window;
+  }
   if (r.will && r.will_armed_delay_s) {
     // The connection it belonged to is gone without closing (this node
     // stopped, or the node it was on died): the will waits out its delay

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <boost/container/devector.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <boost/unordered/unordered_flat_set.hpp>
 #include <cstdint>
 #include <map>
@@ -19,11 +20,13 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "broker/codec/packets.hpp"
 #include "broker/core/ack_sequencer.hpp"
 #include "broker/core/auth.hpp"
+#include "broker/core/dedup_window.hpp"
 #include "broker/core/message.hpp"
 #include "broker/core/outbox.hpp"
 #include "broker/core/session_types.hpp"
@@ -114,8 +117,20 @@ class session {
   void on_pubcomp(std::uint16_t packet_id, time_point now);
 
   // --- inbound QoS 2 -----------------------------------------------------------
-  // False when the id is already awaiting PUBREL (a retransmission: do not route again).
-  bool begin_inbound_qos2(std::uint16_t packet_id);
+  struct inbound_begin {
+    bool added = false;         // false: already awaiting PUBREL (a retransmission)
+    std::uint64_t number = 0;   // the message's number (numbered sessions), new or as before
+  };
+  // Records the packet id until PUBREL. With `numbered`, a new one gets the
+  // next number of this publisher (docs/cluster.md, "Exactly once"), and a
+  // retransmission answers the number it had: it is routed again under it.
+  inbound_begin begin_inbound_qos2(std::uint16_t packet_id, bool numbered = false);
+  // True when this session's QoS 2 messages are numbered: its records are
+  // kept by a session keeper (replicated), so the copies a message makes in
+  // other sessions are not written together with its packet id.
+  bool numbers_qos2() const;
+  // The number of the QoS 2 message awaiting PUBREL under `packet_id` (0: none).
+  std::uint64_t inbound_number(std::uint16_t packet_id) const;
   // False when the id was not awaiting PUBREL.
   bool release_inbound_qos2(std::uint16_t packet_id);
   std::size_t inbound_qos2_count() const;
@@ -220,6 +235,26 @@ class session {
   bool ever_journaled_ = false;  // the store holds records of this session
   std::uint16_t last_packet_id_ = 0;
   boost::unordered_flat_set<std::uint16_t> inbound_qos2_;
+  // Numbered QoS 2 messages, made on first use (most sessions never have one).
+  struct numbered_state {
+    std::uint64_t counter = 0;  // as publisher: the last number given
+    boost::unordered_flat_map<std::uint16_t, std::uint64_t> numbers;  // packet id -> number
+    struct taken_from {
+      dedup_window window;
+      std::uint64_t used = 0;  // for evicting the publisher heard from longest ago
+    };
+    std::unordered_map<std::string, taken_from> taken;  // as subscriber, by publisher
+    std::uint64_t uses = 0;
+  };
+  // Publishers whose numbered messages a session remembers: beyond this, the
+  // one heard from longest ago is forgotten (its resends would be taken again).
+  static constexpr std::size_t max_numbered_publishers = 1024;
+  numbered_state& numbered();
+  // False when `m` is a numbered message this session took before; else
+  // remembers it and sets `record` to what must be journaled after the copy.
+  bool take_numbered(const message& m, const dedup_window*& record);
+  void deliver_locked(outgoing&& m, time_point now);
+  std::unique_ptr<numbered_state> numbered_;
   std::map<std::string, stored_subscription> subscriptions_;
 
   std::atomic<std::shared_ptr<const client_identity>> identity_;

@@ -17,6 +17,7 @@ bool is_session_column(column c) noexcept {
     case column::inflight:
     case column::inbound_qos2:
     case column::wills:
+    case column::dedup:
       return true;
     case column::meta:
     case column::retained:

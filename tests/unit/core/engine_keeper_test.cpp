@@ -259,5 +259,45 @@ TEST(KeeperWait, EveryContinuationRunsOnceWhenTheLastChangeSettles) {
   EXPECT_EQ(calls, 13) << "at once, with the outcome, when nothing is pending";
 }
 
+// A kept publisher's QoS 2 message is numbered: sent again (its PUBREC was
+// lost with a failed node), it is routed again under its number, and a
+// session that took it does not take it twice.
+TEST_F(EngineKeeper, AKeptPublishersQos2ResendIsRoutedAgainAndTakenOnce) {
+  auto& sub = bench_.persistent("local");
+  sub.subscribe("t", qos::exactly_once);
+  auto& pub = persistent("kept");
+  pub.publish("t", "once", qos::exactly_once, 4);
+  keeper_.finish_all();
+  EXPECT_EQ(pub.expect<codec::pubrec_packet>().code, reason_code::success);
+  auto first = sub.publishes();
+  ASSERT_EQ(first.size(), 1u);
+  sub.pubrec(first[0].packet_id);
+
+  const auto duplicates = dropped(drop_reason::duplicate);
+  auto again = make_publish("t", "once", qos::exactly_once, 4);
+  again.dup = true;
+  pub.publish(std::move(again));
+  keeper_.finish_all();
+  EXPECT_EQ(pub.expect<codec::pubrec_packet>().code, reason_code::success);
+  EXPECT_EQ(dropped(drop_reason::duplicate), duplicates + 1)
+      << "routed again, and the session that took it knew it";
+  for (const auto& p : sub.received()) {
+    EXPECT_FALSE(std::holds_alternative<codec::publish_packet>(p)) << "taken twice: " << describe(p);
+  }
+}
+
+TEST_F(EngineKeeper, AFailedNumberedQos2PublishClosesTheConnectionRatherThanRefuseIt) {
+  auto& sub = bench_.persistent("local");
+  sub.subscribe("t", qos::exactly_once);
+  auto& pub = persistent("kept");
+  pub.publish("t", "m", qos::exactly_once, 9);
+  keeper_.finish_all(/*committed=*/false);
+  const auto got = pub.received();
+  ASSERT_FALSE(got.empty());
+  EXPECT_FALSE(std::holds_alternative<codec::pubrec_packet>(got.front()))
+      << "a 0x97 PUBREC would end the exchange: the retry would be another message";
+  EXPECT_TRUE(pub.closing()) << "closed: the client sends it again under packet id 9";
+}
+
 }  // namespace
 }  // namespace ringmq::core

@@ -199,5 +199,45 @@ TEST_F(JournalTest, AppendsRaiseTheThreadsCommitWatermark) {
   EXPECT_EQ(take_commit_watermark(), 0u) << "taking resets the watermark";
 }
 
+TEST_F(JournalTest, NumberedQos2RecordsSurviveAReopenAndGoWithTheSession) {
+  const std::string client = "device-7";
+  journal_->save_session(client, 600, 0);
+  journal_->inbound_put(client, 40, 17);
+  journal_->inbound_put(client, 41, 18);
+  journal_->inbound_put(client, 42);  // not numbered
+  journal_->inbound_erase(client, 41);
+  dedup_window taken;
+  taken.admit(5, 100);
+  taken.admit(3, 101);
+  journal_->dedup_put(client, "sensor-1", taken);
+  journal_->dedup_put(client, "sensor-2", taken);
+  journal_->dedup_erase(client, "sensor-2");
+
+  auto state = reopen_and_load();
+  ASSERT_EQ(state.sessions.size(), 1u);
+  const auto& s = state.sessions[0];
+  EXPECT_EQ(s.inbound_qos2, (std::vector<std::uint16_t>{40, 42}));
+  EXPECT_EQ(s.inbound_numbers, (std::vector<std::pair<std::uint16_t, std::uint64_t>>{{40, 17}}));
+  EXPECT_EQ(s.publish_counter, 18u) << "the counter outlives the packet id that last raised it";
+  ASSERT_EQ(s.taken.size(), 1u);
+  EXPECT_EQ(s.taken[0].first, "sensor-1");
+  auto back = s.taken[0].second;
+  EXPECT_FALSE(back.admit(5, 100));
+  EXPECT_FALSE(back.admit(3, 101));
+  EXPECT_TRUE(back.admit(4, 102));
+
+  journal_->erase_session(client);
+  state = reopen_and_load();
+  EXPECT_TRUE(state.sessions.empty());
+  std::size_t left = 0;
+  for (auto c : {storage::column::inbound_qos2, storage::column::dedup}) {
+    EXPECT_FALSE(store_->scan(c, {}, [&](auto, auto) {
+      ++left;
+      return true;
+    }));
+  }
+  EXPECT_EQ(left, 0u);
+}
+
 }  // namespace
 }  // namespace ringmq::core

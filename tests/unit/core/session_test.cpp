@@ -367,14 +367,14 @@ TEST(Session, V311DeliveryCarriesNoProperties) {
 
 TEST(Session, InboundQos2Ids) {
   session s("c1", {});
-  EXPECT_TRUE(s.begin_inbound_qos2(5));
-  EXPECT_FALSE(s.begin_inbound_qos2(5));  // a retransmission
-  EXPECT_TRUE(s.begin_inbound_qos2(6));
+  EXPECT_TRUE(s.begin_inbound_qos2(5).added);
+  EXPECT_FALSE(s.begin_inbound_qos2(5).added);  // a retransmission
+  EXPECT_TRUE(s.begin_inbound_qos2(6).added);
   EXPECT_EQ(s.inbound_qos2_count(), 2u);
   EXPECT_TRUE(s.release_inbound_qos2(5));
   EXPECT_FALSE(s.release_inbound_qos2(5));
   EXPECT_EQ(s.inbound_qos2_count(), 1u);
-  EXPECT_TRUE(s.begin_inbound_qos2(5));  // free again after release
+  EXPECT_TRUE(s.begin_inbound_qos2(5).added);  // free again after release
 }
 
 TEST(Session, SubscriptionsAddReplaceLimitRemove) {
@@ -424,6 +424,49 @@ TEST(Session, PendingWillIsTakenWhenDueOrForced) {
   s.set_pending_will(msg("will", "y"), t0 + std::chrono::seconds(5));
   EXPECT_TRUE(s.take_pending_will(t0, true));
   EXPECT_EQ(s.pending_will_due(), std::nullopt);
+}
+
+}  // namespace
+}  // namespace ringmq::core
+
+namespace ringmq::core {
+namespace {
+
+TEST(Session, NumberedInboundQos2IdsKeepTheirNumberUntilReleased) {
+  session s("publisher", {});
+  const auto first = s.begin_inbound_qos2(5, true);
+  EXPECT_TRUE(first.added);
+  EXPECT_EQ(first.number, 1u);
+  const auto again = s.begin_inbound_qos2(5, true);
+  EXPECT_FALSE(again.added) << "a retransmission";
+  EXPECT_EQ(again.number, 1u) << "routed again under the number it had";
+  EXPECT_EQ(s.inbound_number(5), 1u);
+  EXPECT_EQ(s.begin_inbound_qos2(6, true).number, 2u);
+  EXPECT_TRUE(s.release_inbound_qos2(5));
+  EXPECT_EQ(s.inbound_number(5), 0u);
+  EXPECT_EQ(s.begin_inbound_qos2(5, true).number, 3u) << "numbers never repeat";
+  EXPECT_EQ(s.begin_inbound_qos2(7).number, 0u) << "not numbered unless asked";
+}
+
+TEST(Session, ANumberedMessageIsTakenOncePerPublisher) {
+  attached a;
+  const auto numbered = [](std::string publisher, std::uint64_t number, std::uint16_t id) {
+    auto m = std::make_shared<message>();
+    m->topic = "t";
+    m->payload = publisher + "#" + std::to_string(number);
+    m->qos = qos::exactly_once;
+    m->publisher = std::move(publisher);
+    m->publish_number = number;
+    m->publish_packet_id = id;
+    return message_ptr(m);
+  };
+  a.s.deliver(out_of(numbered("p1", 1, 10)), t0);
+  a.s.deliver(out_of(numbered("p1", 1, 10)), t0);  // routed again after a failure
+  a.s.deliver(out_of(numbered("p2", 1, 10)), t0);  // another publisher's first
+  a.s.deliver(out_of(numbered("p1", 2, 11)), t0);
+  std::vector<std::string> payloads;
+  for (const auto& p : a.publishes()) payloads.push_back(p.payload);
+  EXPECT_EQ(payloads, (std::vector<std::string>{"p1#1", "p2#1", "p1#2"}));
 }
 
 }  // namespace

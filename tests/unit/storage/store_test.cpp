@@ -58,7 +58,7 @@ std::vector<std::pair<std::string, std::string>> dump(store& s, column c,
 
 const column every_column[] = {column::sessions, column::subscriptions, column::queue,
                                column::inflight, column::inbound_qos2, column::wills,
-                               column::retained, column::replication};
+                               column::retained, column::replication, column::dedup};
 
 TEST(RocksdbStore, EveryColumnKeepsItsRecordsAcrossReopen) {
   temp_dir dir;
