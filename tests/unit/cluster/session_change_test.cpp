@@ -81,7 +81,7 @@ TEST(SessionChange, ASnapshotRoundTripsAndReplacesTheSessionsRecords) {
       ++puts;
     }
   }
-  EXPECT_EQ(erases, 6u) << "every session column";
+  EXPECT_EQ(erases, 7u) << "every session column (sessions, subscriptions, queue, inflight, inbound_qos2, wills, dedup)";
   EXPECT_EQ(puts, 2u);
 }
 
