@@ -70,6 +70,12 @@ class cluster_link {
   // be waited for. From any thread.
   virtual void when_routes_synced(std::function<void()> done) = 0;
 
+  // Calls `done` once everything any live peer forwarded to this node before
+  // now has been delivered here (a barrier through the peers' streams):
+  // after it, no message routed by what a peer knew before now arrives.
+  // Bounded by a timeout. From any thread; inline when alone.
+  virtual void when_forwards_delivered(std::function<void()> done) { done(); }
+
   // Before the CONNACK of `client_id` on connection `connection_id`: makes
   // sure no connection on another node holds the client id any more. Returns
   // true with `result` set when decided at once; else returns false and calls

@@ -43,4 +43,12 @@ class dedup_window {
   std::array<std::uint16_t, span> ids_{};   // ids_[d]: packet id taken as top_ - d (0: none)
 };
 
+// A numbered message taken by a session: what the journal writes in the
+// same change as its copy (queued or in flight), so that the copy and the
+// knowledge that it was taken survive together or not at all.
+struct dedup_note {
+  const std::string& publisher;
+  const dedup_window& window;
+};
+
 }  // namespace ringmq::core

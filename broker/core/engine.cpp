@@ -185,9 +185,21 @@ void engine::on_packet(codec::packet&& p, time_point now) {
       }
       on_connect(std::get<codec::connect_packet>(std::move(p)), now);
       return;
-    case codec::packet_type::publish:
-      on_publish(std::get<codec::publish_packet>(std::move(p)), now);
+    case codec::packet_type::publish: {
+      auto& pub = std::get<codec::publish_packet>(p);
+      if (routing_numbered_ && pub.qos == codec::qos::exactly_once) {
+        // Behind a numbered message that is not settled yet (see
+        // acknowledge_numbered): routed after it, in order.
+        if (held_publishes_.size() >= broker_.settings().receive_maximum) {
+          close(reason_code::receive_maximum_exceeded, "Receive Maximum exceeded");
+          return;
+        }
+        held_publishes_.push_back(std::move(pub));
+        return;
+      }
+      on_publish(std::move(pub), now);
       return;
+    }
     case codec::packet_type::puback:
       session_->on_puback(std::get<codec::puback_packet>(p).packet_id, now);
       return;
@@ -562,8 +574,14 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
     // again (3.x after reconnecting). Refusing only the part for that node
     // would deliver the retry twice to everyone else. (The cluster counts it
     // in ringmq_cluster_forwards_failed_total.) A numbered QoS 2 message
-    // being sent again must keep its packet id: closed, not refused.
-    if (!v5 || (qos == codec::qos::exactly_once && session_->inbound_number(packet_id))) {
+    // being sent again must keep its packet id: closed, not refused. (So
+    // must one sent again whose number was never written, as when the node
+    // it went to died first: parts of it may have been delivered, and only
+    // under its packet id does it get the same number again.)
+    const bool resend_of_numbered =
+        qos == codec::qos::exactly_once &&
+        (session_->inbound_number(packet_id) || (p.dup && session_->numbers_qos2()));
+    if (!v5 || resend_of_numbered) {
       close(reason_code::quota_exceeded, "sessions of a failed node are moving");
       return;
     }
@@ -630,7 +648,38 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
     codec::pubrec_packet rec;
     rec.packet_id = packet_id;
     rec.code = code;
-    acknowledge(std::move(rec), /*close_on_failure=*/number != 0);
+    if (number != 0) {
+      acknowledge_numbered(std::move(rec));
+    } else {
+      acknowledge(std::move(rec));
+    }
+  }
+}
+
+void engine::acknowledge_numbered(codec::pubrec_packet&& rec) {
+  const written w{take_commit_watermark(), take_keeper_wait()};
+  acks().send_after(codec::packet{std::move(rec)}, w, /*close_on_failure=*/true);
+  if (!w.pending()) return;
+  // The client's next QoS 2 message is routed once this one is settled.
+  // Were it routed now and this one failed where the next succeeded, the
+  // client's resend of this one would reach those sessions after the next:
+  // out of the order it was sent in.
+  routing_numbered_ = true;
+  when_written(broker_.store(), w, [this, back = on_this_connection()](bool) {
+    back([this] {
+      routing_numbered_ = false;
+      route_held_publishes();
+    });
+  });
+}
+
+void engine::route_held_publishes() {
+  while (!held_publishes_.empty() && !routing_numbered_ && !out_->closing()) {
+    auto p = std::move(held_publishes_.front());
+    held_publishes_.pop_front();
+    take_commit_watermark();  // as for a packet just read
+    take_keeper_wait();
+    on_publish(std::move(p), clock::now());
   }
 }
 

@@ -7,6 +7,7 @@
 // One engine per connection, driven by exactly one thread at a time (the
 // connection's worker). State that outlives the connection is in the session.
 
+#include <boost/container/devector.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -97,6 +98,11 @@ class engine {
   void send(codec::packet&& p);
   // Sends an acknowledgement once the store writes it depends on are durable.
   void acknowledge(codec::packet&& ack, bool close_on_failure = false);
+  // The PUBREC of a numbered QoS 2 message (replicated sessions): closes the
+  // connection on failure, and holds the client's next QoS 2 messages until
+  // this one is settled.
+  void acknowledge_numbered(codec::pubrec_packet&& rec);
+  void route_held_publishes();
   ack_sequencer& acks();
   // Publishes the will now, or parks it in the session for its delay.
   void handle_will(time_point now, bool taken_over);
@@ -138,6 +144,10 @@ class engine {
     std::vector<codec::packet> held;
   };
   std::unique_ptr<pending_connect> pending_;
+  // A numbered QoS 2 message is being settled; the QoS 2 PUBLISH packets
+  // that came meanwhile wait here (rarely any: a client with one in flight).
+  bool routing_numbered_ = false;
+  boost::container::devector<codec::publish_packet> held_publishes_;  // allocates nothing until used
   bool storing_session_ = false;  // CONNECT's writes are on their way to durability
   bool session_present_ = false;  // for the CONNACK
   std::weak_ptr<task_runner> runner_;

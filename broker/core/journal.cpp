@@ -209,11 +209,13 @@ void journal::erase_subscription(const std::string& client, const std::string& f
   append(client, std::move(b));
 }
 
-void journal::queue_put(const std::string& client, std::uint64_t order, const outgoing& m) {
+void journal::queue_put(const std::string& client, std::uint64_t order, const outgoing& m,
+                        const dedup_note* taken) {
   v1::DeliveryRecord r;
   to_record(m, r);
   write_batch b;
   b.put(column::queue, ordered_key(client, order), r.SerializeAsString());
+  if (taken) dedup_put(b, client, taken->publisher, taken->window);
   append(client, std::move(b));
 }
 
@@ -234,9 +236,11 @@ written journal::queue_to_inflight(const std::string& client, std::uint64_t queu
 }
 
 written journal::inflight_put(const std::string& client, std::uint64_t order,
-                              std::uint16_t packet_id, inflight_stage stage, const outgoing* m) {
+                              std::uint16_t packet_id, inflight_stage stage, const outgoing* m,
+                              const dedup_note* taken) {
   write_batch b;
   b.put(column::inflight, ordered_key(client, order), inflight_value(packet_id, stage, m));
+  if (taken) dedup_put(b, client, taken->publisher, taken->window);
   return append(client, std::move(b));
 }
 
@@ -266,13 +270,18 @@ void journal::inbound_put(const std::string& client, std::uint16_t packet_id,
   append(client, std::move(b));
 }
 
-void journal::dedup_put(const std::string& client, const std::string& publisher,
+void journal::dedup_put(write_batch& b, const std::string& client, const std::string& publisher,
                         const dedup_window& w) {
   v1::DedupRecord r;
   r.set_top(w.top());
   r.set_packet_ids(w.encode_ids());
-  write_batch b;
   b.put(column::dedup, dedup_key(client, publisher), r.SerializeAsString());
+}
+
+void journal::dedup_put(const std::string& client, const std::string& publisher,
+                        const dedup_window& w) {
+  write_batch b;
+  dedup_put(b, client, publisher, w);
   append(client, std::move(b));
 }
 

@@ -109,7 +109,8 @@ class journal {
                          const stored_subscription& sub);
   void erase_subscription(const std::string& client, const std::string& filter);
 
-  void queue_put(const std::string& client, std::uint64_t order, const outgoing& m);
+  void queue_put(const std::string& client, std::uint64_t order, const outgoing& m,
+                 const dedup_note* taken = nullptr);
   void queue_erase(const std::string& client, std::uint64_t order);
   // A queued message goes in flight: one change, so a crash sees it in exactly one place.
   // These two say where their write stands (to wait for it).
@@ -117,7 +118,8 @@ class journal {
                             std::uint64_t inflight_order, std::uint16_t packet_id,
                             inflight_stage stage, const outgoing& m);
   written inflight_put(const std::string& client, std::uint64_t order, std::uint16_t packet_id,
-                       inflight_stage stage, const outgoing* m);
+                       inflight_stage stage, const outgoing* m,
+                       const dedup_note* taken = nullptr);
   // Everything written so far for `client`: to wait for it.
   written sync_point(const std::string& client);
   void inflight_erase(const std::string& client, std::uint64_t order);
@@ -130,6 +132,8 @@ class journal {
   // What `client` took of `publisher`'s numbered messages; erased when the
   // session forgets that publisher.
   void dedup_put(const std::string& client, const std::string& publisher, const dedup_window& w);
+  static void dedup_put(storage::write_batch& b, const std::string& client,
+                        const std::string& publisher, const dedup_window& w);
   void dedup_erase(const std::string& client, const std::string& publisher);
 
   void will_put(const std::string& client, const message& will, time_point due);

@@ -282,7 +282,8 @@ written session::add_inflight(outgoing&& m, std::uint16_t packet_id,
     if (queued_as) {
       seq = journal_->queue_to_inflight(client_id_, order, order, packet_id, at, m);
     } else {
-      seq = journal_->inflight_put(client_id_, order, packet_id, at, &m);
+      seq = journal_->inflight_put(client_id_, order, packet_id, at, &m, taking_);
+      taking_ = nullptr;
     }
   }
   inflight_.push_back({std::move(m), packet_id, at, order});
@@ -344,7 +345,8 @@ void session::enqueue(outgoing&& m) {
   const auto order = next_order_++;
   // QoS 0 queued for an offline client is not worth a disk write.
   if (journaled() && !ended() && m.qos != codec::qos::at_most_once) {
-    journal_->queue_put(client_id_, order, m);
+    journal_->queue_put(client_id_, order, m, taking_);
+    taking_ = nullptr;
   }
   queue_.push_back({std::move(m), order});
 }
@@ -359,14 +361,23 @@ void session::deliver(outgoing&& m, time_point now) {
   const dedup_window* taken = nullptr;
   if (m.msg->publish_number && !take_numbered(*m.msg, taken)) {
     local_probe().dropped(drop_reason::duplicate);
+    // Known already, but settled only if the session is really kept here
+    // (its records with it): a node that no longer serves it must fail the
+    // message, so that it goes where the session is now.
+    if (journaled()) journal_->sync_point(client_id_);
     return;
   }
-  const auto publisher = taken ? m.msg->publisher : std::string();
-  const bool record = taken && journaled() && m.qos != codec::qos::at_most_once;
+  if (!taken) {
+    deliver_locked(std::move(m), now);
+    return;
+  }
+  // The number is written in the change that writes the copy (the queue or
+  // in flight): a session that moves to another node has both or neither.
+  const auto publisher = m.msg->publisher;
+  const dedup_note note{publisher, *taken};
+  taking_ = &note;
   deliver_locked(std::move(m), now);
-  // After the copy: a crash between the two leaves a copy that a resend
-  // would add again (a duplicate), never a taken number without its copy.
-  if (record) journal_->dedup_put(client_id_, publisher, *taken);
+  taking_ = nullptr;
 }
 
 session::numbered_state& session::numbered() {

@@ -255,6 +255,9 @@ class session {
   bool take_numbered(const message& m, const dedup_window*& record);
   void deliver_locked(outgoing&& m, time_point now);
   std::unique_ptr<numbered_state> numbered_;
+  // While deliver() hands a numbered message on: what the journal writes
+  // with its copy.
+  const dedup_note* taking_ = nullptr;
   std::map<std::string, stored_subscription> subscriptions_;
 
   std::atomic<std::shared_ptr<const client_identity>> identity_;
