@@ -137,6 +137,7 @@ void cluster_node::start_session_replication() {
   s.replication_factor = settings_.replication_factor;
   s.write_quorum = settings_.write_quorum;
   s.acquire_timeout = settings_.claim_timeout;
+  s.handover_timeout = settings_.claim_timeout;
   session_replication::hooks h;
   h.preference = [this](const std::string& client, std::size_t n) {
     return session_preference(client, n);
@@ -603,6 +604,7 @@ void cluster_node::tick() {
   if (clustered_) {
     check_liveness(now);
     expire_departed_routes(now);
+    expire_barriers(now);
     for (const auto& link : all_links()) link->maintain(now);
     // A peer that neither settles what it was sent nor is found dead in
     // this time is not waited for: the publishers are told it failed.

@@ -178,6 +178,7 @@ class cluster_node final : public core::cluster_link {
   void local_route_added(const std::string& filter) override;
   void local_route_removed(const std::string& filter) override;
   bool can_settle(std::string_view topic) const override;
+  void when_forwards_delivered(std::function<void()> done) override;
   std::size_t publish(const core::message_ptr& m, const core::retained_version* retained,
                       std::vector<std::string>& local_groups, bool& groups_decided) override;
   void when_routes_synced(std::function<void()> done) override;
@@ -397,6 +398,18 @@ class cluster_node final : public core::cluster_link {
   // sender and when. Cluster thread only.
   std::map<origin_index, std::map<std::string, std::int64_t>> early_takeovers_;
   std::set<std::string> exchanges_in_flight_;  // cluster thread only
+  // Barriers (when_forwards_delivered) waiting for peers' answers.
+  struct barrier_wait {
+    std::set<std::string> peers;
+    std::int64_t deadline_ms = 0;
+    std::function<void()> done;
+  };
+  void barrier_reached(const std::string& peer, const std::vector<std::uint64_t>& tokens);
+  // Peers dead or gone are not waited for; a barrier past its deadline is done.
+  void expire_barriers(std::int64_t now);
+  std::mutex barrier_mutex_;
+  std::map<std::uint64_t, barrier_wait> barriers_;
+  std::uint64_t next_barrier_ = 1;
   std::set<std::string> health_in_flight_;     // cluster thread only
   std::vector<std::string> dns_addresses_;     // cluster thread only
   std::atomic<int> calls_in_flight_{0};  // unary calls this node made, not yet completed

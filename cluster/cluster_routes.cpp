@@ -258,6 +258,73 @@ std::size_t cluster_node::publish(const core::message_ptr& m,
   return sent;
 }
 
+void cluster_node::when_forwards_delivered(std::function<void()> done) {
+  barrier_wait w;
+  for (const auto& link : peers()->all) {
+    if (!link->dead()) w.peers.insert(link->id());
+  }
+  if (w.peers.empty()) return done();
+  w.deadline_ms = now_ms() + settings_.route_sync_timeout.count();
+  w.done = std::move(done);
+  std::uint64_t token = 0;
+  const auto asked = w.peers;
+  {
+    std::lock_guard lock(barrier_mutex_);
+    token = next_barrier_++;
+    barriers_.emplace(token, std::move(w));
+  }
+  for (const auto& id : asked) {
+    auto link = link_by_id(id);
+    if (!link) continue;
+    v1::PeerFrame f;
+    f.mutable_barrier()->set_token(token);
+    link->enqueue_frame(std::move(f));
+  }
+}
+
+void cluster_node::barrier_reached(const std::string& peer,
+                                   const std::vector<std::uint64_t>& tokens) {
+  std::vector<std::function<void()>> done;
+  {
+    std::lock_guard lock(barrier_mutex_);
+    for (auto t : tokens) {
+      auto it = barriers_.find(t);
+      if (it == barriers_.end()) continue;
+      it->second.peers.erase(peer);
+      if (!it->second.peers.empty()) continue;
+      done.push_back(std::move(it->second.done));
+      barriers_.erase(it);
+    }
+  }
+  for (auto& d : done) d();
+}
+
+void cluster_node::expire_barriers(std::int64_t now) {
+  std::vector<std::function<void()>> done;
+  {
+    std::lock_guard lock(barrier_mutex_);
+    if (barriers_.empty()) return;
+    for (auto it = barriers_.begin(); it != barriers_.end();) {
+      auto& w = it->second;
+      std::erase_if(w.peers, [&](const std::string& id) {
+        auto link = link_by_id(id);
+        return !link || link->dead();
+      });
+      if (!w.peers.empty() && now < w.deadline_ms) {
+        ++it;
+        continue;
+      }
+      if (!w.peers.empty()) {
+        spdlog::warn("cluster: no barrier answer from {} peers in time; going on",
+                     w.peers.size());
+      }
+      done.push_back(std::move(w.done));
+      it = barriers_.erase(it);
+    }
+  }
+  for (auto& d : done) d();
+}
+
 bool cluster_node::can_settle(std::string_view topic) const {
   if (departed_count_.load(std::memory_order_acquire) == 0) return true;
   const auto& peers = peers_for_this_thread();
@@ -376,6 +443,7 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
                                     const v1::PeerBatch& batch, inbound_result& result) {
   const auto now = now_ms();
   std::vector<const v1::PeerFrame*> messages;
+  std::vector<std::uint64_t> barriers;  // BarrierDone tokens in this batch
   bool routes_changed = false;
   bool sync_changed = false;  // readiness may follow
   std::uint64_t applied = 0;
@@ -589,6 +657,18 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
           });
         }
         break;
+      case v1::PeerFrame::kBarrier:
+        // Answered on this node's own stream to the asker, behind what is
+        // queued there for it.
+        if (auto back = link_by_id(origin->id())) {
+          v1::PeerFrame done;
+          done.mutable_barrier_done()->set_token(f.barrier().token());
+          back->enqueue_frame(std::move(done));
+        }
+        break;
+      case v1::PeerFrame::kBarrierDone:
+        barriers.push_back(f.barrier_done().token());
+        break;
       case v1::PeerFrame::kSessionLog:
         if (replication_) {
           if (const auto from = member_number_of(origin->id())) {
@@ -603,17 +683,24 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
   if (origin) origin->heard(now);
   if (sync_changed) readiness_may_have_changed();
   if (routes_changed) result.replies.emplace_back().mutable_route_ack()->set_seq(applied);
-  if (!numbered) return;
-  forward_settlement::ticket ticket = 0;
-  if (last_new_seq != 0) {
+  if (numbered) {
+    forward_settlement::ticket ticket = 0;
+    if (last_new_seq != 0) {
+      std::lock_guard lock(origin->inbound_mutex);
+      ticket = origin->settlement.begin(last_new_seq);
+      if (messages.empty()) origin->settlement.finish(ticket, std::move(stale));
+    }
+    if (!messages.empty()) deliver_forwarded(*origin, messages, ticket, std::move(stale));
     std::lock_guard lock(origin->inbound_mutex);
-    ticket = origin->settlement.begin(last_new_seq);
-    if (messages.empty()) origin->settlement.finish(ticket, std::move(stale));
+    auto ack = settlement_frame(*origin, true);
+    if (ack) result.replies.push_back(std::move(*ack));
   }
-  if (!messages.empty()) deliver_forwarded(*origin, messages, ticket, std::move(stale));
-  std::lock_guard lock(origin->inbound_mutex);
-  auto ack = settlement_frame(*origin, true);
-  if (ack) result.replies.push_back(std::move(*ack));
+  if (!barriers.empty() && origin) {
+    // On the worker that delivers this peer's messages, after those before.
+    post_(origin->index(), [this, peer = origin->id(), barriers = std::move(barriers)] {
+      barrier_reached(peer, barriers);
+    });
+  }
 }
 
 std::optional<v1::PeerFrame> cluster_node::settlement_frame(peer_link& origin, bool restate) {

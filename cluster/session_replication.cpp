@@ -46,10 +46,25 @@ session_replication::session_replication(settings s, storage::store& store, core
       log_storage_(store) {
   replication::session_replicator::hooks rh;
   rh.placement = [this](const std::string& client) { return placement(client); };
-  rh.owned = [this](const std::string& client, replication::session_records records) {
-    on_owned(client, std::move(records));
-  };
+  rh.owned = [this](const std::string& client, replication::session_records records,
+                    member deposed) { on_owned(client, std::move(records), deposed); };
   rh.fenced = [this](const std::string& client) { on_fenced(client); };
+  rh.handed_over = [this](const std::string& client, member) {
+    // Messages peers routed here for it before they knew of its new owner
+    // may still be on their way: let go once they are in (until then they
+    // fail, and are sent again).
+    const auto then = [this, client, alive = alive_] {
+      if (!alive->load()) return;
+      boost::asio::post(strand_, [this, client] {
+        if (!stopped_) let_go(client, "is served by another node now");
+      });
+    };
+    if (auto* cluster = broker_.cluster()) {
+      cluster->when_forwards_delivered(then);
+    } else {
+      then();
+    }
+  };
   replicator_ = std::make_unique<replication::session_replicator>(
       replication::session_replicator::settings{settings_.self}, log_storage_, std::move(rh));
 }
@@ -67,26 +82,72 @@ std::error_code session_replication::load() {
 }
 
 void session_replication::start() {
-  boost::asio::post(strand_, [this] { schedule_tick(); });
+  boost::asio::post(strand_, [this] {
+    restore_own_sessions();
+    if (settings_.tick.count() > 0) schedule_tick();
+  });
+}
+
+void session_replication::restore_own_sessions() {
+  // The sessions this node served before it stopped are served by nobody
+  // until it (or, when it cannot, another node) takes them over again; their
+  // routes went with this node's previous process. They are put back as the
+  // local log holds them, their routes with them, but not served: a message
+  // for them fails (its publisher sends it again) until the takeover, or the
+  // handover to another node, or the deadline.
+  const auto now = settings_.now();
+  std::size_t restored = 0;
+  for (const auto& [client, replicas] : replicator_->replica_sets()) {
+    const auto* log = replicator_->log_of(client);
+    if (!log || log->promised().node != settings_.self) continue;
+    restarted_.insert(client);
+    replication::session_records records;
+    if (!replication::session_replicator::records_of(*log, client, records)) continue;
+    auto session = as_session(client, records, now);
+    if (!session) continue;
+    broker_.adopt_session(std::move(*session), now);
+    handing_over_[client] = now + settings_.handover_timeout;
+    ++restored;
+  }
+  if (restored) {
+    spdlog::info("cluster: {} sessions this node served before it stopped are back, served again "
+                 "once taken over",
+                 restored);
+  }
+}
+
+void session_replication::tick_now() {
+  boost::asio::post(strand_, [this] {
+    if (!stopped_) tick();
+  });
 }
 
 void session_replication::stop() {
   if (alive_->exchange(false)) {
     // Runs on the strand, after whatever is queued there; the io_context may
     // already be stopped, then nothing of ours runs any more.
+    if (settings_.polled) {
+      // Nobody else runs the strand: finish here.
+      finish_stop();
+      return;
+    }
     std::promise<void> stopped;
     auto f = stopped.get_future();
     boost::asio::post(strand_, [this, &stopped] {
-      stopped_ = true;
-      timer_.cancel();
-      for (auto& [client, waiters] : acquiring_) {
-        for (auto& w : waiters) w.done(false);
-      }
-      acquiring_.clear();
+      finish_stop();
       stopped.set_value();
     });
     f.wait_for(std::chrono::seconds(2));
   }
+}
+
+void session_replication::finish_stop() {
+  stopped_ = true;
+  timer_.cancel();
+  for (auto& [client, waiters] : acquiring_) {
+    for (auto& w : waiters) w.done(false);
+  }
+  acquiring_.clear();
 }
 
 replication::session_log::config session_replication::placement(const std::string& client) {
@@ -124,7 +185,7 @@ void session_replication::acquire(const std::string& client, std::function<void(
       return;
     }
     auto& waiters = acquiring_[client];
-    waiters.push_back({std::chrono::steady_clock::now() + settings_.acquire_timeout,
+    waiters.push_back({settings_.now() + settings_.acquire_timeout,
                        std::move(done)});
     // One acquisition at a time: a second CONNECT waits for the first's.
     if (waiters.size() == 1) {
@@ -135,8 +196,9 @@ void session_replication::acquire(const std::string& client, std::function<void(
 }
 
 void session_replication::on_owned(const std::string& client,
-                                   replication::session_records records) {
-  const auto now = core::clock::now();
+                                   replication::session_records records, member deposed) {
+  const auto now = settings_.now();
+  handing_over_.erase(client);
   if (auto session = as_session(client, records, now)) {
     broker_.adopt_session(std::move(*session), now);
   } else {
@@ -145,14 +207,40 @@ void session_replication::on_owned(const std::string& client,
   }
   spdlog::debug("cluster: serving session {} ({} records)", client, records.size());
   finish_acquire(client, true);
+  if (deposed == 0) return;
+  // The node that served it lets it go once this node's routes for it are on
+  // every live node: until then it keeps matching the session's messages
+  // (and fails them, so they are sent again), and no message finds nobody.
+  const auto hand_over = [this, client, deposed, alive = alive_] {
+    if (!alive->load()) return;
+    boost::asio::post(strand_, [this, client, deposed] {
+      if (stopped_) return;
+      replicator_->hand_over(client, deposed);
+      schedule_flush();
+    });
+  };
+  if (auto* cluster = broker_.cluster()) {
+    cluster->when_routes_synced(hand_over);
+  } else {
+    hand_over();
+  }
 }
 
 void session_replication::on_fenced(const std::string& client) {
-  if (broker_.let_go_session(client)) {
-    spdlog::info("cluster: session {} is served by another node now; its connection here closed",
-                 client);
+  // The session's changes fail from now on, but it keeps its routes until
+  // its new owner hands it over (or at the deadline).
+  if (broker_.sessions().find(client)) {
+    handing_over_.try_emplace(client, settings_.now() + settings_.handover_timeout);
   }
   finish_acquire(client, false);
+}
+
+void session_replication::let_go(const std::string& client, const char* why) {
+  handing_over_.erase(client);
+  if (replicator_->serving(client)) return;  // served here again meanwhile
+  if (broker_.let_go_session(client)) {
+    spdlog::info("cluster: session {} {}; its connection here closed", client, why);
+  }
 }
 
 void session_replication::finish_acquire(const std::string& client, bool ok) {
@@ -246,7 +334,7 @@ void session_replication::schedule_tick() {
 }
 
 void session_replication::tick() {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = settings_.now();
   replicator_->on_tick();
   for (auto it = acquiring_.begin(); it != acquiring_.end();) {
     auto& waiters = it->second;
@@ -261,6 +349,15 @@ void session_replication::tick() {
     }
     it = waiters.empty() ? acquiring_.erase(it) : std::next(it);
     for (auto& done : late) done(false);
+  }
+  for (auto it = handing_over_.begin(); it != handing_over_.end();) {
+    if (now < it->second) {
+      ++it;
+      continue;
+    }
+    const auto client = it->first;
+    it = handing_over_.erase(it);
+    let_go(client, "is served by another node now (no handover from its new owner in time)");
   }
   if (now - last_orphan_check_ >= settings_.orphan_check) {
     last_orphan_check_ = now;
@@ -289,8 +386,19 @@ void session_replication::take_over_orphans() {
       quiet = false;
       continue;
     }
-    const auto holder = log->promised().node;
-    if (holder != 0 && holder != settings_.self && hooks_.alive(holder)) continue;
+    const auto holder = log->newest_known().node;
+    if (holder == settings_.self) {
+      // This node's own generation: from before it restarted, then taken
+      // back by this node whatever its place among the replicas (the others
+      // see it alive and wait for it); else it was fenced and waits to hear
+      // of the new owner.
+      if (!restarted_.erase(client)) continue;
+      spdlog::info("cluster: taking back session {} (served here before a restart)", client);
+      replicator_->acquire(client);
+      quiet = false;
+      continue;
+    }
+    if (holder != 0 && hooks_.alive(holder)) continue;
     member first_alive = 0;
     for (auto r : replicas) {
       if (r == settings_.self || hooks_.alive(r)) {

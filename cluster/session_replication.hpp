@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "broker/core/broker.hpp"
@@ -42,9 +43,21 @@ class session_replication final : public core::session_keeper {
     std::size_t replication_factor = 3;  // clipped to the member count
     std::size_t write_quorum = 0;        // 0: a majority of the replicas
     std::chrono::milliseconds acquire_timeout{3'000};
+    // Longest a fenced session is kept, waiting for its new owner's handover.
+    std::chrono::milliseconds handover_timeout{5'000};
+    // How often unacknowledged log messages are resent and acquisitions
+    // timed out; 0: never by itself (the owner of the io_context calls
+    // tick(), as the deterministic simulation of tests/sim does).
     std::chrono::milliseconds tick{100};
     // How often sessions without a live owner are looked for.
     std::chrono::milliseconds orphan_check{500};
+    // The time, for deadlines (a simulation gives its own).
+    std::function<std::chrono::steady_clock::time_point()> now = [] {
+      return std::chrono::steady_clock::now();
+    };
+    // No thread runs the io_context: its owner polls it (the simulation).
+    // stop() then finishes on the spot instead of waiting for the strand.
+    bool polled = false;
   };
 
   struct hooks {
@@ -65,6 +78,10 @@ class session_replication final : public core::session_keeper {
   void start();
   // Fails what waits; after it nothing runs on the strand.
   void stop();
+  // One round of resends, acquisition timeouts and the look for sessions
+  // without a live owner (run every settings.tick by itself; posted to the
+  // strand).
+  void tick_now();
 
   // --- core::session_keeper ----------------------------------------------------
   // Every persistent session's records are kept in its log.
@@ -95,6 +112,10 @@ class session_replication final : public core::session_keeper {
   void describe(const std::string& client,
                 std::function<void(std::optional<session_state>)> done);
 
+  // The logs themselves, for a simulation that polls the io_context and
+  // looks at them between polls (never from another thread).
+  const replication::session_replicator& replicator() const { return *replicator_; }
+
   // --- views (any thread) -------------------------------------------------------
   std::size_t sessions() const noexcept { return sessions_.load(); }
   std::size_t owned_sessions() const noexcept { return owned_.load(); }
@@ -114,13 +135,17 @@ class session_replication final : public core::session_keeper {
   };
 
   // On the strand:
-  void on_owned(const std::string& client, replication::session_records records);
+  void on_owned(const std::string& client, replication::session_records records,
+                member deposed);
   void on_fenced(const std::string& client);
+  void let_go(const std::string& client, const char* why);
   void finish_acquire(const std::string& client, bool ok);
   void flush();
   void schedule_flush();
   void schedule_tick();
   void tick();
+  void finish_stop();
+  void restore_own_sessions();
   void take_over_orphans();
   void update_views();
   replication::session_log::config placement(const std::string& client);
@@ -134,6 +159,13 @@ class session_replication final : public core::session_keeper {
   replication::log_storage log_storage_;
   std::unique_ptr<replication::session_replicator> replicator_;
   std::unordered_map<std::string, std::vector<acquire_waiter>> acquiring_;
+  // Sessions this node was fenced from and still holds, waiting for their
+  // new owner's handover (its routes everywhere); let go at the deadline
+  // regardless (the new owner may have died meanwhile).
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> handing_over_;
+  // Sessions whose last generation was this node's before it restarted:
+  // taken back by the first look for orphans.
+  std::unordered_set<std::string> restarted_;
   std::chrono::steady_clock::time_point last_orphan_check_{};
   bool flush_posted_ = false;
   bool stopped_ = false;

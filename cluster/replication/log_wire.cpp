@@ -60,6 +60,8 @@ void put_message(const message& m, v1::LogMessage& r) {
           a.set_snapshot(msg.snapshot);
           put_entries(msg.entries, *a.mutable_entries());
           a.set_commit(msg.commit);
+        } else if constexpr (std::is_same_v<T, handover>) {
+          put(msg.gen, *r.mutable_handover()->mutable_gen());
         } else {
           auto& a = *r.mutable_accepted();
           put(msg.gen, *a.mutable_gen());
@@ -103,6 +105,9 @@ bool get_message(const v1::LogMessage& r, message& out) {
                      a.known_commit()};
       return true;
     }
+    case v1::LogMessage::kHandover:
+      out = handover{get(r.handover().gen())};
+      return true;
     default:
       return false;
   }

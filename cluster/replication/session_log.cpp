@@ -17,6 +17,8 @@ void merge(session_log::effects& into, session_log::effects&& from) {
   if (from.persist) into.persist = std::max(into.persist.value_or(0), *from.persist);
   into.committed = std::max(into.committed, from.committed);
   into.became_owner |= from.became_owner;
+  if (from.deposed) into.deposed = from.deposed;
+  if (from.handed_over) into.handed_over = from.handed_over;
   into.fenced |= from.fenced;
 }
 
@@ -193,6 +195,7 @@ void session_log::advance_commit(effects& out) {
     if (quorum_seq < install_seq_) return;
     installed_ = true;
     out.became_owner = true;
+    if (deposed_.node != config_.self) out.deposed = deposed_.node;
     tell_deposed(out);
   }
   if (quorum_seq > commit_) {
@@ -286,9 +289,22 @@ session_log::effects session_log::handle(member from, const accept& m) {
   return out;
 }
 
+session_log::effects session_log::handle(member, const handover& m) {
+  effects out;
+  highest_round_ = std::max(highest_round_, m.gen.round);
+  heard_ = std::max(heard_, m.gen);
+  // Unless this node leads a generation newer than the one handed over to
+  // (its client came back here meanwhile), the session is served elsewhere.
+  if (role_ != role::replica && gen_ > m.gen) return out;
+  if (role_ != role::replica) step_down(out);
+  out.handed_over = m.gen.node;
+  return out;
+}
+
 session_log::effects session_log::handle(member from, const accepted& m) {
   effects out;
   highest_round_ = std::max(highest_round_, m.promised.round);
+  if (!m.ok) heard_ = std::max(heard_, m.promised);
   if (!m.ok && m.promised > gen_ && role_ != role::replica) {
     step_down(out);
     return out;

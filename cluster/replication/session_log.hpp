@@ -82,7 +82,16 @@ struct accepted {
   std::uint64_t known_commit = 0;  // the owner's commit point as the replica knows it
 };
 
-using message = std::variant<prepare, promise, accept, accepted>;
+// From a new owner to the node that served the session before it, once the
+// new owner's subscriptions route to it everywhere: let the session go now.
+// (A refusal only says that a newer generation exists; the node keeps the
+// session's routes until this comes, so that no message finds nobody to
+// take it in between. Sent by the driver, not by the log.)
+struct handover {
+  ballot gen;  // the new owner's generation
+};
+
+using message = std::variant<prepare, promise, accept, accepted, handover>;
 
 struct outgoing {
   member to;
@@ -118,7 +127,12 @@ class session_log {
     std::optional<std::uint64_t> persist;  // version to persist
     std::uint64_t committed = 0;           // the owner's commit point moved to here (0: no)
     bool became_owner = false;             // installed on a write quorum: serving
+    // With became_owner: the node whose generation the adopted log was
+    // (0: none, or this node), to be handed the session over once this
+    // node's subscriptions route everywhere.
+    member deposed = 0;
     bool fenced = false;                   // was owner or candidate, is not any more
+    member handed_over = 0;                // a handover came from this new owner: let go
   };
 
   explicit session_log(config c);
@@ -146,6 +160,10 @@ class session_log {
   bool serving() const noexcept { return role_ == role::owner && installed_; }
   ballot generation() const noexcept { return gen_; }
   ballot promised() const noexcept { return durable_.promised; }
+  // The newest generation this node knows of: its promise, or a newer one
+  // it heard of from a refusal or a handover (which fence without asking
+  // for a promise).
+  ballot newest_known() const noexcept { return std::max(durable_.promised, heard_); }
   std::uint64_t committed() const noexcept { return commit_; }
   // The commit point this node knows (its own as owner, the owner's as replica).
   std::uint64_t known_commit() const noexcept { return std::max(commit_, known_commit_); }
@@ -180,6 +198,7 @@ class session_log {
   effects handle(member from, const promise& m);
   effects handle(member from, const accept& m);
   effects handle(member from, const accepted& m);
+  effects handle(member from, const handover& m);
 
   config config_;
   durable_state durable_;
@@ -190,6 +209,7 @@ class session_log {
   role role_ = role::replica;
   ballot gen_;                         // candidate or owner generation
   std::uint64_t highest_round_ = 0;    // seen anywhere
+  ballot heard_;                       // newest generation a refusal or handover named
   // Candidate.
   std::vector<std::optional<promise>> promises_;  // by replica index
   // Owner.

@@ -79,6 +79,23 @@ bool session_replicator::serving(const std::string& client) const {
   return log && log->serving();
 }
 
+bool session_replicator::records_of(const session_log& log, const std::string& client,
+                                    session_records& out) {
+  bool ok = log.base_seq() == 0 || decode_snapshot(log.snapshot(), client, out);
+  for (const auto& entry : log.entries()) {
+    storage::write_batch change;
+    ok = ok && decode_change(entry.data, client, change);
+    if (ok) apply_change(change, out);
+  }
+  return ok;
+}
+
+void session_replicator::hand_over(const std::string& client, member to) {
+  const auto* s = find(client);
+  if (!s || !s->log->serving() || to == 0 || to == settings_.self) return;
+  outgoing_[to].push_back({client, handover{s->log->generation()}, {}, 0});
+}
+
 bool session_replicator::propose(const std::string& client, std::string change,
                                  std::function<void(bool)> done) {
   auto* s = find(client);
@@ -111,6 +128,10 @@ void session_replicator::deliver(member from, addressed&& m) {
       reply.needs_install = true;
       outgoing_[from].push_back({m.client, reply, {}, 0});
       return;
+    } else if (const auto* h = std::get_if<handover>(&m.msg)) {
+      // No log here (it was removed), but the broker may still hold the session.
+      if (hooks_.handed_over) hooks_.handed_over(m.client, h->gen.node);
+      return;
     } else {
       return;  // an answer for a log this node no longer has
     }
@@ -136,18 +157,13 @@ void session_replicator::apply(const std::string& client, session& s, session_lo
     fail_waiters(s);
     if (hooks_.fenced) hooks_.fenced(client);
   }
+  if (e.handed_over && hooks_.handed_over) hooks_.handed_over(client, e.handed_over);
   if (e.became_owner && hooks_.owned) {
     session_records records;
-    bool ok = s.log->base_seq() == 0 || decode_snapshot(s.log->snapshot(), client, records);
-    for (const auto& entry : s.log->entries()) {
-      storage::write_batch change;
-      ok = ok && decode_change(entry.data, client, change);
-      if (ok) apply_change(change, records);
-    }
     // A log that does not decode came from a node running other code: the
     // session is served empty rather than from records it cannot read.
-    if (!ok) records.clear();
-    hooks_.owned(client, std::move(records));
+    if (!records_of(*s.log, client, records)) records.clear();
+    hooks_.owned(client, std::move(records), e.deposed);
   }
   if (e.committed > s.reported_commit) {
     s.reported_commit = e.committed;

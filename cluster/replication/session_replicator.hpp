@@ -65,10 +65,17 @@ class session_replicator {
     // preference list with its write quorum. Asked once per session, by the
     // node that first acquires it.
     std::function<session_log::config(const std::string& client)> placement;
-    // `client` is served here from now on: its records as its log holds them.
-    std::function<void(const std::string& client, session_records records)> owned;
-    // `client` is not served here any more: a newer generation exists elsewhere.
+    // `client` is served here from now on: its records as its log holds them,
+    // and the node that served it before (0: none, or this node), to be
+    // handed it over (hand_over()) once this node's routes are everywhere.
+    std::function<void(const std::string& client, session_records records, member deposed)>
+        owned;
+    // `client` is not served here any more: a newer generation exists
+    // elsewhere. Its changes fail from now on; the session itself is let go
+    // when handed_over comes (or the driver gives up waiting for it).
     std::function<void(const std::string& client)> fenced;
+    // The new owner of `client` (`to`) says its routes are everywhere: let it go.
+    std::function<void(const std::string& client, member to)> handed_over;
   };
 
   session_replicator(settings s, log_storage& storage, hooks h);
@@ -82,6 +89,9 @@ class session_replicator {
   // another node won.
   void acquire(const std::string& client);
   bool serving(const std::string& client) const;
+  // Tells `to` (the node that served `client` before) that the session is
+  // served here now; nothing when it is not.
+  void hand_over(const std::string& client, member to);
   // Appends a change of a served session. `done(true)` once it is committed on
   // the write quorum; `done(false)` when it will not be here (fenced). False
   // (and `done` not kept) when the session is not served here.
@@ -104,6 +114,9 @@ class session_replicator {
   // Owned sessions that fewer than all their replicas hold entirely.
   std::size_t under_replicated() const noexcept;
   const session_log* log_of(const std::string& client) const;
+  // The records a log holds (its snapshot and every entry after it); false
+  // when they do not decode.
+  static bool records_of(const session_log& log, const std::string& client, session_records& out);
   // The sessions this node keeps a log of, with their replica sets.
   std::vector<std::pair<std::string, std::vector<member>>> replica_sets() const;
 

@@ -133,6 +133,42 @@ TEST(SessionLog, ANewOwnerTellsTheOneBeforeItAtOnce) {
   EXPECT_FALSE(g[3].serving());
 }
 
+TEST(SessionLog, ANewOwnerNamesTheOneBeforeItToBeHandedOver) {
+  group g(3, 1);
+  g.run(3, g[3].acquire());
+  ASSERT_TRUE(g[3].serving());
+  auto e = g[1].acquire();
+  member deposed = 0;
+  // The owner's effects as they come, to see the one that installs it.
+  std::deque<std::pair<int, session_log::effects>> work{{1, std::move(e)}};
+  while (!work.empty()) {
+    auto [who, fx] = std::move(work.front());
+    work.pop_front();
+    if (fx.became_owner && who == 1) deposed = fx.deposed;
+    if (fx.persist) work.emplace_back(who, g[who].on_persisted(*fx.persist));
+    for (auto& o : fx.send) work.emplace_back(static_cast<int>(o.to), g[o.to].on_message(who, o.msg));
+  }
+  ASSERT_TRUE(g[1].serving());
+  EXPECT_EQ(deposed, 3u) << "the driver hands the session over to it once its routes are everywhere";
+}
+
+TEST(SessionLog, AHandoverFencesTheNodeBeforeAndSaysWhoServesNow) {
+  group g(3, 1);
+  g.run(3, g[3].acquire());
+  g.run(1, g[1].acquire());
+  const auto gen = g[1].generation();
+  auto e = g[3].on_message(1, handover{gen});
+  EXPECT_EQ(e.handed_over, 1u);
+  EXPECT_FALSE(g[3].serving());
+  EXPECT_EQ(g[3].newest_known(), gen) << "it knows of the newer generation, though it promised none";
+  // A node that leads a newer generation than the one handed over keeps it.
+  g.run(3, g[3].acquire());
+  ASSERT_TRUE(g[3].serving());
+  auto stale = g[3].on_message(1, handover{gen});
+  EXPECT_EQ(stale.handed_over, 0u);
+  EXPECT_TRUE(g[3].serving());
+}
+
 TEST(SessionLog, APrepareBelowThePromiseIsRefused) {
   group g(3);
   g.run(1, g[1].acquire());  // generation (1, node 1)

@@ -45,7 +45,7 @@ class cluster3 {
     n.logs = std::make_unique<log_storage>(*n.store);
     session_replicator::hooks h;
     h.placement = [](const std::string&) { return quorums(0, {1, 2, 3}, 0); };
-    h.owned = [this, i](const std::string& client, session_records r) {
+    h.owned = [this, i](const std::string& client, session_records r, member) {
       owned_.push_back({i, client, std::move(r)});
     };
     h.fenced = [this, i](const std::string& client) { fenced_.push_back({i, client}); };
