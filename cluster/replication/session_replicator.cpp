@@ -167,7 +167,8 @@ void session_replicator::apply(const std::string& client, session& s, session_lo
   }
   if (e.committed > s.reported_commit) {
     s.reported_commit = e.committed;
-    auto ready = std::partition(s.waiters.begin(), s.waiters.end(),
+    // In the order they were proposed.
+    auto ready = std::stable_partition(s.waiters.begin(), s.waiters.end(),
                                 [&](const waiter& w) { return w.seq > e.committed; });
     std::vector<waiter> done(std::make_move_iterator(ready), std::make_move_iterator(s.waiters.end()));
     s.waiters.erase(ready, s.waiters.end());

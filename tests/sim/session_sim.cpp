@@ -10,12 +10,14 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "broker/codec/decoder.hpp"
 #include "broker/core/broker.hpp"
 #include "broker/core/engine.hpp"
 #include "broker/core/outbox.hpp"
 #include "broker/core/probe.hpp"
+#include "broker/core/session_keeper.hpp"
 #include "broker/core/topic_levels.hpp"
 #include "cluster/replication/session_replicator.hpp"
 #include "cluster/ring.hpp"
@@ -69,6 +71,33 @@ class sim_link final : public core::cluster_link {
   int node_;
 };
 
+// Between a node's journal and its session driver: notes which connection
+// each committed change of a session came from, and in which generation, for
+// the checker (one connection at a time writes in a generation).
+class tagging_keeper final : public core::session_keeper {
+ public:
+  using committed_fn = std::function<void(const std::string& client, std::uint64_t connection)>;
+  // `connection_of`: the client's newest open connection to this node (0: none).
+  tagging_keeper(core::session_keeper& inner, std::function<std::uint64_t(const std::string&)> connection_of,
+                 committed_fn on_commit)
+      : inner_(inner), connection_of_(std::move(connection_of)), on_commit_(std::move(on_commit)) {}
+  bool keeps(const std::string& client) const override { return inner_.keeps(client); }
+  void append(const std::string& client, storage::write_batch&& change,
+              std::function<void(bool)> done) override {
+    const auto connection = connection_of_(client);
+    inner_.append(client, std::move(change),
+                  [this, client, connection, done = std::move(done)](bool committed) {
+                    if (committed && connection) on_commit_(client, connection);
+                    done(committed);
+                  });
+  }
+
+ private:
+  core::session_keeper& inner_;
+  std::function<std::uint64_t(const std::string&)> connection_of_;
+  committed_fn on_commit_;
+};
+
 struct node {
   bool up = false;
   std::uint64_t incarnation = 0;
@@ -79,6 +108,7 @@ struct node {
   std::unique_ptr<core::broker> broker;
   std::unique_ptr<sim_link> link;
   std::unique_ptr<cluster::session_replication> replication;
+  std::unique_ptr<tagging_keeper> keeper;
   std::map<std::string, int> routes;  // filter -> local subscriptions
   int down_since = 0;
   int restart_at = -1;
@@ -100,6 +130,7 @@ struct connection {
   codec::stream_decoder decoder;
   bool connected = false;  // CONNACK success received
   int abandoned_at = -1;   // a zombie since then (the client moved on)
+  std::uint64_t serial = 0;  // connections numbered in the order they were made
 };
 
 struct client {
@@ -351,7 +382,22 @@ class simulation {
     n.replication = std::make_unique<cluster::session_replication>(rs, *n.store, *n.broker,
                                                                    std::move(h), *n.io);
     if (auto ec = n.replication->load()) violation("a node's logs cannot be read: " + ec.message());
-    n.broker->journal()->set_keeper(n.replication.get());
+    n.keeper = std::make_unique<tagging_keeper>(
+        *n.replication,
+        [this, i](const std::string& client) {
+          std::uint64_t newest = 0;
+          for (auto& c : clients_) {
+            if (c.id != client) continue;
+            for (auto* conn : connections_of(c)) {
+              if (conn->node == i) newest = std::max(newest, conn->serial);
+            }
+          }
+          return newest;
+        },
+        [this, i](const std::string& client, std::uint64_t connection) {
+          on_commit(i, client, connection);
+        });
+    n.broker->journal()->set_keeper(n.keeper.get());
     if (auto ec = n.broker->recover(now())) violation("a node cannot recover: " + ec.message());
     n.replication->start();
     poll(i);
@@ -369,6 +415,7 @@ class simulation {
     n.replication->stop();
     n.store->crash(power_loss);
     n.replication.reset();
+    n.keeper.reset();
     n.broker.reset();
     n.link.reset();
     n.store.reset();
@@ -683,6 +730,7 @@ class simulation {
     }
     auto conn = std::make_unique<connection>();
     conn->node = node;
+    conn->serial = ++connections_made_;
     conn->incarnation = nodes_[static_cast<std::size_t>(node)].incarnation;
     conn->out = std::make_shared<core::outbox>(codec::protocol_version::v5, [] {}, 1 << 22);
     conn->engine = std::make_unique<core::engine>(
@@ -905,6 +953,23 @@ class simulation {
     return true;
   }
 
+  // Never two connections of one client id writing in the same generation:
+  // once a newer connection's change is committed, an older one's is not.
+  // (Connections are numbered in the order they were made.)
+  void on_commit(int node, const std::string& client, std::uint64_t connection) {
+    const auto* log = nodes_[static_cast<std::size_t>(node)].replication->replicator().log_of(client);
+    if (!log) return;
+    const auto gen = log->generation();
+    auto& last = writers_[{client, gen.round, gen.node}];
+    if (connection < last) {
+      violation(client + ": connection " + std::to_string(connection) + " wrote in generation (" +
+                std::to_string(gen.round) + ", n" + std::to_string(gen.node) +
+                ") after the newer connection " + std::to_string(last) + " (tick " +
+                std::to_string(tick_) + ")");
+    }
+    last = std::max(last, connection);
+  }
+
   // No two nodes ever commit different changes at one position of a
   // session's log (a fenced owner commits nothing more).
   void check_logs() {
@@ -1010,8 +1075,10 @@ class simulation {
   std::map<std::pair<int, int>, int> stream_at_;  // when the last forward on a stream arrives
   std::set<std::string> subscribe_sent_;
   std::map<std::string, std::map<std::uint64_t, std::string>> committed_;
+  std::map<std::tuple<std::string, std::uint64_t, std::uint64_t>, std::uint64_t> writers_;
   std::uint64_t order_ = 0;
   std::uint64_t forward_ids_ = 0;
+  std::uint64_t connections_made_ = 0;
   std::uint64_t duplicates_at_start_ =
       core::sum_probes().messages_dropped[static_cast<std::size_t>(core::drop_reason::duplicate)];
   int tick_ = 0;
