@@ -54,7 +54,9 @@ std::string cluster_node::directory_owner_of(const std::string& client_id) const
 bool cluster_node::claim(const std::string& client_id, std::uint64_t connection_id,
                          bool persistent, core::claim_result& result,
                          std::function<void(core::claim_result)> later) {
-  if (!persistent || !replication_) {
+  if (!persistent || !replication_ || !replication_->keeps(client_id)) {
+    // Not replicated: a session that ends with its connection, or one this
+    // node's store held from before sessions were replicated.
     return claim_client_id(client_id, connection_id, result, std::move(later));
   }
   // A replicated session: no other connection holds the client id, then

@@ -223,6 +223,8 @@ void cluster_node::send_session_log(std::uint64_t member, std::string batch) {
 }
 
 void cluster_node::start() {
+  // Before any peer can forward a message here.
+  if (replication_) replication_->keep_stored_sessions_local();
   if (clustered_) {
     std::string host, port_text;
     if (!split_address(settings_.bind, host, port_text)) {

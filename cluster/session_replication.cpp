@@ -81,6 +81,18 @@ std::error_code session_replication::load() {
   return {};
 }
 
+void session_replication::keep_stored_sessions_local() {
+  // Sessions recovered from the store's own columns were written while
+  // sessions were not replicated: they stay this node's, in its store, until
+  // they end (a client that connects elsewhere starts a new one there).
+  for (const auto& s : broker_.sessions().all()) local_.insert(s->client_id());
+  if (!local_.empty()) {
+    spdlog::warn("cluster: {} persistent sessions from before sessions were replicated stay on "
+                 "this node until they end",
+                 local_.size());
+  }
+}
+
 void session_replication::start() {
   boost::asio::post(strand_, [this] {
     restore_own_sessions();

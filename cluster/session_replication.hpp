@@ -75,6 +75,9 @@ class session_replication final : public core::session_keeper {
 
   // Reads the logs kept in the store (before start()).
   std::error_code load();
+  // Once the broker has recovered the store (before anything else runs):
+  // the persistent sessions it holds stay this node's (see keeps()).
+  void keep_stored_sessions_local();
   void start();
   // Fails what waits; after it nothing runs on the strand.
   void stop();
@@ -84,8 +87,10 @@ class session_replication final : public core::session_keeper {
   void tick_now();
 
   // --- core::session_keeper ----------------------------------------------------
-  // Every persistent session's records are kept in its log.
-  bool keeps(const std::string&) const override { return true; }
+  // Every persistent session's records are kept in its log, but for those
+  // this node's store held when replication started (kept as before, on this
+  // node, until they end: see start()).
+  bool keeps(const std::string& client) const override { return !local_.contains(client); }
   void append(const std::string& client, storage::write_batch&& change,
               std::function<void(bool committed)> done) override;
 
@@ -163,6 +168,9 @@ class session_replication final : public core::session_keeper {
   // new owner's handover (its routes everywhere); let go at the deadline
   // regardless (the new owner may have died meanwhile).
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> handing_over_;
+  // Persistent sessions the store held at start (written before sessions
+  // were replicated): kept in the store as before. Fixed after start().
+  std::unordered_set<std::string> local_;
   // Sessions whose last generation was this node's before it restarted:
   // taken back by the first look for orphans.
   std::unordered_set<std::string> restarted_;

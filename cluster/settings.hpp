@@ -36,8 +36,8 @@ struct cluster_settings {
   std::uint64_t peer_queue_bytes = 64ull << 20;
   tls_settings tls;
   // Replicated persistent sessions (docs/cluster.md): off while being built.
-  bool replicate_sessions = false;
-  std::uint32_t replication_factor = 2;
+  bool replicate_sessions = true;
+  std::uint32_t replication_factor = 3;
   std::uint32_t write_quorum = 0;  // 0: a majority of the replicas
 };
 

@@ -91,8 +91,8 @@ struct cluster_config {
   std::vector<std::string> seeds;
   std::string dns;
   std::uint32_t dns_interval_ms = 5'000;
-  std::uint32_t replication_factor = 2;
-  bool replicate_sessions = false;  // replicated persistent sessions (being built)
+  std::uint32_t replication_factor = 3;
+  bool replicate_sessions = true;   // persistent sessions in replicated logs (clustered nodes)
   std::uint32_t write_quorum = 0;   // 0 = a majority of replication_factor
   std::uint32_t vnodes = 128;
   std::uint32_t heartbeat_interval_ms = 500;

@@ -432,3 +432,40 @@ TEST(ReplicatedSessions, AQos2DeliveryUnderWayWhenItsNodeDiesIsCompletedOnTheNex
 
 }  // namespace
 }  // namespace ringmq::testing
+
+namespace ringmq::testing {
+namespace {
+
+// A node whose store holds persistent sessions from before sessions were
+// replicated keeps serving them as before (in its store, on this node) once
+// replication is on: their acknowledgements do not wait for logs they have
+// none of.
+TEST(ReplicatedSessions, SessionsFromBeforeReplicationStayOnTheirNode) {
+  test_cluster c(1, {"cluster.replicate_sessions=false"});
+  ASSERT_TRUE(c.started()) << c.describe();
+  {
+    cluster_client dev;
+    ASSERT_TRUE(dev.connect(c.node(1), "older", codec::protocol_version::v5, false, expiry(600)))
+        << dev.error();
+    ASSERT_FALSE(dev.subscribe("o/#", qos::at_least_once).empty());
+    dev.close();
+  }
+  ASSERT_TRUE(c.node(1).stop());
+  c.node(1).add_override("cluster.replicate_sessions=true");
+  ASSERT_TRUE(c.node(1).start()) << c.node(1).describe();
+  ASSERT_TRUE(c.node(1).wait_for_log("from before sessions were replicated stay on this node"))
+      << c.node(1).describe();
+  cluster_client pub;
+  ASSERT_TRUE(pub.connect(c.node(1), "pub-o")) << pub.error();
+  ASSERT_EQ(pub.publish("o/1", "kept as before"), codec::reason_code::success) << c.describe();
+  cluster_client back;
+  ASSERT_TRUE(back.connect(c.node(1), "older", codec::protocol_version::v5, false, expiry(600)))
+      << back.error();
+  EXPECT_TRUE(back.connack().session_present);
+  auto got = back.receive(milliseconds(5'000));
+  ASSERT_TRUE(got) << c.describe();
+  EXPECT_EQ(got->payload, "kept as before");
+}
+
+}  // namespace
+}  // namespace ringmq::testing

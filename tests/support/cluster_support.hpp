@@ -36,6 +36,8 @@ class cluster_member {
   // network between nodes by owner (nft `meta skuid`) though every node's
   // outbound connections leave from the same loopback address. Before start().
   void run_as(unsigned uid);
+  // One more --set for the next start() (a changed setting after a restart).
+  void add_override(std::string setting) { overrides_.push_back(std::move(setting)); }
   std::optional<unsigned> uid() const noexcept { return uid_; }
 
   // Starts the node (with `seeds`, "host:port" peer addresses) and waits for

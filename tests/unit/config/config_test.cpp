@@ -114,7 +114,8 @@ TEST_F(Config, NoSourcesGiveTheDocumentedDefaults) {
   EXPECT_EQ(c.storage.durability, durability::batch);
   EXPECT_TRUE(c.cluster.bind.empty());
   EXPECT_TRUE(c.cluster.seeds.empty());
-  EXPECT_EQ(c.cluster.replication_factor, 2u);
+  EXPECT_EQ(c.cluster.replication_factor, 3u);
+  EXPECT_TRUE(c.cluster.replicate_sessions) << "persistent sessions are replicated when clustered";
   EXPECT_EQ(c.cluster.vnodes, 128u);
   EXPECT_EQ(c.log.level, "info");
   EXPECT_EQ(c.log.format, log_format::text);
