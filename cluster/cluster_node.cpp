@@ -223,8 +223,11 @@ void cluster_node::send_session_log(std::uint64_t member, std::string batch) {
 }
 
 void cluster_node::start() {
-  // Before any peer can forward a message here.
-  if (replication_) replication_->keep_stored_sessions_local();
+  // Before any peer can forward a message here, or hears of this node's routes.
+  if (replication_) {
+    replication_->keep_stored_sessions_local();
+    replication_->start();
+  }
   if (clustered_) {
     std::string host, port_text;
     if (!split_address(settings_.bind, host, port_text)) {
@@ -294,7 +297,6 @@ void cluster_node::start() {
     io_.run();
   });
   boost::asio::post(io_, [this] { tick(); });
-  if (replication_) replication_->start();
 }
 
 void cluster_node::stop() {

@@ -49,6 +49,12 @@ session_replication::session_replication(settings s, storage::store& store, core
   rh.owned = [this](const std::string& client, replication::session_records records,
                     member deposed) { on_owned(client, std::move(records), deposed); };
   rh.fenced = [this](const std::string& client) { on_fenced(client); };
+  rh.handover_asked = [this](const std::string& client, member from) {
+    // Only once this node's routes for it are everywhere (see on_owned).
+    if (!routed_.contains(client)) return;
+    replicator_->hand_over(client, from);
+    schedule_flush();
+  };
   rh.handed_over = [this](const std::string& client, member) {
     // Messages peers routed here for it before they knew of its new owner
     // may still be on their way: let go once they are in (until then they
@@ -94,31 +100,32 @@ void session_replication::keep_stored_sessions_local() {
 }
 
 void session_replication::start() {
-  boost::asio::post(strand_, [this] {
-    restore_own_sessions();
-    if (settings_.tick.count() > 0) schedule_tick();
-  });
+  // Before anything runs on the strand, and before peers hear of this node:
+  // the routes of the sessions it puts back are in its first route snapshot.
+  restore_own_sessions();
+  if (settings_.tick.count() > 0) boost::asio::post(strand_, [this] { schedule_tick(); });
 }
 
 void session_replication::restore_own_sessions() {
-  // The sessions this node served before it stopped are served by nobody
-  // until it (or, when it cannot, another node) takes them over again; their
-  // routes went with this node's previous process. They are put back as the
-  // local log holds them, their routes with them, but not served: a message
-  // for them fails (its publisher sends it again) until the takeover, or the
-  // handover to another node, or the deadline.
+  // The sessions this node served last, as far as it knows (the newest log
+  // installed on it is its own generation: no later owner installed one),
+  // are served by nobody until it (or another node) takes them over again;
+  // their routes went with this node's previous process. They are put back
+  // as the local log holds them, their routes with them, but not served: a
+  // message for them fails (its publisher sends it again) until the
+  // takeover, or the handover to another node, or the deadline.
   const auto now = settings_.now();
   std::size_t restored = 0;
   for (const auto& [client, replicas] : replicator_->replica_sets()) {
     const auto* log = replicator_->log_of(client);
-    if (!log || log->promised().node != settings_.self) continue;
+    if (!log || log->state().log_gen.node != settings_.self) continue;
     restarted_.insert(client);
     replication::session_records records;
     if (!replication::session_replicator::records_of(*log, client, records)) continue;
     auto session = as_session(client, records, now);
     if (!session) continue;
     broker_.adopt_session(std::move(*session), now);
-    handing_over_[client] = now + settings_.handover_timeout;
+    handing_over_[client] = handover_wait{now + settings_.handover_timeout};
     ++restored;
   }
   if (restored) {
@@ -219,14 +226,16 @@ void session_replication::on_owned(const std::string& client,
   }
   spdlog::debug("cluster: serving session {} ({} records)", client, records.size());
   finish_acquire(client, true);
-  if (deposed == 0) return;
   // The node that served it lets it go once this node's routes for it are on
   // every live node: until then it keeps matching the session's messages
   // (and fails them, so they are sent again), and no message finds nobody.
+  // From then on this node also answers a node that asks for a handover.
   const auto hand_over = [this, client, deposed, alive = alive_] {
     if (!alive->load()) return;
     boost::asio::post(strand_, [this, client, deposed] {
-      if (stopped_) return;
+      if (stopped_ || !replicator_->serving(client)) return;
+      routed_.insert(client);
+      if (deposed == 0) return;
       replicator_->hand_over(client, deposed);
       schedule_flush();
     });
@@ -242,7 +251,8 @@ void session_replication::on_fenced(const std::string& client) {
   // The session's changes fail from now on, but it keeps its routes until
   // its new owner hands it over (or at the deadline).
   if (broker_.sessions().find(client)) {
-    handing_over_.try_emplace(client, settings_.now() + settings_.handover_timeout);
+    handing_over_.try_emplace(client, handover_wait{settings_.now() + settings_.handover_timeout});
+    routed_.erase(client);
   }
   finish_acquire(client, false);
 }
@@ -362,14 +372,27 @@ void session_replication::tick() {
     it = waiters.empty() ? acquiring_.erase(it) : std::next(it);
     for (auto& done : late) done(false);
   }
-  for (auto it = handing_over_.begin(); it != handing_over_.end();) {
-    if (now < it->second) {
-      ++it;
+  for (auto& [client, wait] : handing_over_) {
+    if (now < wait.deadline) continue;
+    wait.deadline = now + settings_.handover_timeout;
+    // No handover in time: it was lost, or the node that fenced this one
+    // never came to serve the session. The session is not let go blindly
+    // (nobody might route its messages then): the newest owner this node
+    // knows of is asked for a handover; if it does not answer, or is down,
+    // this node takes the session back (and is handed over to, or fenced
+    // again, by whoever serves it).
+    const auto* log = replicator_->log_of(client);
+    const auto holder = log ? log->newest_known().node : 0;
+    if (holder != 0 && holder != settings_.self && hooks_.alive(holder) && wait.asks < 2) {
+      ++wait.asks;
+      replicator_->ask_handover(client, holder);
       continue;
     }
-    const auto client = it->first;
-    it = handing_over_.erase(it);
-    let_go(client, "is served by another node now (no handover from its new owner in time)");
+    wait.asks = 0;
+    if (log && log->current_role() == replication::session_log::role::replica) {
+      spdlog::info("cluster: taking back session {} (no handover from its new owner)", client);
+      replicator_->acquire(client);
+    }
   }
   if (now - last_orphan_check_ >= settings_.orphan_check) {
     last_orphan_check_ = now;
@@ -399,12 +422,10 @@ void session_replication::take_over_orphans() {
       continue;
     }
     const auto holder = log->newest_known().node;
-    if (holder == settings_.self) {
-      // This node's own generation: from before it restarted, then taken
-      // back by this node whatever its place among the replicas (the others
-      // see it alive and wait for it); else it was fenced and waits to hear
-      // of the new owner.
-      if (!restarted_.erase(client)) continue;
+    if (restarted_.erase(client)) {
+      // Served here last before this node restarted: taken back by this
+      // node, whatever its place among the replicas (the others see it alive
+      // and would wait for it).
       spdlog::info("cluster: taking back session {} (served here before a restart)", client);
       replicator_->acquire(client);
       quiet = false;

@@ -43,7 +43,8 @@ class session_replication final : public core::session_keeper {
     std::size_t replication_factor = 3;  // clipped to the member count
     std::size_t write_quorum = 0;        // 0: a majority of the replicas
     std::chrono::milliseconds acquire_timeout{3'000};
-    // Longest a fenced session is kept, waiting for its new owner's handover.
+    // How long a fenced session waits for its new owner's handover before
+    // asking for it (twice), then taking the session back.
     std::chrono::milliseconds handover_timeout{5'000};
     // How often unacknowledged log messages are resent and acquisitions
     // timed out; 0: never by itself (the owner of the io_context calls
@@ -167,7 +168,14 @@ class session_replication final : public core::session_keeper {
   // Sessions this node was fenced from and still holds, waiting for their
   // new owner's handover (its routes everywhere); let go at the deadline
   // regardless (the new owner may have died meanwhile).
-  std::unordered_map<std::string, std::chrono::steady_clock::time_point> handing_over_;
+  struct handover_wait {
+    std::chrono::steady_clock::time_point deadline;
+    int asks = 0;  // handover requests sent since the last try to take it back
+  };
+  std::unordered_map<std::string, handover_wait> handing_over_;
+  // Sessions served here whose routes every live peer has (after taking them
+  // over): a handover may be given for them.
+  std::unordered_set<std::string> routed_;
   // Persistent sessions the store held at start (written before sessions
   // were replicated): kept in the store as before. Fixed after start().
   std::unordered_set<std::string> local_;

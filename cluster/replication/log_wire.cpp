@@ -62,6 +62,8 @@ void put_message(const message& m, v1::LogMessage& r) {
           a.set_commit(msg.commit);
         } else if constexpr (std::is_same_v<T, handover>) {
           put(msg.gen, *r.mutable_handover()->mutable_gen());
+        } else if constexpr (std::is_same_v<T, handover_request>) {
+          r.mutable_handover_request();
         } else {
           auto& a = *r.mutable_accepted();
           put(msg.gen, *a.mutable_gen());
@@ -107,6 +109,9 @@ bool get_message(const v1::LogMessage& r, message& out) {
     }
     case v1::LogMessage::kHandover:
       out = handover{get(r.handover().gen())};
+      return true;
+    case v1::LogMessage::kHandoverRequest:
+      out = handover_request{};
       return true;
     default:
       return false;

@@ -19,6 +19,7 @@ void merge(session_log::effects& into, session_log::effects&& from) {
   into.became_owner |= from.became_owner;
   if (from.deposed) into.deposed = from.deposed;
   if (from.handed_over) into.handed_over = from.handed_over;
+  if (from.handover_asked) into.handover_asked = from.handover_asked;
   into.fenced |= from.fenced;
 }
 
@@ -106,9 +107,12 @@ std::optional<std::uint64_t> session_log::propose(std::string data, effects& out
   a.entries.push_back(durable_.entries.back());
   for (std::size_t i = 0; i < config_.replicas.size(); ++i) {
     const auto r = config_.replicas[i];
-    // Replicas that lag or need the whole log get it from on_tick().
-    if (r == config_.self || needs_install_[i] || match_[i] + 1 < seq) continue;
+    // Pipelined: sent after what was sent to it before, acknowledged or
+    // not. Replicas that lag (a gap, a lost message) or need the whole log
+    // get it from their answer or from on_tick().
+    if (r == config_.self || needs_install_[i] || sent_[i] + 1 != seq) continue;
     out.send.push_back({r, a});
+    sent_[i] = seq;
   }
   return seq;
 }
@@ -158,6 +162,8 @@ void session_log::adopt(effects& out) {
   install_seq_ = last_seq();
   commit_ = 0;
   match_.assign(config_.replicas.size(), 0);
+  // The install carries the whole log.
+  sent_.assign(config_.replicas.size(), last_seq());
   needs_install_.assign(config_.replicas.size(), true);
   told_commit_.assign(config_.replicas.size(), 0);
   promises_.clear();
@@ -301,6 +307,12 @@ session_log::effects session_log::handle(member, const handover& m) {
   return out;
 }
 
+session_log::effects session_log::handle(member from, const handover_request&) {
+  effects out;
+  if (serving()) out.handover_asked = from;
+  return out;
+}
+
 session_log::effects session_log::handle(member from, const accepted& m) {
   effects out;
   highest_round_ = std::max(highest_round_, m.promised.round);
@@ -320,10 +332,12 @@ session_log::effects session_log::handle(member from, const accepted& m) {
     } else {
       out.send.push_back({from, accept_from(std::min(m.last, last_seq()))});
     }
+    sent_[i] = last_seq();
     return out;
   }
   needs_install_[i] = false;
   match_[i] = std::max(match_[i], m.last);
+  sent_[i] = std::max(sent_[i], match_[i]);
   told_commit_[i] = std::max(told_commit_[i], m.known_commit);
   advance_commit(out);
   return out;
@@ -400,6 +414,7 @@ session_log::effects session_log::on_tick() {
         // What is missing, or nothing: then it says the owner is there.
         out.send.push_back({r, accept_from(std::min(match_[i], last_seq()))});
       }
+      sent_[i] = last_seq();
     }
   }
   return out;

@@ -91,7 +91,12 @@ struct handover {
   ballot gen;  // the new owner's generation
 };
 
-using message = std::variant<prepare, promise, accept, accepted, handover>;
+// From a node that holds a session it was fenced from and heard no handover
+// for (it was lost, or the new owner never got that far): "if you serve it,
+// hand it over to me". Answered by the driver, not the log.
+struct handover_request {};
+
+using message = std::variant<prepare, promise, accept, accepted, handover, handover_request>;
 
 struct outgoing {
   member to;
@@ -133,6 +138,7 @@ class session_log {
     member deposed = 0;
     bool fenced = false;                   // was owner or candidate, is not any more
     member handed_over = 0;                // a handover came from this new owner: let go
+    member handover_asked = 0;             // this node asks for a handover (when serving)
   };
 
   explicit session_log(config c);
@@ -199,6 +205,7 @@ class session_log {
   effects handle(member from, const accept& m);
   effects handle(member from, const accepted& m);
   effects handle(member from, const handover& m);
+  effects handle(member from, const handover_request& m);
 
   config config_;
   durable_state durable_;
@@ -217,6 +224,7 @@ class session_log {
   std::uint64_t install_seq_ = 0;      // the adopted log ends here
   ballot deposed_;                     // the adopted log's owner, told once installed
   std::vector<std::uint64_t> match_;   // by replica index: acknowledged last seq
+  std::vector<std::uint64_t> sent_;    // by replica index: last seq sent (pipelining)
   std::vector<bool> needs_install_;
   std::vector<std::uint64_t> told_commit_;  // by replica index: the commit point it acknowledged knowing
   std::uint64_t commit_ = 0;

@@ -96,6 +96,11 @@ void session_replicator::hand_over(const std::string& client, member to) {
   outgoing_[to].push_back({client, handover{s->log->generation()}, {}, 0});
 }
 
+void session_replicator::ask_handover(const std::string& client, member to) {
+  if (to == 0 || to == settings_.self) return;
+  outgoing_[to].push_back({client, handover_request{}, {}, 0});
+}
+
 bool session_replicator::propose(const std::string& client, std::string change,
                                  std::function<void(bool)> done) {
   auto* s = find(client);
@@ -158,6 +163,7 @@ void session_replicator::apply(const std::string& client, session& s, session_lo
     if (hooks_.fenced) hooks_.fenced(client);
   }
   if (e.handed_over && hooks_.handed_over) hooks_.handed_over(client, e.handed_over);
+  if (e.handover_asked && hooks_.handover_asked) hooks_.handover_asked(client, e.handover_asked);
   if (e.became_owner && hooks_.owned) {
     session_records records;
     // A log that does not decode came from a node running other code: the

@@ -76,6 +76,8 @@ class session_replicator {
     std::function<void(const std::string& client)> fenced;
     // The new owner of `client` (`to`) says its routes are everywhere: let it go.
     std::function<void(const std::string& client, member to)> handed_over;
+    // `from` holds `client`, which this node serves, and asks to be handed it over.
+    std::function<void(const std::string& client, member from)> handover_asked;
   };
 
   session_replicator(settings s, log_storage& storage, hooks h);
@@ -92,6 +94,9 @@ class session_replicator {
   // Tells `to` (the node that served `client` before) that the session is
   // served here now; nothing when it is not.
   void hand_over(const std::string& client, member to);
+  // Asks `to` (who holds the newest generation this node knows of) to hand
+  // `client` over if it serves it.
+  void ask_handover(const std::string& client, member to);
   // Appends a change of a served session. `done(true)` once it is committed on
   // the write quorum; `done(false)` when it will not be here (fenced). False
   // (and `done` not kept) when the session is not served here.

@@ -930,6 +930,28 @@ class simulation {
     }
     for (auto& c : clients_) step_client(c);
     check_logs();
+    if (tracing_) trace_ownership();
+  }
+
+  // Who serves and who holds each session, told when it changes.
+  void trace_ownership() {
+    for (const auto& c : clients_) {
+      std::string now;
+      for (int i = 0; i < s_.nodes; ++i) {
+        const auto& n = nodes_[static_cast<std::size_t>(i)];
+        if (!n.up) continue;
+        const bool serves = n.replication->replicator().serving(c.id);
+        const bool holds = n.broker->sessions().find(c.id) != nullptr;
+        const bool routes = n.routes.contains(topic_filter);
+        if (serves || holds) {
+          now += " n" + std::to_string(i + 1) + (serves ? "(serves" : "(holds") +
+                 (routes ? ",routes)" : ")");
+        }
+      }
+      auto& before = ownership_[c.id];
+      if (now != before) trace(c.id, " is now:", now.empty() ? " nowhere" : now);
+      before = now;
+    }
   }
 
   bool done() const {
@@ -1072,7 +1094,8 @@ class simulation {
   std::vector<forward> forwards_;
   std::vector<answer> answers_;
   std::map<std::uint64_t, unsettled> unsettled_;
-  std::map<std::pair<int, int>, int> stream_at_;  // when the last forward on a stream arrives
+  std::map<std::pair<int, int>, int> stream_at_;
+  std::map<std::string, std::string> ownership_;  // traced  // when the last forward on a stream arrives
   std::set<std::string> subscribe_sent_;
   std::map<std::string, std::map<std::uint64_t, std::string>> committed_;
   std::map<std::tuple<std::string, std::uint64_t, std::uint64_t>, std::uint64_t> writers_;

@@ -30,6 +30,7 @@ TEST(LogWire, EveryKindOfMessageRoundTrips) {
   batch.push_back({"", append, {}, 0});
   batch.push_back({"c4", accepted{{5, 10}, false, {6, 2}, 12, true, 8}, {}, 0});
   batch.push_back({"c5", handover{{7, 11}}, {}, 0});
+  batch.push_back({"c6", handover_request{}, {}, 0});
 
   std::vector<addressed> back;
   ASSERT_TRUE(decode_batch(encode_batch(batch), back));
@@ -64,6 +65,7 @@ TEST(LogWire, EveryKindOfMessageRoundTrips) {
   EXPECT_TRUE(r.needs_install);
   EXPECT_EQ(r.known_commit, 8u);
   EXPECT_EQ(std::get<handover>(back[5].msg).gen, (ballot{7, 11}));
+  EXPECT_TRUE(std::holds_alternative<handover_request>(back[6].msg));
 }
 
 TEST(LogWire, GarbageAndMessagesWithoutAKindAreRefused) {

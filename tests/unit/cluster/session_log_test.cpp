@@ -167,6 +167,10 @@ TEST(SessionLog, AHandoverFencesTheNodeBeforeAndSaysWhoServesNow) {
   auto stale = g[3].on_message(1, handover{gen});
   EXPECT_EQ(stale.handed_over, 0u);
   EXPECT_TRUE(g[3].serving());
+  // Asked for a handover, the owner says who asked; a node that does not
+  // serve the session says nothing.
+  EXPECT_EQ(g[3].on_message(1, handover_request{}).handover_asked, 1u);
+  EXPECT_EQ(g[1].on_message(3, handover_request{}).handover_asked, 0u);
 }
 
 TEST(SessionLog, APrepareBelowThePromiseIsRefused) {
