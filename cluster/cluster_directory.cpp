@@ -54,10 +54,36 @@ std::string cluster_node::directory_owner_of(const std::string& client_id) const
 bool cluster_node::claim(const std::string& client_id, std::uint64_t connection_id,
                          bool persistent, core::claim_result& result,
                          std::function<void(core::claim_result)> later) {
-  if (!persistent || !replication_ || !replication_->keeps(client_id)) {
-    // Not replicated: a session that ends with its connection, or one this
-    // node's store held from before sessions were replicated.
+  if (!replication_ || !replication_->keeps(client_id)) {
+    // Not replicated, or a session this node's store held from before
+    // sessions were replicated.
     return claim_client_id(client_id, connection_id, result, std::move(later));
+  }
+  if (!persistent) {
+    // A session that ends with its connection. If the client id has a
+    // replicated session (its directory owner, a replica, keeps a log of it),
+    // it is taken here first, so that the CONNECT resumes it (clean start 0)
+    // or ends it (clean start 1), as MQTT says, wherever it was kept.
+    auto replicated = std::make_shared<std::atomic<bool>>(false);
+    auto shared_later =
+        std::make_shared<std::function<void(core::claim_result)>>(std::move(later));
+    auto then = [this, client_id, replicated, shared_later](core::claim_result r) {
+      if (r != core::claim_result::granted || !replicated->load()) {
+        (*shared_later)(r);
+        return;
+      }
+      replication_->acquire(client_id, [shared_later](bool served) {
+        (*shared_later)(served ? core::claim_result::granted : core::claim_result::unavailable);
+      });
+    };
+    core::claim_result first = core::claim_result::granted;
+    if (!claim_client_id(client_id, connection_id, first, then, replicated)) return false;
+    if (first != core::claim_result::granted || !replicated->load()) {
+      result = first;
+      return true;
+    }
+    then(first);
+    return false;
   }
   // A replicated session: no other connection holds the client id, then
   // this node wins the session's generation from its replicas and holds its
@@ -84,10 +110,12 @@ bool cluster_node::claim(const std::string& client_id, std::uint64_t connection_
 
 bool cluster_node::claim_client_id(const std::string& client_id, std::uint64_t connection_id,
                                    core::claim_result& result,
-                                   std::function<void(core::claim_result)> later) {
+                                   std::function<void(core::claim_result)> later,
+                                   std::shared_ptr<std::atomic<bool>> replicated) {
   const auto& peers = peers_for_this_thread();
   if (peers.all.empty()) {
     result = core::claim_result::granted;  // alone: the session registry decides locally
+    if (replicated) replicated->store(has_replicated_session(client_id));
     return true;
   }
   const auto owner = directory_owner(client_id);
@@ -119,8 +147,9 @@ bool cluster_node::claim_client_id(const std::string& client_id, std::uint64_t c
   std::shared_ptr<peer_link> owner_link;
   if (owner != self_index && owner < peers.by_index.size()) owner_link = peers.by_index[owner];
   if (owner_link) {
-    claim_remote(client_id, t, *owner_link, std::move(done));
+    claim_remote(client_id, t, *owner_link, std::move(done), replicated);
   } else {
+    if (replicated) replicated->store(has_replicated_session(client_id));
     claim_at_owner(client_id, self_index, t, std::move(done));
   }
   std::lock_guard lock(a->mutex);
@@ -359,7 +388,8 @@ void cluster_node::resolve_kick_waiters(const std::string& client_id, std::uint6
 }
 
 void cluster_node::claim_remote(const std::string& client_id, ticket t, peer_link& owner,
-                                std::function<void(bool)> done) {
+                                std::function<void(bool)> done,
+                                std::shared_ptr<std::atomic<bool>> replicated) {
   auto channel = owner.channel();
   if (!channel || stopping_) {
     done(true);
@@ -375,9 +405,11 @@ void cluster_node::claim_remote(const std::string& client_id, ticket t, peer_lin
   start_unary<v1::Peer, v1::ClaimResponse>(
       channel, settings_.claim_timeout, std::move(request),
       [](auto& peer, auto... args) { peer.Claim(args...); },
-      [this, done = std::move(done), id = owner.id()](const grpc::Status& status, const auto& c) {
+      [this, done = std::move(done), id = owner.id(), replicated](const grpc::Status& status,
+                                                                 const auto& c) {
         observe("rpc:claim", c.seconds());
         if (status.ok()) {
+          if (replicated) replicated->store(c.response.replicated_session());
           done(c.response.granted());
         } else {
           // Availability wins for sessions without persistence: served anyway, counted.

@@ -153,6 +153,10 @@ void cluster_node::start_session_replication() {
 
 core::session_keeper* cluster_node::session_keeper() const noexcept { return replication_.get(); }
 
+bool cluster_node::has_replicated_session(const std::string& client_id) const {
+  return replication_ && replication_->has_log(client_id);
+}
+
 std::uint64_t cluster_node::member_number_of(const std::string& id) const {
   std::lock_guard lock(members_mutex_);
   auto it = member_of_id_.find(id);

@@ -152,6 +152,9 @@ class cluster_node final : public core::cluster_link {
   cluster_view view() const;
   // Node id of `client_id`'s directory owner (first alive member of its preference list).
   std::string directory_owner_of(const std::string& client_id) const;
+  // This node keeps a replicated session log of `client_id` (a directory
+  // owner tells claimants so).
+  bool has_replicated_session(const std::string& client_id) const;
   // Replicated sessions: what this node's log of `client_id` says, with
   // member numbers as node ids; `done(nullopt)` when it keeps none (or
   // sessions are not replicated). `done` runs on the cluster's thread.
@@ -295,8 +298,11 @@ class cluster_node final : public core::cluster_link {
 
   // --- directory (cluster_directory.cpp) ---
   origin_index directory_owner(const std::string& client_id) const;
+  // `replicated` (when given) is set before the answer to whether the
+  // directory owner keeps a replicated session log of the client id.
   bool claim_client_id(const std::string& client_id, std::uint64_t connection_id,
-                       core::claim_result& result, std::function<void(core::claim_result)> later);
+                       core::claim_result& result, std::function<void(core::claim_result)> later,
+                       std::shared_ptr<std::atomic<bool>> replicated = {});
   void claim_at_owner(const std::string& client_id, origin_index claimant, ticket t,
                       std::function<void(bool)> done);
   void kick_holder(const std::string& client_id, holder h, std::function<void(bool)> done);
@@ -304,7 +310,8 @@ class cluster_node final : public core::cluster_link {
   void retry_local_kick(const std::string& client_id, std::uint64_t connection, int attempts);
   void resolve_kick_waiters(const std::string& client_id, std::uint64_t connection, bool closed);
   void claim_remote(const std::string& client_id, ticket t, peer_link& owner,
-                    std::function<void(bool)> done);
+                    std::function<void(bool)> done,
+                    std::shared_ptr<std::atomic<bool>> replicated = {});
   void forget_holders_of(origin_index node, std::uint64_t except_boot);
   void register_with_owners();
   void register_with(peer_link& link, std::vector<v1::PeerFrame>& frames);

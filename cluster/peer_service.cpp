@@ -129,8 +129,9 @@ grpc::ServerUnaryReactor* peer_service::Claim(grpc::CallbackServerContext* conte
                                               const v1::ClaimRequest* request,
                                               v1::ClaimResponse* response) {
   auto* reactor = context->DefaultReactor();
-  node_.on_claim(*request, [reactor, response](grpc::Status status, bool granted) {
+  node_.on_claim(*request, [this, reactor, request, response](grpc::Status status, bool granted) {
     response->set_granted(granted);
+    response->set_replicated_session(node_.has_replicated_session(request->client_id()));
     reactor->Finish(status);
   });
   return reactor;

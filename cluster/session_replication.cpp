@@ -49,6 +49,10 @@ session_replication::session_replication(settings s, storage::store& store, core
   rh.owned = [this](const std::string& client, replication::session_records records,
                     member deposed) { on_owned(client, std::move(records), deposed); };
   rh.fenced = [this](const std::string& client) { on_fenced(client); };
+  rh.created = [this](const std::string& client) {
+    std::lock_guard lock(logged_mutex_);
+    logged_.insert(client);
+  };
   rh.handover_asked = [this](const std::string& client, member from) {
     // Only once this node's routes for it are everywhere (see on_owned).
     if (!routed_.contains(client)) return;
@@ -85,6 +89,11 @@ std::error_code session_replication::load() {
                  replicator_->sessions());
   }
   return {};
+}
+
+bool session_replication::has_log(const std::string& client) const {
+  std::lock_guard lock(logged_mutex_);
+  return logged_.contains(client);
 }
 
 void session_replication::keep_stored_sessions_local() {

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -123,6 +124,8 @@ class session_replication final : public core::session_keeper {
   const replication::session_replicator& replicator() const { return *replicator_; }
 
   // --- views (any thread) -------------------------------------------------------
+  // Whether this node keeps a log of `client`'s session (it may have ended).
+  bool has_log(const std::string& client) const;
   std::size_t sessions() const noexcept { return sessions_.load(); }
   std::size_t owned_sessions() const noexcept { return owned_.load(); }
   std::size_t under_replicated() const noexcept { return under_replicated_.load(); }
@@ -185,6 +188,8 @@ class session_replication final : public core::session_keeper {
   std::chrono::steady_clock::time_point last_orphan_check_{};
   bool flush_posted_ = false;
   bool stopped_ = false;
+  mutable std::mutex logged_mutex_;
+  std::unordered_set<std::string> logged_;  // clients with a log here (has_log)
   std::atomic<std::size_t> sessions_{0};
   std::atomic<std::size_t> owned_{0};
   std::atomic<std::size_t> under_replicated_{0};

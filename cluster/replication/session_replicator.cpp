@@ -55,6 +55,7 @@ session_replicator::session& session_replicator::create(const std::string& clien
   c.self = settings_.self;
   auto& s = logs_[client];
   s.log = std::make_unique<session_log>(std::move(c), std::move(restored));
+  if (hooks_.created) hooks_.created(client);
   return s;
 }
 

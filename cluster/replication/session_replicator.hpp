@@ -76,6 +76,8 @@ class session_replicator {
     std::function<void(const std::string& client)> fenced;
     // The new owner of `client` (`to`) says its routes are everywhere: let it go.
     std::function<void(const std::string& client, member to)> handed_over;
+    // A log of `client` was made here (or read from the store).
+    std::function<void(const std::string& client)> created;
     // `from` holds `client`, which this node serves, and asks to be handed it over.
     std::function<void(const std::string& client, member from)> handover_asked;
   };
