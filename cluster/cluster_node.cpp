@@ -144,6 +144,13 @@ void cluster_node::start_session_replication() {
   };
   h.alive = [this](std::uint64_t m) { return member_alive(m); };
   h.send = [this](std::uint64_t to, std::string batch) { send_session_log(to, std::move(batch)); };
+  h.members = [this] {
+    std::lock_guard lock(members_mutex_);
+    std::vector<std::uint64_t> out;
+    out.reserve(member_of_id_.size());
+    for (const auto& [id, number] : member_of_id_) out.push_back(number);
+    return out;
+  };
   replication_ = std::make_unique<session_replication>(s, *store_, broker_, std::move(h), io_);
   if (auto ec = replication_->load()) {
     throw std::runtime_error("the store's replicated session logs cannot be read: " +

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <future>
 
@@ -46,6 +47,15 @@ session_replication::session_replication(settings s, storage::store& store, core
       log_storage_(store) {
   replication::session_replicator::hooks rh;
   rh.placement = [this](const std::string& client) { return placement(client); };
+  rh.members = [this] {
+    return hooks_.members ? hooks_.members() : std::vector<member>{};
+  };
+  rh.alive = [this](member m) { return m == settings_.self || !hooks_.alive || hooks_.alive(m); };
+  rh.moved = [this](const std::string& client) {
+    moving_.erase(client);
+    moved_.fetch_add(1);
+    spdlog::debug("cluster: session {} moved to its replica set on the ring", client);
+  };
   rh.owned = [this](const std::string& client, replication::session_records records,
                     member deposed) { on_owned(client, std::move(records), deposed); };
   rh.fenced = [this](const std::string& client) { on_fenced(client); };
@@ -76,7 +86,8 @@ session_replication::session_replication(settings s, storage::store& store, core
     }
   };
   replicator_ = std::make_unique<replication::session_replicator>(
-      replication::session_replicator::settings{settings_.self}, log_storage_, std::move(rh));
+      replication::session_replicator::settings{settings_.self, settings_.write_quorum},
+      log_storage_, std::move(rh));
 }
 
 session_replication::~session_replication() { stop(); }
@@ -406,6 +417,7 @@ void session_replication::tick() {
   if (now - last_orphan_check_ >= settings_.orphan_check) {
     last_orphan_check_ = now;
     take_over_orphans();
+    move_misplaced();
   }
   update_views();
   flush();
@@ -454,6 +466,30 @@ void session_replication::take_over_orphans() {
     quiet = false;
   }
   if (quiet) quiet_check_.store(check);
+}
+
+void session_replication::move_misplaced() {
+  // A served session whose replica set is not the one the ring gives it now
+  // (a member joined or left) moves there, a few at a time: each move is a
+  // new generation installed on both sets, the session served all along.
+  std::erase_if(moving_, [this](const std::string& client) {
+    const auto* log = replicator_->log_of(client);
+    return !log || !log->moving();
+  });
+  std::size_t misplaced = 0;
+  for (const auto& [client, replicas] : replicator_->replica_sets()) {
+    if (!replicator_->serving(client)) continue;
+    auto wanted = placement(client).replicas;
+    auto have = replicas;
+    std::sort(wanted.begin(), wanted.end());
+    std::sort(have.begin(), have.end());
+    if (wanted == have) continue;
+    ++misplaced;
+    if (moving_.size() >= settings_.max_moves || moving_.contains(client)) continue;
+    if (replicator_->move(client)) moving_.insert(client);
+  }
+  misplaced_.store(misplaced + moving_.size());
+  moving_count_.store(moving_.size());
 }
 
 void session_replication::update_views() {

@@ -51,8 +51,11 @@ class session_replication final : public core::session_keeper {
     // timed out; 0: never by itself (the owner of the io_context calls
     // tick(), as the deterministic simulation of tests/sim does).
     std::chrono::milliseconds tick{100};
-    // How often sessions without a live owner are looked for.
+    // How often sessions without a live owner are looked for, and served
+    // sessions whose replica set is not the ring's any more are moved.
     std::chrono::milliseconds orphan_check{500};
+    // Moves under way at once (each a new generation of one session).
+    std::size_t max_moves = 64;
     // The time, for deadlines (a simulation gives its own).
     std::function<std::chrono::steady_clock::time_point()> now = [] {
       return std::chrono::steady_clock::now();
@@ -69,6 +72,9 @@ class session_replication final : public core::session_keeper {
     std::function<bool(member)> alive;
     // Sends a serialized LogBatch to a member (dropped when it cannot be).
     std::function<void(member to, std::string batch)> send;
+    // Every member of the cluster, alive or not (asked whether they hold a
+    // log of a session this node holds none of).
+    std::function<std::vector<member>()> members;
   };
 
   session_replication(settings s, storage::store& store, core::broker& broker, hooks h,
@@ -130,6 +136,12 @@ class session_replication final : public core::session_keeper {
   std::size_t owned_sessions() const noexcept { return owned_.load(); }
   std::size_t under_replicated() const noexcept { return under_replicated_.load(); }
   std::uint64_t malformed_batches() const noexcept { return malformed_.load(); }
+  // Sessions moved to another replica set since start, and moving now.
+  std::uint64_t moved_sessions() const noexcept { return moved_.load(); }
+  std::size_t moving_sessions() const noexcept { return moving_count_.load(); }
+  // Served sessions whose replica set is not the one the ring gives them
+  // (waiting to be moved, or moving).
+  std::size_t misplaced_sessions() const noexcept { return misplaced_.load(); }
   // Looks for sessions without a live owner are numbered; this is the number
   // of the latest that found none this node should take over (and none it
   // was still taking over). A look numbered above the count when a member
@@ -156,6 +168,7 @@ class session_replication final : public core::session_keeper {
   void finish_stop();
   void restore_own_sessions();
   void take_over_orphans();
+  void move_misplaced();
   void update_views();
   replication::session_log::config placement(const std::string& client);
 
@@ -194,6 +207,10 @@ class session_replication final : public core::session_keeper {
   std::atomic<std::size_t> owned_{0};
   std::atomic<std::size_t> under_replicated_{0};
   std::atomic<std::uint64_t> malformed_{0};
+  std::unordered_set<std::string> moving_;  // on the strand
+  std::atomic<std::uint64_t> moved_{0};
+  std::atomic<std::size_t> moving_count_{0};
+  std::atomic<std::size_t> misplaced_{0};
   std::atomic<std::uint64_t> orphan_checks_{0};
   std::atomic<std::uint64_t> quiet_check_{0};
   // What the store's completions point at: cleared by stop().

@@ -48,8 +48,12 @@ std::string encode_entry(const entry& e) {
 
 std::string encode_meta(const session_log::config& placement, const session_log::durable_state& s) {
   v1::LogMeta r;
-  for (auto m : placement.replicas) r.add_replicas(m);
+  for (auto m : s.replicas.empty() ? placement.replicas : s.replicas) r.add_replicas(m);
   r.set_write_quorum(static_cast<std::uint32_t>(placement.write_quorum));
+  for (const auto& set : s.joint) {
+    auto* j = r.add_joint();
+    for (auto m : set) j->add_members(m);
+  }
   to_record(s.promised, *r.mutable_promised());
   to_record(s.log_gen, *r.mutable_log_gen());
   r.set_base_seq(s.base_seq);
@@ -124,6 +128,9 @@ std::error_code log_storage::load(std::map<std::string, stored_log>& out) {
         state.log_gen = from_record(r.log_gen());
         state.base_seq = r.base_seq();
         log.replicas.assign(r.replicas().begin(), r.replicas().end());
+        state.replicas = log.replicas;
+        state.joint.clear();
+        for (const auto& j : r.joint()) state.joint.emplace_back(j.members().begin(), j.members().end());
         log.write_quorum = r.write_quorum();
         return true;
       }

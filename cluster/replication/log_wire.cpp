@@ -18,6 +18,21 @@ void put(const ballot& b, v1::Ballot& r) {
 ballot get(const v1::Ballot& r) { return ballot{r.round(), r.node()}; }
 
 template <typename Repeated>
+void put_joint(const joint_sets& joint, Repeated& out) {
+  for (const auto& set : joint) {
+    auto* r = out.Add();
+    for (auto m : set) r->add_members(m);
+  }
+}
+
+template <typename Repeated>
+joint_sets get_joint(const Repeated& in) {
+  joint_sets out;
+  for (const auto& r : in) out.emplace_back(r.members().begin(), r.members().end());
+  return out;
+}
+
+template <typename Repeated>
 void put_entries(const std::vector<entry>& entries, Repeated& out) {
   out.Reserve(static_cast<int>(entries.size()));
   for (const auto& e : entries) {
@@ -51,6 +66,8 @@ void put_message(const message& m, v1::LogMessage& r) {
           p.set_base_seq(msg.base_seq);
           p.set_snapshot(msg.snapshot);
           put_entries(msg.entries, *p.mutable_entries());
+          for (auto m : msg.replicas) p.add_replicas(m);
+          put_joint(msg.joint, *p.mutable_joint());
         } else if constexpr (std::is_same_v<T, accept>) {
           auto& a = *r.mutable_accept();
           put(msg.gen, *a.mutable_gen());
@@ -60,6 +77,8 @@ void put_message(const message& m, v1::LogMessage& r) {
           a.set_snapshot(msg.snapshot);
           put_entries(msg.entries, *a.mutable_entries());
           a.set_commit(msg.commit);
+          for (auto m : msg.replicas) a.add_replicas(m);
+          put_joint(msg.joint, *a.mutable_joint());
         } else if constexpr (std::is_same_v<T, handover>) {
           put(msg.gen, *r.mutable_handover()->mutable_gen());
         } else if constexpr (std::is_same_v<T, handover_request>) {
@@ -84,8 +103,11 @@ bool get_message(const v1::LogMessage& r, message& out) {
       return true;
     case v1::LogMessage::kPromise: {
       const auto& p = r.promise();
-      out = promise{get(p.gen()),      p.ok(),        get(p.promised()),       get(p.log_gen()),
-                    p.base_seq(),      p.snapshot(), get_entries(p.entries())};
+      out = promise{get(p.gen()),  p.ok(),        get(p.promised()),
+                    get(p.log_gen()), p.base_seq(), p.snapshot(),
+                    get_entries(p.entries()),
+                    std::vector<member>(p.replicas().begin(), p.replicas().end()),
+                    get_joint(p.joint())};
       return true;
     }
     case v1::LogMessage::kAccept: {
@@ -98,6 +120,8 @@ bool get_message(const v1::LogMessage& r, message& out) {
       m.snapshot = a.snapshot();
       m.entries = get_entries(a.entries());
       m.commit = a.commit();
+      m.replicas.assign(a.replicas().begin(), a.replicas().end());
+      m.joint = get_joint(a.joint());
       out = std::move(m);
       return true;
     }

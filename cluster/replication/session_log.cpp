@@ -12,6 +12,16 @@ std::uint64_t last_of(const std::vector<entry>& entries, std::uint64_t base) {
   return entries.empty() ? base : entries.back().seq;
 }
 
+bool same_set(std::vector<member> a, std::vector<member> b) {
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  return a == b;
+}
+
+bool contains(const std::vector<member>& v, member m) {
+  return std::find(v.begin(), v.end(), m) != v.end();
+}
+
 void merge(session_log::effects& into, session_log::effects&& from) {
   for (auto& o : from.send) into.send.push_back(std::move(o));
   if (from.persist) into.persist = std::max(into.persist.value_or(0), *from.persist);
@@ -25,6 +35,17 @@ void merge(session_log::effects& into, session_log::effects&& from) {
 
 }  // namespace
 
+session_log::config quorums(member self, std::vector<member> replicas, std::size_t w) {
+  session_log::config c;
+  c.self = self;
+  c.replicas = std::move(replicas);
+  const auto r = c.replicas.size();
+  c.write_quorum = std::clamp<std::size_t>(w == 0 ? r / 2 + 1 : w, 1, std::max<std::size_t>(r, 1));
+  c.prepare_quorum = r + 1 - std::min(c.write_quorum, r);
+  c.write_setting = w;
+  return c;
+}
+
 // A nested type's default member initializers are not usable in a default
 // argument of the enclosing class, hence two constructors.
 session_log::session_log(config c) : session_log(std::move(c), durable_state{}) {}
@@ -32,6 +53,35 @@ session_log::session_log(config c) : session_log(std::move(c), durable_state{}) 
 session_log::session_log(config c, durable_state restored)
     : config_(std::move(c)), durable_(std::move(restored)) {
   highest_round_ = std::max(durable_.promised.round, durable_.log_gen.round);
+  if (durable_.replicas.empty()) durable_.replicas = config_.replicas;
+  config_ = with_set(durable_.replicas);
+}
+
+session_log::config session_log::with_set(const std::vector<member>& replicas) const {
+  // The same rule on every node for every set (each node's configured write
+  // quorum is the cluster's): prepare and write quorums of one set meet,
+  // whoever counts them.
+  return quorums(config_.self, replicas, config_.write_setting);
+}
+
+std::size_t session_log::peer_index(member m) const {
+  return static_cast<std::size_t>(std::find(peers_.begin(), peers_.end(), m) - peers_.begin());
+}
+
+bool session_log::quorum_holds(const std::vector<member>& set, std::size_t w,
+                               std::uint64_t seq) const {
+  // A member counts once it holds this generation's log (even an empty log
+  // must be installed: it names where the session lives now).
+  std::size_t n = 0;
+  for (auto m : set) {
+    const auto i = peer_index(m);
+    if (m == config_.self) {
+      n += durable_version_ >= install_version_ && self_durable_seq_ >= seq ? 1 : 0;
+    } else if (i < match_.size() && !needs_install_[i] && match_[i] >= seq) {
+      ++n;
+    }
+  }
+  return n >= w;
 }
 
 std::uint64_t session_log::last_seq() const noexcept {
@@ -43,17 +93,21 @@ std::uint64_t session_log::request_persist(effects& out) {
   return version_;
 }
 
-void session_log::send_to_replicas(const message& m, effects& out, bool include_self) {
-  for (auto r : config_.replicas) {
-    if (r == config_.self && !include_self) continue;
-    out.send.push_back({r, m});
+std::vector<member> session_log::asked() const {
+  std::vector<member> out;
+  for (const auto& set : sets_) {
+    for (auto m : set) {
+      if (!contains(out, m)) out.push_back(m);
+    }
   }
+  return out;
 }
 
 void session_log::step_down(effects& out) {
   if (role_ != role::replica) out.fenced = true;
   role_ = role::replica;
   installed_ = false;
+  moving_ = false;
   promises_.clear();
   pending_self_.clear();
   self_durable_seq_ = 0;
@@ -75,13 +129,27 @@ void session_log::tell_deposed(effects& out) {
   deposed_ = {};
 }
 
-session_log::effects session_log::acquire() {
+session_log::effects session_log::acquire(std::vector<member> target, std::vector<member> everyone) {
   effects out;
   role_ = role::candidate;
   installed_ = false;
   gen_ = ballot{std::max(highest_round_, durable_.promised.round) + 1, config_.self};
   highest_round_ = gen_.round;
-  promises_.assign(config_.replicas.size(), std::nullopt);
+  promises_.clear();
+  pointer_gen_ = durable_.log_gen;
+  everyone_ = std::move(everyone);
+  // Prepares go to the sets the log held here names; a node that holds none
+  // prepares on every member and its guess (its target).
+  guessed_ = durable_.log_gen == ballot{};
+  if (guessed_) {
+    sets_ = {target.empty() ? durable_.replicas : target};
+    if (!everyone_.empty()) sets_.push_back(everyone_);
+  } else {
+    sets_ = {durable_.replicas};
+    for (const auto& j : durable_.joint) sets_.push_back(j);
+  }
+  moving_ = !target.empty() && !same_set(target, durable_.replicas);
+  target_ = std::move(target);  // empty: the set of the newest log found
   pending_self_.clear();
   self_durable_seq_ = 0;
   // This node's own promise, like any replica's, counts once it is durable.
@@ -89,9 +157,26 @@ session_log::effects session_log::acquire() {
   const auto v = request_persist(out);
   held_.push_back({v, {config_.self, promise{gen_, true, gen_, durable_.log_gen,
                                              durable_.base_seq, durable_.snapshot,
-                                             durable_.entries}}});
-  send_to_replicas(prepare{gen_}, out, false);
+                                             durable_.entries, durable_.replicas,
+                                             durable_.joint}}});
+  prepare_on_sets(out);
   return out;
+}
+
+void session_log::prepare_on_sets(effects& out) {
+  std::set<member> asked;
+  for (const auto& set : sets_) {
+    for (auto m : set) {
+      if (m == config_.self || promises_.contains(m) || !asked.insert(m).second) continue;
+      out.send.push_back({m, prepare{gen_}});
+    }
+  }
+}
+
+bool session_log::quorum_promised(const std::vector<member>& set) const {
+  std::size_t n = 0;
+  for (auto m : set) n += promises_.contains(m) ? 1 : 0;
+  return n >= with_set(set).prepare_quorum;
 }
 
 std::optional<std::uint64_t> session_log::propose(std::string data, effects& out) {
@@ -104,9 +189,11 @@ std::optional<std::uint64_t> session_log::propose(std::string data, effects& out
   a.gen = gen_;
   a.prev = seq - 1;
   a.commit = commit_;
+  a.replicas = durable_.replicas;
+  a.joint = durable_.joint;
   a.entries.push_back(durable_.entries.back());
-  for (std::size_t i = 0; i < config_.replicas.size(); ++i) {
-    const auto r = config_.replicas[i];
+  for (std::size_t i = 0; i < peers_.size(); ++i) {
+    const auto r = peers_[i];
     // Pipelined: sent after what was sent to it before, acknowledged or
     // not. Replicas that lag (a gap, a lost message) or need the whole log
     // get it from their answer or from on_tick().
@@ -125,6 +212,8 @@ accept session_log::install_message() const {
   install.snapshot = durable_.snapshot;
   install.entries = durable_.entries;
   install.commit = commit_;
+  install.replicas = durable_.replicas;
+  install.joint = durable_.joint;
   return install;
 }
 
@@ -135,6 +224,8 @@ accept session_log::accept_from(std::uint64_t after) const {
   a.gen = gen_;
   a.prev = after;
   a.commit = commit_;
+  a.replicas = durable_.replicas;
+  a.joint = durable_.joint;
   for (const auto& e : durable_.entries) {
     if (e.seq > after) a.entries.push_back(e);
   }
@@ -142,35 +233,78 @@ accept session_log::accept_from(std::uint64_t after) const {
 }
 
 void session_log::adopt(effects& out) {
-  // The most advanced log among the promises: highest log generation, then
-  // the longest. Every committed change is in it (Q + W > R).
+  // The most advanced log among the promises (of every set prepared on):
+  // highest log generation, then the longest. Every committed change is in
+  // it (Q + W > R on each set, and the sets are the newest log's).
   const promise* best = nullptr;
-  for (const auto& p : promises_) {
-    if (!p) continue;
-    if (!best || std::make_tuple(p->log_gen, last_of(p->entries, p->base_seq)) >
+  for (const auto& [from, p] : promises_) {
+    if (!best || std::make_tuple(p.log_gen, last_of(p.entries, p.base_seq)) >
                      std::make_tuple(best->log_gen, last_of(best->entries, best->base_seq))) {
-      best = &*p;
+      best = &p;
     }
   }
-  durable_.base_seq = best->base_seq;
-  durable_.snapshot = best->snapshot;
-  durable_.entries = best->entries;
-  deposed_ = best->log_gen;
+  if (best) {
+    durable_.base_seq = best->base_seq;
+    durable_.snapshot = best->snapshot;
+    durable_.entries = best->entries;
+    deposed_ = best->log_gen;
+  }
   durable_.log_gen = gen_;
+  // Installed on every set prepared on and on the target; until it is on a
+  // write quorum of each, the log names them all (joint), then the target.
+  if (target_.empty()) target_ = sets_.front();
+  durable_.replicas = target_;
+  durable_.joint.clear();
+  std::vector<member> all = target_;
+  for (const auto& set : sets_) {
+    if (!same_set(set, target_)) durable_.joint.push_back(set);
+    for (auto m : set) {
+      if (!contains(all, m)) all.push_back(m);
+    }
+  }
+  peers_ = std::move(all);
   role_ = role::owner;
   installed_ = false;
   install_seq_ = last_seq();
   commit_ = 0;
-  match_.assign(config_.replicas.size(), 0);
+  match_.assign(peers_.size(), 0);
   // The install carries the whole log.
-  sent_.assign(config_.replicas.size(), last_seq());
-  needs_install_.assign(config_.replicas.size(), true);
-  told_commit_.assign(config_.replicas.size(), 0);
+  sent_.assign(peers_.size(), last_seq());
+  needs_install_.assign(peers_.size(), true);
+  told_commit_.assign(peers_.size(), 0);
   promises_.clear();
   self_durable_seq_ = 0;
   const auto v = request_persist(out);
+  install_version_ = v;
   pending_self_.emplace_back(v, last_seq());
-  send_to_replicas(install_message(), out, false);
+  const auto install = install_message();
+  for (auto m : peers_) {
+    if (m != config_.self) out.send.push_back({m, install});
+  }
+}
+
+void session_log::switch_to_target() {
+  // On a write quorum of every set: the log names the target alone (sealed),
+  // and only the target counts from now on. Replicas hear of it with the
+  // next accept (the old sets keep naming both, which only asks more of
+  // whoever prepares there).
+  std::vector<std::uint64_t> match, sent, told;
+  std::vector<bool> needs;
+  for (auto m : target_) {
+    const auto i = peer_index(m);
+    match.push_back(match_[i]);
+    sent.push_back(sent_[i]);
+    told.push_back(told_commit_[i]);
+    needs.push_back(needs_install_[i]);
+  }
+  config_ = with_set(target_);
+  peers_ = target_;
+  match_ = std::move(match);
+  sent_ = std::move(sent);
+  told_commit_ = std::move(told);
+  needs_install_ = std::move(needs);
+  moving_ = false;
+  sets_.clear();
 }
 
 bool session_log::compact(std::uint64_t upto, std::string snapshot, effects& out) {
@@ -190,20 +324,30 @@ bool session_log::compact(std::uint64_t upto, std::string snapshot, effects& out
 
 void session_log::advance_commit(effects& out) {
   if (role_ != role::owner) return;
-  std::vector<std::uint64_t> acked;
-  for (std::size_t i = 0; i < config_.replicas.size(); ++i) {
-    acked.push_back(config_.replicas[i] == config_.self ? self_durable_seq_ : match_[i]);
-  }
-  std::sort(acked.begin(), acked.end(), std::greater<>());
-  if (acked.size() < config_.write_quorum) return;
-  const auto quorum_seq = acked[config_.write_quorum - 1];
   if (!installed_) {
-    if (quorum_seq < install_seq_) return;
+    const auto target = with_set(target_);
+    if (!quorum_holds(target.replicas, target.write_quorum, install_seq_)) return;
+    for (const auto& set : sets_) {
+      if (!quorum_holds(set, with_set(set).write_quorum, install_seq_)) return;
+    }
+    switch_to_target();
+    if (!durable_.joint.empty()) {
+      durable_.joint.clear();
+      request_persist(out);
+    }
     installed_ = true;
     out.became_owner = true;
     if (deposed_.node != config_.self) out.deposed = deposed_.node;
     tell_deposed(out);
   }
+  std::vector<std::uint64_t> acked;
+  for (auto m : config_.replicas) {
+    const auto i = peer_index(m);
+    acked.push_back(m == config_.self ? self_durable_seq_ : needs_install_[i] ? 0 : match_[i]);
+  }
+  std::sort(acked.begin(), acked.end(), std::greater<>());
+  if (acked.size() < config_.write_quorum) return;
+  const auto quorum_seq = acked[config_.write_quorum - 1];
   if (quorum_seq > commit_) {
     commit_ = quorum_seq;
     out.committed = commit_;
@@ -218,7 +362,7 @@ session_log::effects session_log::handle(member from, const prepare& m) {
   effects out;
   highest_round_ = std::max(highest_round_, m.gen.round);
   if (m.gen < durable_.promised) {
-    out.send.push_back({from, promise{m.gen, false, durable_.promised, {}, 0, {}, {}}});
+    out.send.push_back({from, promise{m.gen, false, durable_.promised, {}, 0, {}, {}, {}, {}}});
     return out;
   }
   if (m.gen > durable_.promised) {
@@ -230,7 +374,8 @@ session_log::effects session_log::handle(member from, const prepare& m) {
   // New or resent, the promise leaves once it is durable.
   held_.push_back({version_, {from, promise{m.gen, true, m.gen, durable_.log_gen,
                                              durable_.base_seq, durable_.snapshot,
-                                             durable_.entries}}});
+                                             durable_.entries, durable_.replicas,
+                                             durable_.joint}}});
   if (durable_version_ >= version_) {
     auto released = on_persisted(durable_version_);
     merge(out, std::move(released));
@@ -246,13 +391,44 @@ session_log::effects session_log::handle(member from, const promise& m) {
     return out;
   }
   if (role_ != role::candidate || m.gen != gen_) return out;  // stale
-  const auto it = std::find(config_.replicas.begin(), config_.replicas.end(), from);
-  if (it == config_.replicas.end()) return out;
-  promises_[static_cast<std::size_t>(it - config_.replicas.begin())] = m;
-  const auto count = std::count_if(promises_.begin(), promises_.end(),
-                                   [](const auto& p) { return p.has_value(); });
-  if (static_cast<std::size_t>(count) >= config_.prepare_quorum) adopt(out);
+  promises_[from] = m;
+  if (m.log_gen != ballot{}) heard_of_log(m.log_gen, m.replicas, m.joint, out);
+  maybe_adopt(out);
   return out;
+}
+
+void session_log::heard_of_log(ballot log_gen, const std::vector<member>& replicas,
+                               const joint_sets& joint, effects& out) {
+  // The newest log heard of names the sets to prepare on: every log names
+  // the sets its generation was installed on (or is being installed on),
+  // and a later generation is installed on a write quorum of each of those
+  // before it serves, so the newest log leads to where the last changes
+  // were committed.
+  if (log_gen <= pointer_gen_) return;
+  pointer_gen_ = log_gen;
+  guessed_ = false;
+  if (replicas.empty()) return;
+  sets_ = {replicas};
+  for (const auto& j : joint) sets_.push_back(j);
+  prepare_on_sets(out);
+}
+
+void session_log::maybe_adopt(effects& out) {
+  if (role_ != role::candidate) return;
+  for (const auto& set : sets_) {
+    if (!quorum_promised(set)) return;
+  }
+  if (guessed_) {
+    // No log seen anywhere: new only if fewer than a write quorum of the
+    // members are unheard (a session's changes are on a write quorum of
+    // some set's members, so one of them would have answered).
+    std::set<member> all;
+    for (const auto& set : sets_) all.insert(set.begin(), set.end());
+    std::size_t unheard = 0;
+    for (auto m : all) unheard += promises_.contains(m) ? 0 : 1;
+    if (unheard >= with_set(sets_.front()).write_quorum) return;
+  }
+  adopt(out);
 }
 
 session_log::effects session_log::handle(member from, const accept& m) {
@@ -285,6 +461,11 @@ session_log::effects session_log::handle(member from, const accept& m) {
     for (const auto& e : m.entries) {
       if (e.seq == last_seq() + 1) durable_.entries.push_back(e);
     }
+  }
+  // The log names what its owner's does (sealed once the install is done).
+  if (!m.replicas.empty() && durable_.log_gen == m.gen) {
+    durable_.replicas = m.replicas;
+    durable_.joint = m.joint;
   }
   // Only now is the log in the owner's generation, so its prefix up to the
   // owner's commit point is the committed one (an older log may differ there).
@@ -322,9 +503,8 @@ session_log::effects session_log::handle(member from, const accepted& m) {
     return out;
   }
   if (role_ != role::owner || m.gen != gen_) return out;  // stale
-  const auto it = std::find(config_.replicas.begin(), config_.replicas.end(), from);
-  if (it == config_.replicas.end()) return out;
-  const auto i = static_cast<std::size_t>(it - config_.replicas.begin());
+  const auto i = peer_index(from);
+  if (i >= peers_.size()) return out;
   if (!m.ok) {
     if (m.needs_install) {
       needs_install_[i] = true;
@@ -346,8 +526,8 @@ session_log::effects session_log::handle(member from, const accepted& m) {
 bool session_log::settled() const noexcept {
   if (role_ == role::replica) return true;
   if (role_ == role::candidate || !installed_) return false;
-  for (std::size_t i = 0; i < config_.replicas.size(); ++i) {
-    if (config_.replicas[i] == config_.self) continue;
+  for (std::size_t i = 0; i < peers_.size(); ++i) {
+    if (peers_[i] == config_.self) continue;
     if (needs_install_[i] || match_[i] < last_seq() || told_commit_[i] < commit_) return false;
   }
   return true;
@@ -356,9 +536,10 @@ bool session_log::settled() const noexcept {
 std::size_t session_log::replicas_in_sync() const noexcept {
   if (role_ != role::owner) return 0;
   std::size_t n = 0;
-  for (std::size_t i = 0; i < config_.replicas.size(); ++i) {
-    if (config_.replicas[i] == config_.self ? self_durable_seq_ >= last_seq()
-                                            : !needs_install_[i] && match_[i] >= last_seq()) {
+  for (auto m : config_.replicas) {
+    const auto i = peer_index(m);
+    if (m == config_.self ? self_durable_seq_ >= last_seq()
+                          : i < peers_.size() && !needs_install_[i] && match_[i] >= last_seq()) {
       ++n;
     }
   }
@@ -399,14 +580,10 @@ session_log::effects session_log::on_persisted(std::uint64_t version) {
 session_log::effects session_log::on_tick() {
   effects out;
   if (role_ == role::candidate) {
-    for (std::size_t i = 0; i < config_.replicas.size(); ++i) {
-      if (config_.replicas[i] != config_.self && !promises_[i]) {
-        out.send.push_back({config_.replicas[i], prepare{gen_}});
-      }
-    }
+    prepare_on_sets(out);
   } else if (role_ == role::owner) {
-    for (std::size_t i = 0; i < config_.replicas.size(); ++i) {
-      const auto r = config_.replicas[i];
+    for (std::size_t i = 0; i < peers_.size(); ++i) {
+      const auto r = peers_[i];
       if (r == config_.self) continue;
       if (needs_install_[i]) {
         out.send.push_back({r, install_message()});

@@ -15,8 +15,26 @@
 // owner always has every committed change; replicas refuse anything from a
 // generation older than the one they promised, so a deposed owner commits
 // nothing more (it is fenced).
+//
+// Replica sets change (members join and leave) only with a generation: a
+// node that acquires a generation may install the log on a new set (the
+// target). A log names the sets it must be found on: while a new
+// generation's install is under way, the sets its owner prepared on and
+// the target (joint); once the install has reached a write quorum of each,
+// the target alone (sealed). A candidate prepares on the sets the newest
+// log it hears of names (a prepare quorum of each) and installs on those
+// and its target (a write quorum of each) before it serves. So the sets a
+// session lived on always hold, in any prepare quorum, a log that leads on
+// to where it lives now. A candidate that holds no log of the session does
+// not know its sets: it prepares on every member, and takes the session as
+// new only when fewer than a write quorum of them are left unheard (every
+// committed change is on a write quorum of some set's members, so one of
+// them answered with its log) and installs it on every member as a set too
+// (a write quorum of all of them), so that two nodes creating one session at
+// once with different guesses meet.
 
 #include <compare>
+#include <map>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -53,6 +71,9 @@ struct entry {
 struct prepare {
   ballot gen;
 };
+// The replica sets a log names: its set, and while its generation's install
+// is under way the other sets it must also be found on.
+using joint_sets = std::vector<std::vector<member>>;
 // A log is a snapshot (the state after the entries up to base_seq, opaque
 // here) followed by the entries after it.
 struct promise {
@@ -63,6 +84,8 @@ struct promise {
   std::uint64_t base_seq = 0;
   std::string snapshot;
   std::vector<entry> entries;
+  std::vector<member> replicas;  // the replica set of the replica's log
+  joint_sets joint;
 };
 struct accept {
   ballot gen;
@@ -70,6 +93,10 @@ struct accept {
   std::uint64_t prev = 0;  // not install: the entries follow this seq
   std::uint64_t base_seq = 0;  // install only
   std::string snapshot;        // install only
+  // The sets the owner's log names (a replica holding the log of this
+  // generation names them too).
+  std::vector<member> replicas;
+  joint_sets joint;
   std::vector<entry> entries;
   std::uint64_t commit = 0;  // the owner's commit point: replicas may compact up to it
 };
@@ -107,9 +134,12 @@ class session_log {
  public:
   struct config {
     member self = 0;
-    std::vector<member> replicas;  // includes self
+    std::vector<member> replicas;  // may include self
     std::size_t write_quorum = 2;
     std::size_t prepare_quorum = 2;  // R - W + 1 or more
+    // The write quorum asked for (0: a majority), for replica sets of
+    // another size than this one's.
+    std::size_t write_setting = 0;
   };
 
   // What survives a crash: written before the answers that depend on it.
@@ -119,6 +149,12 @@ class session_log {
     std::uint64_t base_seq = 0;  // entries up to here are in the snapshot
     std::string snapshot;
     std::vector<entry> entries;
+    // The replica set of this log (the set it was installed on; for a log
+    // never installed, the set it was made with). Empty: the config's.
+    std::vector<member> replicas;
+    // While the install of log_gen is under way: the other sets it must
+    // also be found on (empty: sealed).
+    joint_sets joint;
 
     friend bool operator==(const durable_state&, const durable_state&) = default;
   };
@@ -145,8 +181,12 @@ class session_log {
   session_log(config c, durable_state restored);
 
   // --- owner side -------------------------------------------------------------
-  // Tries to become the owner with a generation above every one seen.
-  effects acquire();
+  // Tries to become the owner with a generation above every one seen, and
+  // installs the log on `target` (empty: the set of the log it finds). An
+  // owner that acquires again keeps its changes under way: they commit in
+  // the new generation (a move to another replica set). `everyone`: every
+  // member, prepared on when this node holds no log of the session.
+  effects acquire(std::vector<member> target = {}, std::vector<member> everyone = {});
   // Appends a change (owner only; nullopt otherwise): its seq, committed later.
   std::optional<std::uint64_t> propose(std::string data, effects& out);
 
@@ -179,6 +219,12 @@ class session_log {
   const std::vector<entry>& entries() const noexcept { return durable_.entries; }
   const durable_state& state() const noexcept { return durable_; }
   const config& settings() const noexcept { return config_; }
+  // The replica set of the log held here.
+  const std::vector<member>& replicas() const noexcept { return durable_.replicas; }
+  // Candidate: every member of the sets it prepares on.
+  std::vector<member> asked() const;
+  // Owner: installing on a replica set other than the one before.
+  bool moving() const noexcept { return role_ != role::replica && moving_; }
   // An owner with nothing left to tell anyone: every replica holds the whole
   // log and knows the commit point. A driver ticks only logs that are not
   // settled (and replicas do not need ticks).
@@ -193,7 +239,6 @@ class session_log {
   };
 
   std::uint64_t request_persist(effects& out);
-  void send_to_replicas(const message& m, effects& out, bool include_self);
   void step_down(effects& out);
   void adopt(effects& out);
   void advance_commit(effects& out);
@@ -206,6 +251,15 @@ class session_log {
   effects handle(member from, const accepted& m);
   effects handle(member from, const handover& m);
   effects handle(member from, const handover_request& m);
+  void heard_of_log(ballot log_gen, const std::vector<member>& replicas, const joint_sets& joint,
+                    effects& out);
+  bool quorum_promised(const std::vector<member>& set) const;
+  void prepare_on_sets(effects& out);
+  void maybe_adopt(effects& out);
+  std::size_t peer_index(member m) const;
+  bool quorum_holds(const std::vector<member>& set, std::size_t w, std::uint64_t seq) const;
+  void switch_to_target();
+  config with_set(const std::vector<member>& replicas) const;
 
   config config_;
   durable_state durable_;
@@ -218,8 +272,16 @@ class session_log {
   std::uint64_t highest_round_ = 0;    // seen anywhere
   ballot heard_;                       // newest generation a refusal or handover named
   // Candidate.
-  std::vector<std::optional<promise>> promises_;  // by replica index
-  // Owner.
+  std::map<member, promise> promises_;  // for gen_, from anyone
+  joint_sets sets_;                     // prepared on (candidate), installing on (owner)
+  std::vector<member> target_;          // the replica set to install on
+  std::vector<member> everyone_;
+  bool guessed_ = false;                // config_.replicas is a guess (no log seen yet)
+  ballot pointer_gen_;                  // the newest log heard of: its generation
+  bool moving_ = false;                 // target_ is not the set before
+  // Owner: the replicas it sends to (the old set and the target while
+  // installing, then the target); the vectors below are by their index.
+  std::vector<member> peers_;
   bool installed_ = false;
   std::uint64_t install_seq_ = 0;      // the adopted log ends here
   ballot deposed_;                     // the adopted log's owner, told once installed
@@ -230,7 +292,13 @@ class session_log {
   std::uint64_t commit_ = 0;
   std::uint64_t known_commit_ = 0;  // as a replica, from the owner
   std::uint64_t self_durable_seq_ = 0;  // the owner's own log is durable up to here
+  std::uint64_t install_version_ = 0;   // the owner's own install is durable at this version
   std::vector<std::pair<std::uint64_t, std::uint64_t>> pending_self_;  // (version, last seq)
 };
+
+// The log settings of a replica set with write quorum `w` (0: a majority;
+// clipped to 1..R); prepares need R - W + 1, so that every prepare quorum
+// meets every write quorum.
+session_log::config quorums(member self, std::vector<member> replicas, std::size_t w);
 
 }  // namespace ringmq::cluster::replication

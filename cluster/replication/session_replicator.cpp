@@ -11,22 +11,18 @@ member member_number(std::string_view node_id, std::uint64_t incarnation) noexce
   return n == 0 ? 1 : n;
 }
 
-session_log::config quorums(member self, std::vector<member> replicas, std::size_t w) {
-  session_log::config c;
-  c.self = self;
-  c.replicas = std::move(replicas);
-  const auto r = c.replicas.size();
-  c.write_quorum = std::clamp<std::size_t>(w == 0 ? r / 2 + 1 : w, 1, std::max<std::size_t>(r, 1));
-  c.prepare_quorum = r + 1 - std::min(c.write_quorum, r);
-  return c;
-}
-
 namespace {
 
 bool carries_replicas(const message& m) {
   if (std::holds_alternative<prepare>(m)) return true;
   const auto* a = std::get_if<accept>(&m);
   return a && a->install;
+}
+
+bool same_set(std::vector<member> a, std::vector<member> b) {
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  return a == b;
 }
 
 }  // namespace
@@ -38,7 +34,7 @@ std::error_code session_replicator::load() {
   std::map<std::string, stored_log> stored;
   if (auto ec = storage_.load(stored)) return ec;
   for (auto& [client, log] : stored) {
-    create(client, quorums(settings_.self, std::move(log.replicas), log.write_quorum),
+    create(client, quorums(settings_.self, std::move(log.replicas), settings_.write_quorum),
            std::move(log.state));
   }
   return {};
@@ -64,6 +60,18 @@ const session_log* session_replicator::log_of(const std::string& client) const {
   return it == logs_.end() ? nullptr : it->second.log.get();
 }
 
+std::vector<member> session_replicator::target_for(const std::string& client,
+                                                   const session_log& log) const {
+  // The ring's set when every member of it is alive; else the log's own (an
+  // install must reach a write quorum of its target, and a move can wait).
+  auto placement = hooks_.placement(client).replicas;
+  if (log.state().log_gen == ballot{}) return placement;  // no log: the guess
+  for (auto m : placement) {
+    if (hooks_.alive && !hooks_.alive(m)) return {};
+  }
+  return placement;
+}
+
 void session_replicator::acquire(const std::string& client) {
   auto* s = find(client);
   if (!s) s = &create(client, hooks_.placement(client));
@@ -71,8 +79,24 @@ void session_replicator::acquire(const std::string& client) {
   // one (its adopted log may hold other changes at their positions): their
   // proposers hear that they failed, as when fenced.
   fail_waiters(*s);
+  s->moving = false;
   s->reported_commit = 0;
-  apply(client, *s, s->log->acquire());
+  auto everyone = hooks_.members ? hooks_.members() : std::vector<member>{};
+  apply(client, *s, s->log->acquire(target_for(client, *s->log), std::move(everyone)));
+}
+
+bool session_replicator::move(const std::string& client) {
+  auto* s = find(client);
+  if (!s || s->moving || !s->log->serving()) return false;
+  auto target = target_for(client, *s->log);
+  if (target.empty() || same_set(target, s->log->replicas())) return false;
+  // Serving all along: the changes under way are in this node's log, which
+  // the new generation adopts (it is the newest), so they commit there and
+  // their waiters stay; new ones wait until it is installed.
+  s->moving = true;
+  s->reported_commit = 0;
+  apply(client, *s, s->log->acquire(std::move(target), {}));
+  return true;
 }
 
 bool session_replicator::serving(const std::string& client) const {
@@ -105,6 +129,10 @@ void session_replicator::ask_handover(const std::string& client, member to) {
 bool session_replicator::propose(const std::string& client, std::string change,
                                  std::function<void(bool)> done) {
   auto* s = find(client);
+  if (s && s->moving && !s->log->serving()) {
+    s->held.push_back({std::move(change), std::move(done)});
+    return true;
+  }
   if (!s || !s->log->serving()) return false;
   session_log::effects e;
   const auto seq = s->log->propose(std::move(change), e);
@@ -125,7 +153,7 @@ void session_replicator::deliver(member from, addressed&& m) {
       const bool listed = std::find(m.replicas.begin(), m.replicas.end(), settings_.self) !=
                           m.replicas.end();
       if (!listed || m.replicas.size() > 64) return;  // not ours to keep
-      s = &create(m.client, quorums(settings_.self, m.replicas, m.write_quorum));
+      s = &create(m.client, quorums(settings_.self, m.replicas, settings_.write_quorum));
     } else if (const auto* a = std::get_if<accept>(&m.msg)) {
       // An owner thinks this node holds the log (it lost its disk, or the
       // install was lost): ask for the whole log with its replica set.
@@ -149,8 +177,21 @@ void session_replicator::apply(const std::string& client, session& s, session_lo
   for (auto& o : e.send) {
     addressed a{client, std::move(o.msg), {}, 0};
     if (carries_replicas(a.msg)) {
-      a.replicas = s.log->settings().replicas;
-      a.write_quorum = s.log->settings().write_quorum;
+      // Every member the message asks to hold the log, so that one that
+      // holds none yet makes it.
+      if (const auto* install = std::get_if<accept>(&a.msg)) {
+        a.replicas = install->replicas;
+        for (const auto& set : install->joint) {
+          for (auto m : set) {
+            if (std::find(a.replicas.begin(), a.replicas.end(), m) == a.replicas.end()) {
+              a.replicas.push_back(m);
+            }
+          }
+        }
+      } else {
+        a.replicas = s.log->asked();
+      }
+      a.write_quorum = quorums(0, a.replicas, settings_.write_quorum).write_quorum;
     }
     outgoing_[o.to].push_back(std::move(a));
   }
@@ -160,12 +201,27 @@ void session_replicator::apply(const std::string& client, session& s, session_lo
     new_writes_.push_back(seq);
   }
   if (e.fenced) {
+    s.moving = false;
     fail_waiters(s);
     if (hooks_.fenced) hooks_.fenced(client);
   }
   if (e.handed_over && hooks_.handed_over) hooks_.handed_over(client, e.handed_over);
   if (e.handover_asked && hooks_.handover_asked) hooks_.handover_asked(client, e.handover_asked);
-  if (e.became_owner && hooks_.owned) {
+  if (e.became_owner && s.moving) {
+    // Moved, and served here all along: nothing to hand the broker.
+    s.moving = false;
+    for (auto& h : std::exchange(s.held, {})) {
+      session_log::effects pe;
+      const auto seq = s.log->propose(std::move(h.data), pe);
+      if (!seq) {
+        h.done(false);
+        continue;
+      }
+      s.waiters.push_back({*seq, std::move(h.done)});
+      apply(client, s, std::move(pe));
+    }
+    if (hooks_.moved) hooks_.moved(client);
+  } else if (e.became_owner && hooks_.owned) {
     session_records records;
     // A log that does not decode came from a node running other code: the
     // session is served empty rather than from records it cannot read.
@@ -212,7 +268,10 @@ void session_replicator::maybe_compact(const std::string& client, session& s) {
 void session_replicator::fail_waiters(session& s) {
   auto waiters = std::move(s.waiters);
   s.waiters.clear();
+  auto held = std::move(s.held);
+  s.held.clear();
   for (auto& w : waiters) w.done(false);
+  for (auto& h : held) h.done(false);
 }
 
 void session_replicator::on_tick() {
@@ -258,7 +317,7 @@ std::size_t session_replicator::under_replicated() const noexcept {
 std::vector<std::pair<std::string, std::vector<member>>> session_replicator::replica_sets() const {
   std::vector<std::pair<std::string, std::vector<member>>> out;
   out.reserve(logs_.size());
-  for (const auto& [client, s] : logs_) out.emplace_back(client, s.log->settings().replicas);
+  for (const auto& [client, s] : logs_) out.emplace_back(client, s.log->replicas());
   return out;
 }
 

@@ -9,10 +9,12 @@
 // take_outgoing() returns. Single-threaded: the driver calls it from one
 // thread (or under one lock).
 //
-// A session's replica set is fixed when its log is created (from the ring,
-// by the node that first acquires it) and travels with every prepare and
-// install, so every replica counts quorums over the same set even while the
-// nodes' views of the ring differ.
+// A session's replica set is chosen by the node that acquires it (from the
+// ring: the target) and travels with every prepare and install, so every
+// replica counts quorums over the same set even while the nodes' views of
+// the ring differ. A set changes only with a new generation (session_log.hpp):
+// an owner whose set is not the ring's any more moves the session (move()),
+// serving it all along.
 
 #include <cstdint>
 #include <functional>
@@ -48,23 +50,29 @@ struct addressed {
   std::size_t write_quorum = 0;
 };
 
-// The log settings of a replica set with write quorum `w` (clipped to 1..R);
-// prepares need R - W + 1, so that every prepare quorum meets every write quorum.
-session_log::config quorums(member self, std::vector<member> replicas, std::size_t w);
-
 class session_replicator {
  public:
   struct settings {
     member self = 0;
+    // The write quorum of every replica set (0: a majority), the same on
+    // every node.
+    std::size_t write_quorum = 0;
     // Entries a log keeps past its snapshot before the committed ones are folded in.
     std::size_t compact_after = 64;
   };
 
   struct hooks {
-    // The replica set a new log of `client` gets: the first R members of its
-    // preference list with its write quorum. Asked once per session, by the
-    // node that first acquires it.
+    // The replica set `client` should have: the first R members of its
+    // preference list with its write quorum. A node that holds no log of it
+    // prepares there; an acquisition installs the log there when all of
+    // them are alive (else on the set the log has).
     std::function<session_log::config(const std::string& client)> placement;
+    // Every member (asked whether it holds a log, by a node that holds none).
+    std::function<std::vector<member>()> members;
+    // Whether a member is alive as far as this node knows (null: all are).
+    std::function<bool(member)> alive;
+    // A move of `client` to another replica set finished (it stayed served here).
+    std::function<void(const std::string& client)> moved;
     // `client` is served here from now on: its records as its log holds them,
     // and the node that served it before (0: none, or this node), to be
     // handed it over (hand_over()) once this node's routes are everywhere.
@@ -93,6 +101,10 @@ class session_replicator {
   // another node won.
   void acquire(const std::string& client);
   bool serving(const std::string& client) const;
+  // Moves a served session to the replica set placement() gives now, with a
+  // new generation; its changes meanwhile wait and commit in it. False when
+  // it is not served here, already moving, or already there.
+  bool move(const std::string& client);
   // Tells `to` (the node that served `client` before) that the session is
   // served here now; nothing when it is not.
   void hand_over(const std::string& client, member to);
@@ -132,10 +144,16 @@ class session_replicator {
     std::uint64_t seq;
     std::function<void(bool)> done;
   };
+  struct held_change {
+    std::string data;
+    std::function<void(bool)> done;
+  };
   struct session {
     std::unique_ptr<session_log> log;
     std::vector<waiter> waiters;
     std::uint64_t reported_commit = 0;
+    bool moving = false;              // acquiring again while serving
+    std::vector<held_change> held;    // proposed while moving
   };
   struct pending_write {
     storage::commit_seq seq;
@@ -150,6 +168,7 @@ class session_replicator {
   void deliver(member from, addressed&& m);
   void maybe_compact(const std::string& client, session& s);
   void fail_waiters(session& s);
+  std::vector<member> target_for(const std::string& client, const session_log& log) const;
 
   settings settings_;
   log_storage& storage_;

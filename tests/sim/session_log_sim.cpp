@@ -1,6 +1,8 @@
 #include "tests/sim/session_log_sim.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -146,7 +148,31 @@ public:
 
 private:
   int all() const { return s_.nodes + s_.outsiders; }
-  bool replica(int i) const { return i < s_.nodes; }
+  bool moving_sets() const { return s_.move_per_tick > 0; }
+  // A replica as far as the node itself knows (its log names it), or one of
+  // the first set when sets do not move.
+  bool replica(int i) const {
+    if (!moving_sets())
+      return i < s_.nodes;
+    const auto &n = nodes_[static_cast<std::size_t>(i)];
+    if (!n.log)
+      return false;
+    const auto &r = n.log->replicas();
+    return std::find(r.begin(), r.end(), static_cast<member>(i)) != r.end();
+  }
+  std::vector<member> everyone() const {
+    std::vector<member> out;
+    if (moving_sets())
+      for (int i = 0; i < all(); ++i)
+        out.push_back(static_cast<member>(i));
+    return out;
+  }
+  std::vector<member> random_set() {
+    std::vector<member> out = everyone();
+    std::shuffle(out.begin(), out.end(), rng_);
+    out.resize(static_cast<std::size_t>(s_.nodes));
+    return out;
+  }
 
   int pick(int lo, int hi) {
     return std::uniform_int_distribution<int>(lo, hi)(rng_);
@@ -178,6 +204,7 @@ private:
   }
 
   void crash(int i) {
+    trace(i, "crashes");
     auto &n = nodes_[static_cast<std::size_t>(i)];
     n.up = false;
     n.log.reset();
@@ -188,8 +215,9 @@ private:
   }
 
   int replicas_down() const {
-    return static_cast<int>(std::count_if(nodes_.begin(),
-                                          nodes_.begin() + s_.nodes,
+    // With moving sets any node may hold a replica: all count.
+    const auto last = moving_sets() ? nodes_.end() : nodes_.begin() + s_.nodes;
+    return static_cast<int>(std::count_if(nodes_.begin(), last,
                                           [](const node &n) { return !n.up; }));
   }
 
@@ -198,7 +226,8 @@ private:
     // both quorums; a node outside the replica set may go down any time.
     if (chance(s_.crash_per_tick)) {
       const int victim = pick(0, all() - 1);
-      if (!replica(victim) || replicas_down() < s_.nodes - s_.write_quorum)
+      if ((!moving_sets() && !replica(victim)) ||
+          replicas_down() < s_.nodes - s_.write_quorum)
         crash(victim);
     }
     for (int i = 0; i < all(); ++i) {
@@ -261,8 +290,36 @@ private:
     network_.push_back(w);
   }
 
+  static std::string set_of(const std::vector<member> &v) {
+    std::string out;
+    for (auto m : v)
+      out += (out.empty() ? "" : ",") + std::to_string(m);
+    return "{" + out + "}";
+  }
+
+  void trace(int i, const std::string &what) const {
+    static const bool on = std::getenv("RINGMQ_SIM_TRACE") != nullptr;
+    if (!on)
+      return;
+    const auto &n = nodes_[static_cast<std::size_t>(i)];
+    std::cerr << "t=" << tick_ << " n" << i << " " << what;
+    if (n.log)
+      std::cerr << " gen=" << n.log->generation().round << "."
+                << n.log->generation().node
+                << " log_gen=" << n.log->state().log_gen.round << "."
+                << n.log->state().log_gen.node
+                << " set=" << set_of(n.log->replicas())
+                << " last=" << n.log->last_seq()
+                << " commit=" << n.log->committed();
+    std::cerr << "\n";
+  }
+
   void apply(int i, session_log::effects &&e) {
     auto &n = nodes_[static_cast<std::size_t>(i)];
+    if (e.became_owner)
+      trace(i, "became owner");
+    if (e.fenced)
+      trace(i, "fenced");
     for (auto &o : e.send) {
       wire w;
       w.what = wire::kind::log;
@@ -283,12 +340,19 @@ private:
     }
     if (e.became_owner) {
       ++out_.ownerships;
+      if (n.log->replicas() != owned_set_) {
+        if (!owned_set_.empty())
+          ++out_.moves;
+        owned_set_ = n.log->replicas();
+      }
       if (!replica(i))
         ++out_.outsider_ownerships;
       n.last_owner_contact = tick_;
     }
-    if (e.committed)
+    if (e.committed) {
+      trace(i, "commits to " + std::to_string(e.committed));
       on_committed(i, e.committed);
+    }
     if (e.fenced)
       n.waiting.clear();
   }
@@ -365,6 +429,13 @@ private:
     // A replica that hears from no owner for a while tries to become one; a
     // node outside the replica set hears nothing and takes the session over
     // now and then (its client connected there) while the faults last.
+    if (moving_sets() && tick_ < s_.fault_ticks && n.log->serving() &&
+        chance(s_.move_per_tick)) {
+      auto target = random_set();
+      trace(i, "moves to " + set_of(target));
+      apply(i, n.log->acquire(std::move(target), everyone()));
+      return;
+    }
     if (!replica(i) && tick_ >= s_.fault_ticks)
       return;
     if (n.log->current_role() != session_log::role::owner &&
@@ -372,7 +443,11 @@ private:
       n.last_owner_contact = tick_;
       n.election_timeout = replica(i) ? pick(election_min, election_max)
                                       : pick(election_max, 4 * election_max);
-      apply(i, n.log->acquire());
+      auto target = moving_sets() && tick_ < s_.fault_ticks && chance(0.3)
+                        ? random_set()
+                        : std::vector<member>{};
+      trace(i, "acquires, target " + set_of(target));
+      apply(i, n.log->acquire(std::move(target), everyone()));
     }
   }
 
@@ -450,6 +525,21 @@ private:
           if (a->install && a->base_seq > n.log->last_seq())
             ++out_.snapshot_installs;
         }
+        if (const auto *pr = std::get_if<promise>(&w.msg); pr && pr->ok)
+          trace(static_cast<int>(w.to),
+                "promise " + std::to_string(pr->gen.round) + "." +
+                    std::to_string(pr->gen.node) + " from n" +
+                    std::to_string(w.from) + " log_gen " +
+                    std::to_string(pr->log_gen.round) + "." +
+                    std::to_string(pr->log_gen.node) + " set " +
+                    set_of(pr->replicas) + " joint " +
+                    std::to_string(pr->joint.size()));
+        if (const auto *ac = std::get_if<accept>(&w.msg); ac && ac->install)
+          trace(static_cast<int>(w.to),
+                "install " + std::to_string(ac->gen.round) + "." +
+                    std::to_string(ac->gen.node) + " from n" +
+                    std::to_string(w.from) + " set " + set_of(ac->replicas) +
+                    " joint " + std::to_string(ac->joint.size()));
         apply(static_cast<int>(w.to), n.log->on_message(w.from, w.msg));
         break;
       }
@@ -610,6 +700,7 @@ private:
   scenario s_;
   std::mt19937_64 rng_;
   session_log::config config_;
+  std::vector<member> owned_set_; // the replica set of the latest owner
   std::vector<node> nodes_;
   std::vector<publisher> publishers_;
   std::vector<wire> network_;
@@ -631,7 +722,8 @@ std::string outcome::summary() const {
     << " partitions=" << partitions << " ownerships=" << ownerships
     << " (outside the replicas: " << outsider_ownerships << ")"
     << " compactions=" << compactions
-    << " snapshot_installs=" << snapshot_installs << " ticks=" << ticks;
+    << " snapshot_installs=" << snapshot_installs << " moves=" << moves
+    << " ticks=" << ticks;
   for (const auto &v : violations)
     s << "\n  " << v;
   return s.str();

@@ -37,6 +37,12 @@ struct scenario {
   double crash_per_tick = 0.004;
   double partition_per_tick = 0.003;
   int compact_every = 150; // ticks between snapshots on each node; 0: never
+  // Replica sets that change: an owner moves the session to a random set of
+  // `nodes` members out of all nodes now and then, and a node that takes the
+  // session over may install it on a set of its own choosing (members
+  // joining and leaving). Then every node is a member: the first `nodes`
+  // hold the first set, and at most R - W nodes are down at once.
+  double move_per_tick = 0;
   int fault_ticks = 3'000; // faults happen up to here, then the network heals
   int max_ticks = 20'000;
 };
@@ -54,6 +60,7 @@ struct outcome {
   int compactions = 0;
   int snapshot_installs =
       0; // a node's log replaced by a snapshot and what follows
+  int moves = 0; // owners installed on another replica set
   int ticks = 0;
   std::string summary() const;
 };

@@ -48,14 +48,16 @@ scenario varied(scenario s, std::uint64_t seed) {
 }
 
 void run_seeds(int nodes, std::uint64_t first, std::uint64_t count,
-               int outsiders = 0) {
+               int outsiders = 0, double move_per_tick = 0) {
   int failures = 0;
   std::uint64_t crashes = 0, partitions = 0, ownerships = 0, outside = 0,
                 acknowledged = 0;
-  std::uint64_t compactions = 0, snapshot_installs = 0;
+  std::uint64_t compactions = 0, snapshot_installs = 0, moves = 0;
   for (std::uint64_t seed = first; seed < first + count; ++seed) {
     auto s = varied(with_nodes(nodes, outsiders), seed);
+    s.move_per_tick = move_per_tick;
     const auto o = run(s);
+    moves += o.moves;
     crashes += o.crashes;
     partitions += o.partitions;
     ownerships += o.ownerships;
@@ -67,7 +69,8 @@ void run_seeds(int nodes, std::uint64_t first, std::uint64_t count,
       ADD_FAILURE() << "seed " << seed << " with " << nodes << " nodes and "
                     << outsiders << " outsiders: " << o.summary()
                     << "\nreplay: ./dev sim --seed " << seed << " --nodes "
-                    << nodes << " --outsiders " << outsiders;
+                    << nodes << " --outsiders " << outsiders
+                    << (move_per_tick > 0 ? " --moves" : "");
       if (++failures >= 5)
         return;
     }
@@ -78,7 +81,8 @@ void run_seeds(int nodes, std::uint64_t first, std::uint64_t count,
             << partitions << " partitions, " << ownerships
             << " owners installed (" << outside << " outside the replicas), "
             << compactions << " compactions, " << snapshot_installs
-            << " laggards sent a snapshot\n";
+            << " laggards sent a snapshot, " << moves
+            << " moves to another replica set\n";
 }
 
 TEST(SessionLogSim, ThreeNodesThroughCrashesPartitionsAndALossyNetwork) {
@@ -98,15 +102,29 @@ TEST(SessionLogSim, ThreeReplicasAndTwoServingNodesOutsideThem) {
             env_or("RINGMQ_SIM_RUNS", 3000) / 2, 2);
 }
 
+// Members join and leave: owners move the session to other replica sets,
+// and nodes that take it over (some holding no log, or an old one) choose
+// sets of their own.
+TEST(SessionLogSim, ReplicaSetsThatMoveAmongFiveNodes) {
+  run_seeds(3, env_or("RINGMQ_SIM_FIRST_SEED", 1),
+            env_or("RINGMQ_SIM_RUNS", 3000) / 2, 2, 0.004);
+}
+
+TEST(SessionLogSim, ReplicaSetsThatMoveAmongSevenNodes) {
+  run_seeds(5, env_or("RINGMQ_SIM_FIRST_SEED", 1),
+            env_or("RINGMQ_SIM_RUNS", 3000) / 4, 2, 0.004);
+}
+
 // One seed, told in full (for replaying a failure).
 TEST(SessionLogSim, OneSeed) {
   const auto seed = env_or("RINGMQ_SIM_SEED", 0);
   if (seed == 0)
     return; // only when asked for
-  const auto s =
+  auto s =
       varied(with_nodes(static_cast<int>(env_or("RINGMQ_SIM_NODES", 3)),
                         static_cast<int>(env_or("RINGMQ_SIM_OUTSIDERS", 0))),
              seed);
+  s.move_per_tick = env_or("RINGMQ_SIM_MOVES", 0) ? 0.004 : 0;
   const auto o = run(s);
   std::cout << o.summary() << "\n";
   EXPECT_TRUE(o.ok);

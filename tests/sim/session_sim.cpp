@@ -379,6 +379,11 @@ class simulation {
     h.send = [this, i](cluster::session_replication::member to, std::string batch) {
       send_log(i, static_cast<int>(to) - 1, std::move(batch));
     };
+    h.members = [this] {
+      std::vector<cluster::session_replication::member> out;
+      for (int m = 0; m < s_.nodes; ++m) out.push_back(member_of(m));
+      return out;
+    };
     n.replication = std::make_unique<cluster::session_replication>(rs, *n.store, *n.broker,
                                                                    std::move(h), *n.io);
     if (auto ec = n.replication->load()) violation("a node's logs cannot be read: " + ec.message());

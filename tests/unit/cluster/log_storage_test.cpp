@@ -54,6 +54,7 @@ durable_state log_with(ballot gen, std::uint64_t base, std::string snapshot, std
   s.base_seq = base;
   s.snapshot = std::move(snapshot);
   for (auto seq = first; seq <= last; ++seq) s.entries.push_back({seq, gen, "e" + std::to_string(seq)});
+  s.replicas = replicas.replicas;  // a log names its replica set
   return s;
 }
 

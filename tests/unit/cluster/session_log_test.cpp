@@ -283,5 +283,102 @@ TEST(SessionLog, ANewOwnerAdoptsASnapshotWithItsEntries) {
   EXPECT_EQ(data_of(g[2]), std::vector<std::string>{"c"});
 }
 
+// ----- replica sets that change (members joined or left)
+
+std::vector<member> members(std::initializer_list<int> ids) {
+  std::vector<member> out;
+  for (auto i : ids) out.push_back(static_cast<member>(i));
+  return out;
+}
+
+TEST(SessionLog, AMoveInstallsOnBothSetsAndThenCommitsOnTheNewOne) {
+  group g(3, 2);  // replicas 0, 1, 2; nodes 3 and 4 joined later
+  g.run(0, g[0].acquire());
+  g.propose(0, "before");
+  g.run(0, g[0].acquire(members({0, 3, 4})));
+  ASSERT_TRUE(g[0].serving());
+  EXPECT_EQ(g[0].replicas(), members({0, 3, 4}));
+  EXPECT_EQ(data_of(g[3]), std::vector<std::string>{"before"}) << "the new replicas have the log";
+  EXPECT_EQ(g[1].replicas(), members({0, 3, 4})) << "the old ones name the new set";
+  g.isolate(1);
+  g.isolate(2);
+  g.propose(0, "after");
+  EXPECT_EQ(g[0].committed(), 2u) << "the old set's members are not needed any more";
+  g.isolate(3);
+  g.isolate(4);
+  g.propose(0, "alone");
+  EXPECT_EQ(g[0].committed(), 2u) << "the new set's quorum is";
+}
+
+TEST(SessionLog, AMoveNeedsAWriteQuorumOfTheOldSetToo) {
+  group g(3, 2);
+  g.run(0, g[0].acquire());
+  g.propose(0, "a");
+  g.isolate(1);
+  g.isolate(2);
+  g.run(0, g[0].acquire(members({0, 3, 4})));
+  EXPECT_FALSE(g[0].serving()) << "without a prepare quorum of the old set it is not owner";
+  g.rejoin(1);
+  g.run(0, g[0].on_tick());
+  ASSERT_TRUE(g[0].serving());
+  EXPECT_EQ(g[0].replicas(), members({0, 3, 4}));
+}
+
+TEST(SessionLog, ACandidateOnAnOldSetFollowsToTheNewOne) {
+  group g(3, 2);
+  g.run(0, g[0].acquire());
+  g.propose(0, "a");
+  g.isolate(2);  // misses the move: its log still names 0, 1, 2
+  g.run(0, g[0].acquire(members({0, 3, 4})));
+  ASSERT_TRUE(g[0].serving());
+  g.propose(0, "b");  // committed on 0, 3, 4 only
+  ASSERT_EQ(g[0].committed(), 2u);
+  g.isolate(0);
+  g.rejoin(2);
+  g.run(2, g[2].acquire());
+  ASSERT_TRUE(g[2].serving());
+  EXPECT_EQ(data_of(g[2]), (std::vector<std::string>{"a", "b"}))
+      << "it prepared on 0, 1, 2, heard of 0, 3, 4 from node 1, and found b there";
+  EXPECT_EQ(g[2].replicas(), members({0, 3, 4}));
+}
+
+TEST(SessionLog, ANodeWithoutALogAsksEveryoneAndFindsTheSession) {
+  group g(3, 3);  // node 5 holds nothing and guesses a set without the log
+  g.run(0, g[0].acquire(members({0, 3, 4})));
+  g.propose(0, "kept");
+  ASSERT_EQ(g[0].committed(), 1u);
+  g.isolate(0);
+  g.run(5, g[5].acquire(members({1, 2, 5}), members({0, 1, 2, 3, 4, 5})));
+  ASSERT_TRUE(g[5].serving());
+  EXPECT_EQ(data_of(g[5]), std::vector<std::string>{"kept"});
+  EXPECT_EQ(g[5].replicas(), members({1, 2, 5})) << "and moved it to its target";
+}
+
+TEST(SessionLog, ANodeWithoutALogCreatesASessionOnlyWhenFewerThanAWriteQuorumAreUnheard) {
+  group g(3, 2);
+  g.isolate(3);
+  g.isolate(4);
+  g.run(0, g[0].acquire(members({0, 1, 2}), members({0, 1, 2, 3, 4})));
+  EXPECT_FALSE(g[0].serving()) << "3 and 4 might hold the session";
+  g.rejoin(3);
+  g.run(0, g[0].on_tick());
+  EXPECT_TRUE(g[0].serving()) << "only 4 is unheard: fewer than W = 2";
+}
+
+TEST(SessionLog, ChangesUnderWayWhenAMoveStartsCommitInTheNewGeneration) {
+  group g(3, 2);
+  g.run(0, g[0].acquire());
+  g.isolate(1);
+  g.isolate(2);
+  const auto seq = g.propose(0, "pending");
+  ASSERT_EQ(g[0].committed(), 0u);
+  g.rejoin(1);
+  g.rejoin(2);
+  g.run(0, g[0].acquire(members({0, 3, 4})));
+  ASSERT_TRUE(g[0].serving());
+  EXPECT_GE(g[0].committed(), seq);
+  EXPECT_EQ(data_of(g[3]), std::vector<std::string>{"pending"});
+}
+
 }  // namespace
 }  // namespace ringmq::cluster::replication
