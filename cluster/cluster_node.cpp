@@ -535,6 +535,9 @@ cluster_view cluster_node::view() const {
     v.session_logs = replication_->sessions();
     v.owned_sessions = replication_->owned_sessions();
     v.under_replicated_sessions = replication_->under_replicated();
+    v.misplaced_sessions = replication_->misplaced_sessions();
+    v.moving_sessions = replication_->moving_sessions();
+    v.moved_sessions = replication_->moved_sessions();
   }
   std::vector<member_info> list;
   std::shared_ptr<const ring> r;

@@ -105,6 +105,11 @@ struct cluster_view {
   std::size_t session_logs = 0;
   std::size_t owned_sessions = 0;
   std::size_t under_replicated_sessions = 0;
+  // Served sessions whose replica set is not the one the ring gives them
+  // now (a member joined or left): waiting to be moved, or moving.
+  std::size_t misplaced_sessions = 0;
+  std::size_t moving_sessions = 0;
+  std::uint64_t moved_sessions = 0;  // since start
   // Totals since start.
   std::uint64_t forwarded_out = 0;
   std::uint64_t forwarded_in = 0;

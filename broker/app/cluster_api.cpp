@@ -70,7 +70,10 @@ json::object to_json(const cluster::cluster_view& v) {
       {"sessions", json::object{{"replicated", v.replicating_sessions},
                                 {"logs", v.session_logs},
                                 {"owned", v.owned_sessions},
-                                {"under_replicated", v.under_replicated_sessions}}},
+                                {"under_replicated", v.under_replicated_sessions},
+                                {"misplaced", v.misplaced_sessions},
+                                {"moving", v.moving_sessions},
+                                {"moved", v.moved_sessions}}},
   };
 }
 

@@ -125,6 +125,16 @@ void collect_cluster(const cluster::cluster_view& v, std::vector<MetricFamily>& 
   out.push_back(single("ringmq_cluster_under_replicated_sessions",
                        "Sessions this node serves that fewer than all their replicas hold "
                        "entirely.", T::Gauge, static_cast<double>(v.under_replicated_sessions)));
+  out.push_back(single("ringmq_cluster_misplaced_sessions",
+                       "Sessions this node serves whose replica set is not the one the ring "
+                       "gives them now (a member joined or left): waiting to move, or moving.",
+                       T::Gauge, static_cast<double>(v.misplaced_sessions)));
+  out.push_back(single("ringmq_cluster_moving_sessions",
+                       "Sessions this node serves that are being installed on their new "
+                       "replica set.", T::Gauge, static_cast<double>(v.moving_sessions)));
+  out.push_back(single("ringmq_cluster_moved_sessions_total",
+                       "Sessions this node moved to another replica set.", T::Counter,
+                       static_cast<double>(v.moved_sessions)));
 }
 
 }  // namespace
