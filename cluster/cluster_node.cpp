@@ -656,8 +656,13 @@ void cluster_node::tick() {
 }
 
 void cluster_node::check_liveness(std::int64_t now) {
+  std::vector<std::string> gone;
   for (const auto& link : all_links()) {
     const auto elapsed = now - link->last_heard_ms();
+    if (settings_.dead_member_timeout.count() > 0 &&
+        elapsed >= settings_.dead_member_timeout.count()) {
+      gone.push_back(link->id());
+    }
     const auto next = elapsed < settings_.suspect_timeout.count() ? liveness::alive
                       : elapsed < settings_.dead_timeout.count()  ? liveness::suspect
                                                                   : liveness::dead;
@@ -676,6 +681,16 @@ void cluster_node::check_liveness(std::int64_t now) {
       spdlog::info("cluster: peer suspect: node={} silent_ms={}", link->id(), elapsed);
     } else {
       spdlog::info("cluster: peer alive: node={}", link->id());
+    }
+  }
+  // Every node decides this alone and adds the same leave (the member's
+  // incarnation): the sets merge into one, the epoch rises once. The ring
+  // then gives the member's sessions other replica sets, and their owners
+  // move them there (R copies again).
+  for (const auto& id : gone) {
+    spdlog::warn("cluster: removing member {}: dead for cluster.dead_member_timeout_ms", id);
+    if (auto why = forget(id); !why.empty()) {
+      spdlog::warn("cluster: member {} not removed: {}", id, why);
     }
   }
 }

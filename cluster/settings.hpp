@@ -29,6 +29,9 @@ struct cluster_settings {
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds suspect_timeout{2'000};
   std::chrono::milliseconds dead_timeout{5'000};
+  // A member dead this long is removed (a leave of its incarnation, as
+  // `ringmq ctl forget` does); 0: never.
+  std::chrono::milliseconds dead_member_timeout{600'000};
   std::chrono::milliseconds digest_interval{10'000};
   std::chrono::milliseconds route_sync_timeout{5'000};
   std::chrono::milliseconds claim_timeout{3'000};

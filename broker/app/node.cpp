@@ -51,6 +51,7 @@ cluster::cluster_settings cluster_settings_from(const config::config& c) {
   s.heartbeat_interval = std::chrono::milliseconds(k.heartbeat_interval_ms);
   s.suspect_timeout = std::chrono::milliseconds(k.suspect_timeout_ms);
   s.dead_timeout = std::chrono::milliseconds(k.dead_timeout_ms);
+  s.dead_member_timeout = std::chrono::milliseconds(k.dead_member_timeout_ms);
   s.digest_interval = std::chrono::milliseconds(k.digest_interval_ms);
   s.route_sync_timeout = std::chrono::milliseconds(k.route_sync_timeout_ms);
   s.claim_timeout = std::chrono::milliseconds(k.claim_timeout_ms);

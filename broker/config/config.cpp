@@ -555,6 +555,11 @@ class loader {
            fmt::format("must be above cluster.heartbeat_interval_ms ({})",
                        cluster.heartbeat_interval_ms));
     }
+    if (cluster.dead_member_timeout_ms != 0 &&
+        cluster.dead_member_timeout_ms <= cluster.dead_timeout_ms) {
+      fail("cluster.dead_member_timeout_ms", origin_of({"cluster.dead_member_timeout_ms"}),
+           "must be 0 (never) or above cluster.dead_timeout_ms");
+    }
     if (cluster.dead_timeout_ms <= cluster.suspect_timeout_ms) {
       fail("cluster.dead_timeout_ms", origin_of({"cluster.dead_timeout_ms"}),
            fmt::format("must be above cluster.suspect_timeout_ms ({})",
@@ -756,6 +761,7 @@ class loader {
           uint_field("heartbeat_interval_ms", c.heartbeat_interval_ms, 10, 60'000),
           uint_field("suspect_timeout_ms", c.suspect_timeout_ms, 20, 600'000),
           uint_field("dead_timeout_ms", c.dead_timeout_ms, 30, 3'600'000),
+          uint_field("dead_member_timeout_ms", c.dead_member_timeout_ms, 0, u32_max),
           uint_field("digest_interval_ms", c.digest_interval_ms, 100, 3'600'000),
           uint_field("route_sync_timeout_ms", c.route_sync_timeout_ms, 1, 600'000),
           uint_field("claim_timeout_ms", c.claim_timeout_ms, 1, 600'000),

@@ -98,6 +98,8 @@ struct cluster_config {
   std::uint32_t heartbeat_interval_ms = 500;
   std::uint32_t suspect_timeout_ms = 2'000;
   std::uint32_t dead_timeout_ms = 5'000;
+  // A member dead this long is removed from the member set (0: never).
+  std::uint32_t dead_member_timeout_ms = 600'000;
   std::uint32_t digest_interval_ms = 10'000;
   std::uint32_t route_sync_timeout_ms = 5'000;
   std::uint32_t claim_timeout_ms = 3'000;

@@ -207,6 +207,21 @@ TEST(ClusterFailure, AForgottenMemberLeavesTheMemberSet) {
   EXPECT_NE(again.err.find("no member n2"), std::string::npos) << again.err;
 }
 
+TEST(ClusterFailure, AMemberDeadLongerThanTheDeadMemberTimeoutIsRemoved) {
+  test_cluster c(3, {"cluster.dead_member_timeout_ms=3000"});
+  ASSERT_TRUE(c.started()) << c.describe();
+  c.node(2).kill();
+  ASSERT_TRUE(c.node(1).wait_for_log("removing member n2", milliseconds(15'000)));
+  ASSERT_TRUE(c.node(3).wait_epoch(4)) << c.node(3).describe();
+  for (int i : {1, 3}) {
+    const auto v = c.node(i).get_json("/api/v1/cluster").as_object();
+    EXPECT_EQ(v.at("epoch").to_number<int>(), 4) << "n" << i << ": one leave, whoever added it";
+    EXPECT_EQ(v.at("members").as_array().size(), 2u) << "n" << i;
+  }
+  EXPECT_TRUE(c.node(1).wait_ready());
+  EXPECT_TRUE(delivers(c.node(1), c.node(3), "after/removal"));
+}
+
 // A stream between two live nodes breaks again and again while QoS 2
 // messages cross it: every message arrives exactly once, in order (the
 // sender writes again what was not acknowledged; the receiver skips what it
