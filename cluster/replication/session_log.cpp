@@ -243,11 +243,13 @@ void session_log::adopt(effects& out) {
       best = &p;
     }
   }
+  adopted_gen_ = {};
   if (best) {
     durable_.base_seq = best->base_seq;
     durable_.snapshot = best->snapshot;
     durable_.entries = best->entries;
     deposed_ = best->log_gen;
+    adopted_gen_ = best->log_gen;
   }
   durable_.log_gen = gen_;
   // Installed on every set prepared on and on the target; until it is on a

@@ -223,6 +223,9 @@ class session_log {
   const std::vector<member>& replicas() const noexcept { return durable_.replicas; }
   // Candidate: every member of the sets it prepares on.
   std::vector<member> asked() const;
+  // Owner: the generation of the log it adopted (its own previous one when
+  // nobody else served the session meanwhile).
+  ballot adopted_generation() const noexcept { return adopted_gen_; }
   // Owner: installing on a replica set other than the one before.
   bool moving() const noexcept { return role_ != role::replica && moving_; }
   // An owner with nothing left to tell anyone: every replica holds the whole
@@ -285,6 +288,7 @@ class session_log {
   bool installed_ = false;
   std::uint64_t install_seq_ = 0;      // the adopted log ends here
   ballot deposed_;                     // the adopted log's owner, told once installed
+  ballot adopted_gen_;                 // the adopted log's generation
   std::vector<std::uint64_t> match_;   // by replica index: acknowledged last seq
   std::vector<std::uint64_t> sent_;    // by replica index: last seq sent (pipelining)
   std::vector<bool> needs_install_;

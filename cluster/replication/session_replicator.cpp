@@ -94,6 +94,7 @@ bool session_replicator::move(const std::string& client) {
   // the new generation adopts (it is the newest), so they commit there and
   // their waiters stay; new ones wait until it is installed.
   s->moving = true;
+  s->moved_from = s->log->generation();
   s->reported_commit = 0;
   apply(client, *s, s->log->acquire(std::move(target), {}));
   return true;
@@ -207,6 +208,14 @@ void session_replicator::apply(const std::string& client, session& s, session_lo
   }
   if (e.handed_over && hooks_.handed_over) hooks_.handed_over(client, e.handed_over);
   if (e.handover_asked && hooks_.handover_asked) hooks_.handover_asked(client, e.handover_asked);
+  if (e.became_owner && s.moving && s.log->adopted_generation() != s.moved_from) {
+    // Another node served the session meanwhile (this one was fenced without
+    // hearing of it): the log adopted is not the one its changes under way
+    // were appended to. They failed; the session is taken over from the log,
+    // as on any takeover.
+    s.moving = false;
+    fail_waiters(s);
+  }
   if (e.became_owner && s.moving) {
     // Moved, and served here all along: nothing to hand the broker.
     s.moving = false;

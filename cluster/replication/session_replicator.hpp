@@ -153,6 +153,7 @@ class session_replicator {
     std::vector<waiter> waiters;
     std::uint64_t reported_commit = 0;
     bool moving = false;              // acquiring again while serving
+    ballot moved_from;                // the generation it served before the move
     std::vector<held_change> held;    // proposed while moving
   };
   struct pending_write {

@@ -182,12 +182,20 @@ struct log_message {
 class simulation {
  public:
   explicit simulation(const scenario& s) : s_(s), rng_(s.seed) {
-    std::vector<cluster::ring_member> members;
-    for (int i = 0; i < s_.nodes; ++i) members.push_back({"n" + std::to_string(i + 1)});
-    ring_ = std::make_unique<cluster::ring>(members);
     nodes_.resize(static_cast<std::size_t>(s_.nodes));
+    member_.assign(static_cast<std::size_t>(s_.nodes), false);
+    for (int i = 0; i < s_.nodes - s_.joining; ++i) member_[static_cast<std::size_t>(i)] = true;
+    for (int j = 0; j < s_.joining; ++j) {
+      join_at_[s_.nodes - s_.joining + j] = pick(50, std::max(60, s_.fault_ticks / 2));
+    }
+    for (int l = 0; l < s_.leaving; ++l) {
+      leave_at_.push_back(pick(s_.fault_ticks / 2, std::max(s_.fault_ticks / 2 + 1, s_.fault_ticks - 1)));
+    }
+    rebuild_ring();
     blocked_.assign(static_cast<std::size_t>(s_.nodes), std::vector<bool>(s_.nodes, false));
-    for (int i = 0; i < s_.nodes; ++i) start(i);
+    for (int i = 0; i < s_.nodes; ++i) {
+      if (member_[static_cast<std::size_t>(i)]) start(i);
+    }
     for (int p = 0; p < s_.publishers; ++p) add_client(true, p);
     for (int q = 0; q < s_.subscribers; ++q) add_client(false, q);
   }
@@ -206,8 +214,79 @@ class simulation {
       if (tick_ > s_.fault_ticks && done()) break;
     }
     out_.ticks = tick_;
+    for (int i = 0; i < s_.nodes; ++i) {
+      const auto& n = nodes_[static_cast<std::size_t>(i)];
+      if (n.up) out_.sessions_moved += static_cast<int>(n.replication->moved_sessions());
+    }
     check();
     return out_;
+  }
+
+  // --- the member set -----------------------------------------------------------------
+
+  bool member(int i) const { return member_[static_cast<std::size_t>(i)]; }
+
+  std::vector<int> members() const {
+    std::vector<int> out;
+    for (int i = 0; i < s_.nodes; ++i) {
+      if (member(i)) out.push_back(i);
+    }
+    return out;
+  }
+
+  void rebuild_ring() {
+    std::vector<cluster::ring_member> list;
+    for (int i : members()) list.push_back({"n" + std::to_string(i + 1)});
+    ring_ = std::make_unique<cluster::ring>(list);
+  }
+
+  void change_members() {
+    for (auto it = join_at_.begin(); it != join_at_.end();) {
+      if (tick_ < it->second) {
+        ++it;
+        continue;
+      }
+      trace("n", it->first + 1, " joins");
+      member_[static_cast<std::size_t>(it->first)] = true;
+      rebuild_ring();
+      last_member_change_ = tick_;
+      start(it->first);
+      ++out_.joins;
+      it = join_at_.erase(it);
+    }
+    for (auto& at : leave_at_) {
+      if (at < 0 || tick_ < at) continue;
+      // One member down at a time, never fewer members than R, and only once
+      // every session is served and on the replica set the ring gives it:
+      // the cluster survives losing one replica of each session for good,
+      // not a second before the first is replaced.
+      // (The nodes' views of it are a look old: give them time to see.)
+      if (nodes_down() > 0 || static_cast<int>(members().size()) <= s_.replication_factor ||
+          tick_ - last_member_change_ < 200 || !every_session_placed()) {
+        at += 10;
+        continue;
+      }
+      const auto list = members();
+      const int victim = list[static_cast<std::size_t>(pick(0, static_cast<int>(list.size()) - 1))];
+      trace("n", victim + 1, " stops and is removed from the member set");
+      stop(victim, false);
+      member_[static_cast<std::size_t>(victim)] = false;
+      rebuild_ring();
+      last_member_change_ = tick_;
+      ++out_.leaves;
+      at = -1;
+    }
+  }
+
+  bool every_session_placed() const {
+    if (!every_session_served()) return false;
+    for (int i : members()) {
+      const auto& n = nodes_[static_cast<std::size_t>(i)];
+      if (n.up && (n.replication->misplaced_sessions() > 0 || n.replication->under_replicated() > 0)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   // --- what the nodes ask (sim_link, hooks) ---------------------------------------
@@ -381,7 +460,7 @@ class simulation {
     };
     h.members = [this] {
       std::vector<cluster::session_replication::member> out;
-      for (int m = 0; m < s_.nodes; ++m) out.push_back(member_of(m));
+      for (int m : members()) out.push_back(member_of(m));
       return out;
     };
     n.replication = std::make_unique<cluster::session_replication>(rs, *n.store, *n.broker,
@@ -441,14 +520,18 @@ class simulation {
   }
 
   int nodes_down() const {
-    return static_cast<int>(std::count_if(nodes_.begin(), nodes_.end(), [](const node& n) { return !n.up; }));
+    int down = 0;
+    for (int i : members()) down += nodes_[static_cast<std::size_t>(i)].up ? 0 : 1;
+    return down;
   }
 
   void inject_faults() {
     // At most one node down at once: with R = 3 and W = 2 the others can
     // always form both quorums, so every session stays available.
+    change_members();
     if (chance(s_.crash_per_tick) && nodes_down() == 0) {
-      const int victim = pick(0, s_.nodes - 1);
+      const auto list = members();
+      const int victim = list[static_cast<std::size_t>(pick(0, static_cast<int>(list.size()) - 1))];
       const bool power_loss = chance(s_.power_loss);
       trace("crash n", victim + 1, power_loss ? " (power loss)" : "");
       stop(victim, power_loss);
@@ -458,7 +541,7 @@ class simulation {
     }
     for (int i = 0; i < s_.nodes; ++i) {
       auto& n = nodes_[static_cast<std::size_t>(i)];
-      if (!n.up && n.restart_at >= 0 && tick_ >= n.restart_at) {
+      if (!n.up && member(i) && n.restart_at >= 0 && tick_ >= n.restart_at) {
         trace("restart n", i + 1);
         start(i);
       }
@@ -498,7 +581,7 @@ class simulation {
   void heal() {
     heal_partition();
     for (int i = 0; i < s_.nodes; ++i) {
-      if (!nodes_[static_cast<std::size_t>(i)].up) start(i);
+      if (!nodes_[static_cast<std::size_t>(i)].up && member(i)) start(i);
     }
   }
 
@@ -728,7 +811,8 @@ class simulation {
   }
 
   void connect(client& c) {
-    int node = pick(0, s_.nodes - 1);
+    const auto list = members();
+    int node = list[static_cast<std::size_t>(pick(0, static_cast<int>(list.size()) - 1))];
     if (!nodes_[static_cast<std::size_t>(node)].up) {
       c.reconnect_at = tick_ + pick(5, 30);
       return;
@@ -950,7 +1034,14 @@ class simulation {
         const bool routes = n.routes.contains(topic_filter);
         if (serves || holds) {
           now += " n" + std::to_string(i + 1) + (serves ? "(serves" : "(holds") +
-                 (routes ? ",routes)" : ")");
+                 (routes ? ",routes" : "");
+          if (const auto* log = n.replication->replicator().log_of(c.id); serves && log) {
+            now += " gen " + std::to_string(log->generation().round) + ".n" +
+                   std::to_string(log->generation().node) + " on";
+            for (auto m : log->replicas()) now += " n" + std::to_string(m);
+            now += " last " + std::to_string(log->last_seq());
+          }
+          now += ")";
         }
       }
       auto& before = ownership_[c.id];
@@ -1090,6 +1181,10 @@ class simulation {
   std::mt19937_64 rng_;
   time_point base_ = time_point{} + std::chrono::hours(24 * 365);
   std::unique_ptr<cluster::ring> ring_;
+  std::vector<bool> member_;
+  std::map<int, int> join_at_;   // node -> tick it joins
+  std::vector<int> leave_at_;    // ticks a member leaves (-1: done)
+  int last_member_change_ = 0;
   std::vector<node> nodes_;
   std::vector<client> clients_;
   std::vector<std::vector<bool>> blocked_;
@@ -1143,7 +1238,8 @@ std::string outcome::summary() const {
   std::ostringstream s;
   s << (ok ? "ok" : "VIOLATED") << ": acknowledged=" << acknowledged << " delivered=" << delivered
     << " crashes=" << crashes << " (power losses " << power_losses << ") partitions=" << partitions
-    << " moves=" << moves << " refused_connects=" << refused_connects
+    << " moves=" << moves << " refused_connects=" << refused_connects << " joins=" << joins
+    << " leaves=" << leaves << " sessions_moved=" << sessions_moved
     << " duplicates_dropped=" << duplicates_dropped << " ticks=" << ticks;
   for (const auto& v : violations) s << "\n  " << v;
   return s.str();

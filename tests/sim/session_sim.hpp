@@ -46,6 +46,13 @@ struct scenario {
   double partition_per_tick = 0.0015;
   double move_per_tick = 0.003;   // a client connects to another node
   int fault_ticks = 1'500;        // faults happen up to here, then all heals
+  // Members that change: the last `joining` nodes are not members at first
+  // and join during the first half of the faults; `leaving` members are
+  // removed for good in the second half (stopped and forgotten, as
+  // cluster.dead_member_timeout_ms does). The ring follows the member set,
+  // and owners move their sessions to the sets it gives them.
+  int joining = 0;
+  int leaving = 0;
   int max_ticks = 12'000;
 };
 
@@ -60,6 +67,9 @@ struct outcome {
   int moves = 0;
   int refused_connects = 0;
   int duplicates_dropped = 0;  // numbered resends a session knew
+  int joins = 0;
+  int leaves = 0;
+  int sessions_moved = 0;      // to another replica set, by their owners
   int ticks = 0;
   std::string summary() const;
 };

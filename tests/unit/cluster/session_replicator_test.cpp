@@ -44,7 +44,7 @@ class cluster3 {
     if (!n.store) n.store = storage::make_memory_store();
     n.logs = std::make_unique<log_storage>(*n.store);
     session_replicator::hooks h;
-    h.placement = [](const std::string&) { return quorums(0, {1, 2, 3}, 0); };
+    h.placement = [this](const std::string&) { return quorums(0, placement_, 0); };
     h.owned = [this, i](const std::string& client, session_records r, member) {
       owned_.push_back({i, client, std::move(r)});
     };
@@ -115,6 +115,7 @@ class cluster3 {
   };
   std::vector<owned_event> owned_;
   std::vector<std::pair<int, std::string>> fenced_;
+  std::vector<member> placement_{1, 2, 3};  // what the ring gives every session
 
  private:
   struct node {
@@ -299,6 +300,47 @@ TEST(SessionReplicator, EachOwnerInTurnHasItsChangesReportedCommitted) {
   EXPECT_FALSE(c[1].serving("dev-1"));
   EXPECT_EQ(c.propose(2, "dev-1", "c"), std::optional<bool>(true));
   EXPECT_EQ(c.propose(2, "dev-1", "d"), std::optional<bool>(true));
+}
+
+TEST(SessionReplicator, AMoveKeepsTheChangesUnderWayAndServesThroughout) {
+  cluster3 c;
+  c[0].acquire("c");
+  c.settle();
+  ASSERT_EQ(c.propose(0, "c", "a"), std::optional<bool>(true));
+  c.placement_ = {1, 2};  // a member left the ring: the session moves
+  ASSERT_TRUE(c[0].move("c"));
+  std::optional<bool> during;
+  ASSERT_TRUE(c[0].propose("c", queue_change("c", "b"), [&](bool ok) { during = ok; }))
+      << "a change made while moving waits for the new generation";
+  c.settle();
+  EXPECT_EQ(during, std::optional<bool>(true));
+  EXPECT_EQ(c[0].log_of("c")->replicas(), (std::vector<member>{1, 2}));
+  EXPECT_EQ(c.owned_.size(), 1u) << "served all along: not taken over again";
+  EXPECT_EQ(c.propose(0, "c", "after"), std::optional<bool>(true));
+}
+
+TEST(SessionReplicator, AMoveThatFindsTheSessionServedElsewhereFailsWhatWasUnderWay) {
+  cluster3 c;
+  c[2].acquire("c");
+  c.settle();
+  ASSERT_EQ(c.propose(2, "c", "a"), std::optional<bool>(true));
+  // Node 3 is cut off and does not hear that node 2 takes the session over.
+  c.cut(2);
+  c[1].acquire("c");
+  c.settle();
+  ASSERT_EQ(c.propose(1, "c", "b"), std::optional<bool>(true));
+  std::optional<bool> stale;
+  ASSERT_TRUE(c[2].propose("c", queue_change("c", "y"), [&](bool ok) { stale = ok; }));
+  c.placement_ = {1, 3};
+  ASSERT_TRUE(c[2].move("c"));  // its generation outranks node 2's: it wins
+  c.join(2);
+  c.settle();
+  c.tick();
+  EXPECT_EQ(stale, std::optional<bool>(false)) << "appended to a log that was not adopted";
+  ASSERT_FALSE(c.owned_.empty());
+  const auto& last = c.owned_.back();
+  EXPECT_EQ(last.node, 2) << "taken over from the log, as any takeover";
+  EXPECT_EQ(last.records.size(), 2u) << "a and b, not y";
 }
 
 }  // namespace
