@@ -321,7 +321,7 @@ void session_replication::describe(const std::string& client,
     const auto gen = log->current_role() == role::replica ? log->promised() : log->generation();
     s.round = gen.round;
     s.generation_owner = gen.node;
-    s.replicas = log->settings().replicas;
+    s.replicas = log->replicas();
     s.last_seq = log->last_seq();
     s.committed = log->known_commit();
     if (log->serving()) s.replicas_in_sync = log->replicas_in_sync();

@@ -44,15 +44,6 @@ std::string peer_state(cluster_member& at, const std::string& of) {
   return "none";
 }
 
-// ringmq ctl against a node's admin API, with the admin token of the test clusters.
-child_result run_ctl(cluster_member& node, std::vector<std::string> args) {
-  std::vector<std::string> argv{ringmq_binary(), "ctl", "--url",
-                                "http://" + node.ip() + ":" + std::to_string(node.http_port()),
-                                "--token", "cluster-test-token"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run_child(argv);
-}
-
 bool delivers(cluster_member& from, cluster_member& to, const std::string& topic) {
   cluster_client sub, pub;
   if (!sub.connect(to, "probe-sub-" + to.id() + "-" + topic)) return false;

@@ -36,6 +36,14 @@ std::optional<std::uint64_t> latest_epoch(const std::string& log) {
 
 }  // namespace
 
+child_result run_ctl(cluster_member& node, std::vector<std::string> args) {
+  std::vector<std::string> argv{ringmq_binary(), "ctl", "--url",
+                                "http://" + node.ip() + ":" + std::to_string(node.http_port()),
+                                "--token", "cluster-test-token"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_child(argv);
+}
+
 std::vector<std::string> fast_cluster_timings() {
   return {"cluster.heartbeat_interval_ms=100", "cluster.suspect_timeout_ms=600",
           "cluster.dead_timeout_ms=1500",      "cluster.digest_interval_ms=1000",

@@ -18,6 +18,7 @@
 
 #include <boost/json.hpp>
 
+#include "tests/integration/child_process.hpp"
 #include "tests/support/broker_process.hpp"
 
 namespace ringmq::testing {
@@ -136,5 +137,8 @@ class test_cluster {
 // The shortened timings every test cluster runs with (and the admin token
 // "cluster-test-token").
 std::vector<std::string> fast_cluster_timings();
+
+// ringmq ctl against a node's admin API, with the admin token of the test clusters.
+child_result run_ctl(cluster_member& node, std::vector<std::string> args);
 
 }  // namespace ringmq::testing

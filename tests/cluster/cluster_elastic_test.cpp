@@ -1,0 +1,180 @@
+// The member set changes under persistent sessions, with real processes and
+// clients that keep their MQTT session state (tests/cluster/ledger_client.hpp):
+// a cluster of three grows to five, then two of the first three die and are
+// removed (`ringmq ctl forget`), one at a time. Publishing goes on between
+// the steps, to offline persistent subscribers whose queues move with their
+// sessions. After each step every session is back on the replica set the ring
+// gives it (the admin API says none is misplaced or moving); at the end the
+// subscribers reconnect to a survivor and find every acknowledged message, a
+// QoS 2 message once, and their sessions' three copies are on the three
+// members left. The epoch rises only with the joins and removals.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "tests/cluster/ledger_client.hpp"
+
+namespace ringmq::testing {
+namespace {
+
+using qos = codec::qos;
+using namespace std::chrono_literals;
+
+std::uint64_t epoch_of(cluster_member& node) {
+  return node.get_json("/api/v1/cluster").as_object().at("epoch").to_number<std::uint64_t>();
+}
+
+// Every running node serves only sessions that are on the ring's replica set.
+bool placed(std::vector<cluster_member*> nodes, std::string& why) {
+  for (auto* n : nodes) {
+    const auto v = n->get_json("/api/v1/cluster").as_object();
+    const auto& s = v.at("sessions").as_object();
+    const auto misplaced = s.at("misplaced").to_number<std::uint64_t>();
+    const auto moving = s.at("moving").to_number<std::uint64_t>();
+    const auto short_of_r = s.at("under_replicated").to_number<std::uint64_t>();
+    if (misplaced || moving || short_of_r) {
+      why = n->id() + ": misplaced " + std::to_string(misplaced) + ", moving " +
+            std::to_string(moving) + ", under-replicated " + std::to_string(short_of_r);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool wait_placed(std::vector<cluster_member*> nodes, std::string& why) {
+  const auto deadline = steady::now() + 30s;
+  while (steady::now() < deadline) {
+    if (placed(nodes, why)) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
+// The replica set the owner of `client` reports, as member ids.
+std::set<std::string> replicas_of(std::vector<cluster_member*> nodes, const std::string& client,
+                                  std::size_t& in_sync) {
+  for (auto* n : nodes) {
+    const auto v = n->get_json("/api/v1/cluster?client_id=" + client).as_object();
+    const auto* session = v.at("client").as_object().if_contains("session");
+    if (!session || !session->is_object()) continue;
+    const auto& s = session->as_object();
+    if (s.at("role").as_string() != "owner") continue;
+    std::set<std::string> out;
+    for (const auto& r : s.at("replicas").as_array()) out.insert(std::string(r.as_string()));
+    in_sync = s.at("replicas_in_sync").to_number<std::size_t>();
+    return out;
+  }
+  return {};
+}
+
+class ElasticRun : public ::testing::TestWithParam<qos> {};
+
+TEST_P(ElasticRun, GrowToFiveThenReplaceTwoMembersLosingNothing) {
+  const auto q = GetParam();
+  test_cluster c(3, {"cluster.replicate_sessions=true", "cluster.replication_factor=3"});
+  ASSERT_TRUE(c.started()) << c.describe();
+  ASSERT_EQ(epoch_of(c.node(1)), 3u);
+  const auto deadline = steady::now() + 120s;
+
+  ledger_client subscribers[] = {{"sub-5", codec::protocol_version::v5},
+                                 {"sub-311", codec::protocol_version::v3_1_1}};
+  for (auto& s : subscribers) {
+    ASSERT_TRUE(s.connect(c.node(1))) << s.id() << ": " << s.error();
+    ASSERT_TRUE(s.subscribe("elastic/#", q)) << s.id() << "\n" << c.describe();
+    s.close();  // offline: its queue is what moves
+  }
+  ledger_client publisher("pub", codec::protocol_version::v5);
+  ASSERT_TRUE(publisher.connect(c.node(2))) << publisher.error();
+
+  std::vector<cluster_member*> running{&c.node(1), &c.node(2), &c.node(3)};
+  std::vector<std::string> acknowledged;
+  int next = 0;
+  const auto publish_some = [&](int count) {
+    // The publisher moves to a running node when its own goes.
+    for (int i = 0; i < count; ++i, ++next) {
+      const auto payload = "m" + std::to_string(next);
+      if (!publisher.publish("elastic/" + std::to_string(next), payload, q, running, deadline,
+                             {})) {
+        return false;
+      }
+      acknowledged.push_back(payload);
+    }
+    return true;
+  };
+  std::string why;
+
+  ASSERT_TRUE(publish_some(15)) << publisher.error();
+  for (int joined = 0; joined < 2; ++joined) {
+    auto* n = c.add({"cluster.replicate_sessions=true", "cluster.replication_factor=3"});
+    ASSERT_NE(n, nullptr) << c.describe();
+    running.push_back(n);
+    ASSERT_TRUE(publish_some(10)) << publisher.error();
+  }
+  ASSERT_TRUE(c.wait_converged(5)) << c.describe();
+  ASSERT_TRUE(wait_placed(running, why)) << "after the joins: " << why << "\n" << c.describe();
+  EXPECT_EQ(epoch_of(c.node(4)), 5u) << "two joins";
+
+  // n1, then n3, die and are removed; the sessions they held move to the
+  // members left before the next one goes.
+  std::uint64_t epoch = 5;
+  for (int victim : {1, 3}) {
+    c.node(victim).kill();
+    std::erase(running, &c.node(victim));
+    ASSERT_TRUE(publish_some(10)) << publisher.error() << "\n" << c.describe();
+    const auto r = run_ctl(*running.front(), {"forget", c.node(victim).id()});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    ++epoch;
+    ASSERT_TRUE(c.wait_converged(epoch)) << c.describe();
+    ASSERT_TRUE(wait_placed(running, why))
+        << "after removing n" << victim << ": " << why << "\n" << c.describe();
+    ASSERT_TRUE(publish_some(5)) << publisher.error();
+  }
+  for (auto* n : running) EXPECT_EQ(epoch_of(*n), 7u) << n->id() << ": 3 + 2 joins + 2 removals";
+  std::uint64_t moved = 0;
+  for (auto* n : running) {
+    moved += n->get_json("/api/v1/cluster").as_object().at("sessions").as_object().at("moved")
+                 .to_number<std::uint64_t>();
+  }
+  EXPECT_GT(moved, 0u) << "sessions moved to the sets the ring gave them";
+
+  std::set<std::string> members;
+  for (auto* n : running) members.insert(n->id());
+  for (auto& s : subscribers) {
+    std::size_t in_sync = 0;
+    EXPECT_EQ(replicas_of(running, s.id(), in_sync), members) << s.id();
+    EXPECT_EQ(in_sync, 3u) << s.id() << ": every copy holds the whole log";
+    const auto all_there = [&] {
+      std::set<std::string> got(s.delivered().begin(), s.delivered().end());
+      return std::all_of(acknowledged.begin(), acknowledged.end(),
+                         [&](const auto& a) { return got.contains(a); });
+    };
+    ASSERT_TRUE(s.connect(*running.back())) << s.id() << ": " << s.error();
+    s.receive_until(all_there, running, deadline);
+    s.drain(500ms);
+    std::map<std::string, int> count;
+    for (const auto& d : s.delivered()) ++count[d];
+    std::ostringstream missing, twice;
+    for (const auto& a : acknowledged) {
+      if (!count.contains(a)) missing << a << ' ';
+      if (q == qos::exactly_once && count[a] > 1) twice << a << " x" << count[a] << ' ';
+    }
+    EXPECT_TRUE(missing.str().empty()) << s.id() << " lost: " << missing.str();
+    EXPECT_TRUE(twice.str().empty()) << s.id() << " got QoS 2 messages twice: " << twice.str();
+    EXPECT_EQ(s.sessions_lost(), 0) << s.id() << "'s session was gone";
+  }
+  EXPECT_EQ(publisher.sessions_lost(), 0) << "the publisher's session was gone after a reconnect";
+  std::cout << "acknowledged " << acknowledged.size() << ", refused and retried "
+            << publisher.refusals() << std::endl;
+}
+
+INSTANTIATE_TEST_SUITE_P(Qos, ElasticRun, ::testing::Values(qos::at_least_once, qos::exactly_once),
+                         [](const auto& info) {
+                           return info.param == qos::at_least_once ? std::string("Qos1")
+                                                                   : std::string("Qos2");
+                         });
+
+}  // namespace
+}  // namespace ringmq::testing
