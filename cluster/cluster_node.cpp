@@ -174,7 +174,7 @@ std::vector<std::uint64_t> cluster_node::session_preference(const std::string& c
                                                             std::size_t n) const {
   std::lock_guard lock(members_mutex_);
   std::vector<std::uint64_t> out;
-  for (const auto& id : ring_->preference_list(client, n)) {
+  for (const auto& id : placement_ring_->preference_list(client, n)) {
     auto it = member_of_id_.find(id);
     if (it != member_of_id_.end()) out.push_back(it->second);
   }
@@ -399,8 +399,20 @@ void cluster_node::persist_members_locked() {
 void cluster_node::rebuild_locked() {
   const auto list = members_.members();
   std::vector<ring_member> ring_members;
-  for (const auto& m : list) ring_members.push_back({m.id, m.vnodes});
+  std::vector<ring_member> placing;
+  for (const auto& m : list) {
+    ring_members.push_back({m.id, m.vnodes});
+    if (!m.draining) placing.push_back({m.id, m.vnodes});
+  }
   ring_ = std::make_shared<ring>(std::move(ring_members));
+  // Session copies go to members that are not leaving (all of them, should
+  // every member be leaving).
+  placement_ring_ = placing.empty() ? ring_ : std::make_shared<ring>(std::move(placing));
+  leaving_ = false;
+  for (const auto& m : list) {
+    if (m.id == settings_.node_id && m.draining) leaving_ = true;
+  }
+  if (leaving_ && leave_epoch_ == 0) leave_epoch_ = members_.epoch();
   id_of_member_.clear();
   member_of_id_.clear();
   for (const auto& m : list) {
@@ -487,6 +499,69 @@ void cluster_node::apply_members(const member_set& incoming, const char* source)
   }
 }
 
+std::string cluster_node::leave() {
+  if (!clustered_) return "this node is not part of a cluster";
+  member_set change;
+  {
+    std::lock_guard lock(members_mutex_);
+    if (removed_) return "this node was removed from the cluster already";
+    if (leaving_) return {};
+    change = members_;
+    change.add({member_event::kind::drain, settings_.node_id, incarnation_, 0});
+  }
+  spdlog::warn("cluster: leaving: this node holds no new session copies; the sessions it "
+               "serves or holds move to the other members");
+  apply_members(change, "leave");
+  return {};
+}
+
+bool cluster_node::leaving() const {
+  std::lock_guard lock(members_mutex_);
+  return leaving_;
+}
+
+cluster_node::handoff_status cluster_node::handoff() const {
+  handoff_status s;
+  if (replication_) {
+    s.misplaced_here = replication_->misplaced_sessions();
+    s.moving_here = replication_->moving_sessions();
+  }
+  std::uint64_t epoch = 0;
+  {
+    std::lock_guard lock(members_mutex_);
+    epoch = leave_epoch_;
+  }
+  // A peer counts once it reported, after its view of the ring changed and
+  // its next look at its sessions (every 500 ms) could have run, that it
+  // serves none off the ring's replica sets.
+  const auto now = now_ms();
+  for (const auto& link : all_links()) {
+    if (link->dead()) continue;
+    const auto r = link->placement();
+    const bool seen = r.epoch >= epoch && epoch > 0;
+    const bool fresh = seen && r.at_ms - link->epoch_raised_at_ms() >= 1'500;
+    if (!fresh || r.misplaced > 0 || now - r.at_ms > 5'000) {
+      s.waiting_for.push_back(link->id() + (seen ? " (" + std::to_string(r.misplaced) +
+                                                       " sessions to move)"
+                                                 : " (has not seen the leave yet)"));
+    }
+  }
+  s.done = s.misplaced_here == 0 && s.moving_here == 0 && s.waiting_for.empty();
+  return s;
+}
+
+std::string cluster_node::depart() {
+  member_set change;
+  {
+    std::lock_guard lock(members_mutex_);
+    if (removed_) return {};
+    change = members_;
+    change.add({member_event::kind::leave, settings_.node_id, incarnation_, 0});
+  }
+  apply_members(change, "departure");
+  return {};
+}
+
 std::string cluster_node::forget(const std::string& node) {
   member_set change;
   {
@@ -511,6 +586,7 @@ std::string cluster_node::not_ready_reason() const {
   {
     std::lock_guard lock(members_mutex_);
     if (removed_) return "this node was removed from the cluster";
+    if (leaving_) return "this node is leaving the cluster";
   }
   for (const auto& link : all_links()) {
     if (link->dead()) continue;
@@ -558,6 +634,7 @@ cluster_view cluster_node::view() const {
     mv.vnodes = m.vnodes;
     mv.address = m.address;
     mv.self = m.id == settings_.node_id;
+    mv.leaving = m.draining;
     for (std::size_t i = 0; i < r->members().size(); ++i) {
       if (r->members()[i].id == m.id) mv.slots = slots[i];
     }
@@ -814,6 +891,13 @@ void cluster_node::health_check(const std::shared_ptr<peer_link>& link) {
 void cluster_node::send_heartbeats() {
   v1::PeerFrame f;
   f.mutable_heartbeat()->set_sent_at_ms(now_ms());
+  {
+    std::lock_guard lock(members_mutex_);
+    f.mutable_heartbeat()->set_epoch(members_.epoch());
+  }
+  if (replication_) {
+    f.mutable_heartbeat()->set_misplaced_sessions(replication_->misplaced_sessions());
+  }
   for (const auto& link : all_links()) {
     if (!link->stream_open()) continue;
     v1::PeerFrame copy = f;

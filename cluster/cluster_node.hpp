@@ -83,6 +83,7 @@ struct member_view {
   std::string address;
   liveness state = liveness::alive;
   bool self = false;
+  bool leaving = false;     // a drain of it is in the member set
   std::uint32_t slots = 0;  // of the ring's slot_count
 };
 
@@ -176,6 +177,22 @@ class cluster_node final : public core::cluster_link {
                         std::function<void(std::optional<session_description>)> done) const;
   // Removes `node` from the member set. Returns an error text, or empty.
   std::string forget(const std::string& node);
+
+  // Leaving the cluster (docs/cluster.md, "Leaving"): a drain event for this
+  // node; the ring for sessions leaves it out, so every session it serves
+  // or holds a copy of moves to the other members, and it reports not
+  // ready. Returns an error text, or empty (also when already leaving).
+  std::string leave();
+  bool leaving() const;
+  struct handoff_status {
+    bool done = false;  // nothing needs this node any more
+    std::size_t misplaced_here = 0;
+    std::size_t moving_here = 0;
+    std::vector<std::string> waiting_for;  // peers that still move sessions off it
+  };
+  handoff_status handoff() const;
+  // The last step of leaving: the leave event of this node's incarnation.
+  std::string depart();
   void set_observer(observe_function f) { observer_ = std::move(f); }
   // What keeps persistent sessions' records when they are replicated (null: the store).
   core::session_keeper* session_keeper() const noexcept;
@@ -347,6 +364,10 @@ class cluster_node final : public core::cluster_link {
   mutable std::mutex members_mutex_;
   member_set members_;
   std::shared_ptr<const ring> ring_;
+  // The ring without leaving members: where session copies go.
+  std::shared_ptr<const ring> placement_ring_;
+  bool leaving_ = false;           // a drain of this node is in the member set
+  std::uint64_t leave_epoch_ = 0;  // the epoch that carried it
   std::map<std::string, std::shared_ptr<peer_link>> links_;
   std::shared_ptr<const peer_table> peers_;
   origin_index next_index_ = 1;

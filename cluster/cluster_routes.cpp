@@ -645,6 +645,10 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
         on_register(*origin, f.register_());
         break;
       case v1::PeerFrame::kHeartbeat:
+        if (f.heartbeat().epoch() > 0) {
+          origin->record_placement(f.heartbeat().epoch(), f.heartbeat().misplaced_sessions(),
+                                   now_ms());
+        }
         result.replies.emplace_back().mutable_heartbeat()->set_sent_at_ms(now);
         break;
       case v1::PeerFrame::kSessionsTakenOver:

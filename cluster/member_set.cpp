@@ -51,15 +51,19 @@ std::vector<member_info> member_set::members() const {
     std::optional<member_info> current;
     std::uint64_t left_up_to = 0;
     bool any_leave = false;
+    std::set<std::uint64_t> draining;
     for (; it != events_.end() && it->node == node; ++it) {
       if (it->what == member_event::kind::leave) {
         any_leave = true;
         left_up_to = std::max(left_up_to, it->incarnation);
+      } else if (it->what == member_event::kind::drain) {
+        draining.insert(it->incarnation);
       } else if (!current || it->incarnation >= current->incarnation) {
         current = member_info{node, it->incarnation, it->vnodes, {}};
       }
     }
     if (!current || (any_leave && left_up_to >= current->incarnation)) continue;
+    current->draining = draining.contains(current->incarnation);
     if (auto a = addresses_.find(node); a != addresses_.end()) current->address = a->second.address;
     out.push_back(std::move(*current));
   }
@@ -91,8 +95,9 @@ void member_set::to_proto(v1::MemberSet& out) const {
   out.clear_addresses();
   for (const auto& e : events_) {
     auto* pe = out.add_events();
-    pe->set_kind(e.what == member_event::kind::join ? v1::MemberEvent::JOIN
-                                                      : v1::MemberEvent::LEAVE);
+    pe->set_kind(e.what == member_event::kind::join    ? v1::MemberEvent::JOIN
+                 : e.what == member_event::kind::drain ? v1::MemberEvent::DRAIN
+                                                       : v1::MemberEvent::LEAVE);
     pe->set_node(e.node);
     pe->set_incarnation(e.incarnation);
     pe->set_vnodes(e.vnodes);
@@ -109,8 +114,9 @@ member_set member_set::from_proto(const v1::MemberSet& in) {
   member_set s;
   for (const auto& pe : in.events()) {
     member_event e;
-    e.what = pe.kind() == v1::MemberEvent::LEAVE ? member_event::kind::leave
-                                                 : member_event::kind::join;
+    e.what = pe.kind() == v1::MemberEvent::LEAVE   ? member_event::kind::leave
+             : pe.kind() == v1::MemberEvent::DRAIN ? member_event::kind::drain
+                                                   : member_event::kind::join;
     e.node = pe.node();
     e.incarnation = pe.incarnation();
     e.vnodes = e.what == member_event::kind::join ? pe.vnodes() : 0;

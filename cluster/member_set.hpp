@@ -1,6 +1,6 @@
 #pragma once
-// The member set: who is part of the cluster, as a set of join and leave
-// events merged by union (docs/cluster.md, "Membership"). Union is
+// The member set: who is part of the cluster, as a set of join, drain and
+// leave events merged by union (docs/cluster.md, "Membership"). Union is
 // commutative, associative and idempotent, so two nodes that exchanged their
 // sets hold the same set, the same epoch (its number of events) and compute
 // the same ring, whatever order the events reached them in. Next to the events,
@@ -21,7 +21,10 @@ class MemberSet;
 namespace ringmq::cluster {
 
 struct member_event {
-  enum class kind : std::uint8_t { join = 0, leave = 1 };
+  // drain: the member of that incarnation is leaving; it stays a member
+  // (it forwards, it serves) but holds no new session copies (the ring for
+  // sessions leaves it out) until its leave.
+  enum class kind : std::uint8_t { join = 0, leave = 1, drain = 2 };
   kind what = kind::join;
   std::string node;
   std::uint64_t incarnation = 0;
@@ -39,6 +42,7 @@ struct member_info {
   std::uint64_t incarnation = 0;
   std::uint32_t vnodes = 0;
   std::string address;  // empty while unknown
+  bool draining = false;  // a drain of this incarnation is in the set
 
   friend bool operator==(const member_info&, const member_info&) = default;
 };

@@ -108,6 +108,30 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   }
   liveness state() const noexcept { return state_.load(std::memory_order_relaxed); }
   void set_state(liveness l) noexcept { state_.store(l, std::memory_order_relaxed); }
+
+  // --- what the peer reports with its heartbeats -----------------------------
+  // Its member set's epoch and the sessions it serves that are not on the
+  // replica set the ring gives them; `since_ms`: when it first reported an
+  // epoch at least `epoch` (0: not yet).
+  struct placement_report {
+    std::uint64_t epoch = 0;
+    std::uint64_t misplaced = 0;
+    std::int64_t at_ms = 0;
+  };
+  void record_placement(std::uint64_t epoch, std::uint64_t misplaced, std::int64_t now_ms) {
+    std::lock_guard lock(report_mutex_);
+    if (epoch > report_.epoch) epoch_raised_at_ms_ = now_ms;
+    report_ = {epoch, misplaced, now_ms};
+  }
+  placement_report placement() const {
+    std::lock_guard lock(report_mutex_);
+    return report_;
+  }
+  // When the peer's reported epoch last rose (its view of the ring changed then).
+  std::int64_t epoch_raised_at_ms() const {
+    std::lock_guard lock(report_mutex_);
+    return epoch_raised_at_ms_;
+  }
   bool dead() const noexcept { return state() == liveness::dead; }
 
   // --- sending (any thread) ------------------------------------------------
@@ -183,6 +207,9 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   const std::uint64_t queue_limit_;
 
   std::atomic<std::int64_t> last_heard_ms_;
+  mutable std::mutex report_mutex_;
+  placement_report report_;
+  std::int64_t epoch_raised_at_ms_ = 0;
   std::atomic<liveness> state_{liveness::alive};
   std::atomic<std::uint64_t> acked_route_seq_{0};
   std::atomic<std::uint64_t> peer_boot_id_{0};

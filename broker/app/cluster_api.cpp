@@ -26,6 +26,7 @@ json::object to_json(const cluster::cluster_view& v) {
         {"address", m.address},
         {"state", m.self ? "alive" : cluster::to_string(m.state)},
         {"self", m.self},
+        {"leaving", m.leaving},
         {"slots", m.slots},
     });
     ring_members.push_back(json::object{
@@ -80,9 +81,15 @@ json::object to_json(const cluster::cluster_view& v) {
 }  // namespace
 
 void register_cluster_api(http::server& server, cluster::cluster_node& cluster,
-                          const admin_api_settings& s) {
-  server.route("/api/v1/cluster", [&cluster, s](const http::request& r,
-                                                http::reply_function reply) {
+                          const admin_api_settings& s, std::function<std::string()> leave) {
+  server.route("/api/v1/cluster", [&cluster, s, leave](const http::request& r,
+                                                       http::reply_function reply) {
+    if (r.path == "/api/v1/cluster/leave") {
+      if (r.method != "POST") return reply(json_error(405, "use POST"));
+      if (auto denied = check_token(r, s, true)) return reply(*denied);
+      if (auto problem = leave(); !problem.empty()) return reply(json_error(409, problem));
+      return reply(json_response(202, to_json(cluster.view())));
+    }
     if (r.path == "/api/v1/cluster/forget") {
       if (r.method != "POST") return reply(json_error(405, "use POST"));
       if (auto denied = check_token(r, s, true)) return reply(*denied);

@@ -8,7 +8,10 @@
 
 namespace ringmq::app {
 
+// `leave` starts this node's leaving (POST /api/v1/cluster/leave): an error
+// text, or empty.
 void register_cluster_api(http::server& server, cluster::cluster_node& cluster,
-                          const admin_api_settings& settings);
+                          const admin_api_settings& settings,
+                          std::function<std::string()> leave);
 
 }  // namespace ringmq::app

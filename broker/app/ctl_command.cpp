@@ -381,6 +381,7 @@ void print_cluster(std::ostream& out, const json::object& o) {
       const auto& mo = m.as_object();
       auto id = field(mo, "id");
       if (field(mo, "self") == "yes") id += " (this node)";
+      if (field(mo, "leaving") == "yes") id += " (leaving)";
       members.push_back({id, field(mo, "state"), field(mo, "address"), field(mo, "vnodes"),
                          field(mo, "slots")});
     }
@@ -467,6 +468,9 @@ int run_ctl(const std::vector<std::string>& args, const std::string& env_token,
   auto* forget = cli.add_subcommand(
       "forget", "remove a member from the cluster's member set (needs the admin token)");
   forget->add_option("NODE", o.id, "node id")->required();
+  auto* leave = cli.add_subcommand(
+      "leave", "make this node leave the cluster: its sessions move to the other members, its "
+               "clients are disconnected, then it stops (needs the admin token)");
 
   try {
     // CLI11 takes the arguments last first.
@@ -503,6 +507,9 @@ int run_ctl(const std::vector<std::string>& args, const std::string& env_token,
   } else if (forget->parsed()) {
     method = bhttp::verb::post;
     target = "/api/v1/cluster/forget";
+  } else if (leave->parsed()) {
+    method = bhttp::verb::post;
+    target = "/api/v1/cluster/leave";
   } else {
     target = "/api/v1/retained" + list_query(o, {{"filter", o.filter}});
   }
@@ -547,8 +554,12 @@ int run_ctl(const std::vector<std::string>& args, const std::string& env_token,
     print_client(out, object);
     return exit_ok;
   }
-  if (cluster->parsed() || forget->parsed()) {
+  if (cluster->parsed() || forget->parsed() || leave->parsed()) {
     if (forget->parsed()) out << "forgot " << o.id << "\n\n";
+    if (leave->parsed()) {
+      out << "leaving: the node hands its sessions to the other members, disconnects its "
+             "clients, then stops (its log tells the progress)\n\n";
+    }
     print_cluster(out, object);
     return exit_ok;
   }

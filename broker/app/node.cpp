@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <future>
+#include <unordered_set>
 
 #include "broker/app/admin_api.hpp"
 #include "broker/app/cluster_api.hpp"
@@ -90,7 +92,8 @@ node::node(const config::config& cfg)
       signals_(control_),
       reload_signal_(control_, SIGHUP),
       tick_timer_(control_),
-      shutdown_timer_(control_) {
+      shutdown_timer_(control_),
+      leave_timer_(control_) {
   // Before the store: a wrong password or ACL file is reported before anything else happens.
   load_auth();
   storage::rocksdb_options store_options;
@@ -252,7 +255,7 @@ void node::start_http() {
   const admin_api_settings api{config_.http.admin_token, config_.http.protect_reads,
                                config_.node.id};
   register_admin_api(*http_, *broker_, api);
-  register_cluster_api(*http_, *cluster_, api);
+  register_cluster_api(*http_, *cluster_, api, [this] { return request_leave(); });
   try {
     http_->open();
   } catch (const boost::system::system_error& e) {
@@ -370,11 +373,118 @@ void node::on_signal(int signal) {
     spdlog::warn("second signal, exiting at once: signal={}", signal);
     std::_Exit(1);
   }
-  spdlog::info("shutting down: signal={}", signal);
   signals_.async_wait([this](const boost::system::error_code& ec, int s) {
     if (!ec) on_signal(s);
   });
+  if (leave_phase_.load() != leave_phase::none) {
+    // A node told to leave stops once nothing needs it (Kubernetes sends
+    // SIGTERM when it scales down): stopping earlier would leave sessions
+    // short of copies.
+    spdlog::info("signal {} while leaving the cluster: the node stops once its sessions are on "
+                 "the other members and its clients are disconnected",
+                 signal);
+    return;
+  }
+  spdlog::info("shutting down: signal={}", signal);
   begin_shutdown();
+}
+
+std::string node::request_leave() {
+  // Done on the control loop (which may be the one asking: the HTTP server's).
+  auto answer = std::make_shared<std::promise<std::string>>();
+  auto result = answer->get_future();
+  auto start = [this, answer] {
+    if (shutting_down_) return answer->set_value("the node is shutting down");
+    if (leave_phase_.load() != leave_phase::none) return answer->set_value({});
+    if (auto problem = cluster_->leave(); !problem.empty()) return answer->set_value(problem);
+    leave_phase_ = leave_phase::handing_off;
+    leave_started_ = core::clock::now();
+    // New connections are refused from now on (readiness already says 503).
+    for (auto& l : listeners_) l->stop();
+    spdlog::warn("leaving the cluster: new connections refused; handing the sessions to the "
+                 "other members, then disconnecting the {} clients",
+                 tracker_.size());
+    answer->set_value({});
+    leave_step();
+  };
+  if (control_.get_executor().running_in_this_thread()) {
+    start();
+  } else {
+    boost::asio::post(control_, start);
+  }
+  if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    return "the node did not answer in time";
+  }
+  return result.get();
+}
+
+void node::leave_step() {
+  if (shutting_down_) return;
+  const auto now = core::clock::now();
+  const auto again = [this](std::chrono::milliseconds after) {
+    leave_timer_.expires_after(after);
+    leave_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) leave_step();
+    });
+  };
+  switch (leave_phase_.load()) {
+    case leave_phase::none:
+      return;
+    case leave_phase::handing_off: {
+      const auto h = cluster_->handoff();
+      if (!h.done) {
+        if (now - leave_reported_ >= std::chrono::seconds(5)) {
+          leave_reported_ = now;
+          std::string peers;
+          for (const auto& w : h.waiting_for) peers += (peers.empty() ? "" : ", ") + w;
+          spdlog::info("leaving: handing off sessions: {} here still on a set with this node, {} "
+                       "moving; waiting for: {}",
+                       h.misplaced_here, h.moving_here, peers.empty() ? "nobody" : peers);
+        }
+        return again(std::chrono::milliseconds(250));
+      }
+      spdlog::info("leaving: every session is on the other members ({} s); disconnecting {} "
+                   "clients at up to {}/s",
+                   std::chrono::duration_cast<std::chrono::seconds>(now - leave_started_).count(),
+                   tracker_.size(), config_.cluster.leave_disconnect_rate);
+      leave_phase_ = leave_phase::disconnecting;
+      [[fallthrough]];
+    }
+    case leave_phase::disconnecting: {
+      // A bounded rate, so that the other nodes take the reconnections in
+      // their stride: MQTT 5.0 clients hear where to go (0x9C with a Server
+      // Reference when one is configured, else 0x8B), 3.1.1 clients are closed.
+      const auto per_step = std::max<std::size_t>(1, config_.cluster.leave_disconnect_rate / 4);
+      const auto& reference = config_.cluster.server_reference;
+      const auto code = reference.empty() ? codec::reason_code::server_shutting_down
+                                          : codec::reason_code::use_another_server;
+      std::size_t sent = 0;
+      for (const auto& c : tracker_.all()) {
+        if (sent == per_step) break;
+        if (!told_.insert(c.get()).second) continue;
+        c->shutdown(code, reference);
+        ++sent;
+      }
+      if (tracker_.size() > 0 && sent > 0) return again(std::chrono::milliseconds(250));
+      if (all_told_at_ == core::time_point{}) all_told_at_ = now;
+      if (tracker_.size() > 0 && now - all_told_at_ < std::chrono::seconds(5)) {
+        return again(std::chrono::milliseconds(250));  // the last ones are closing
+      }
+      told_.clear();
+      spdlog::info("leaving: clients disconnected; leaving the member set");
+      leave_phase_ = leave_phase::departing;
+      departed_at_ = now;
+      cluster_->depart();
+      return again(std::chrono::milliseconds(250));
+    }
+    case leave_phase::departing:
+      // The leave reaches the peers with the next frames; then stop.
+      if (now - departed_at_ < std::chrono::seconds(1)) return again(std::chrono::milliseconds(250));
+      spdlog::info("left the cluster in {} s; stopping",
+                   std::chrono::duration_cast<std::chrono::seconds>(now - leave_started_).count());
+      begin_shutdown();
+      return;
+  }
 }
 
 // Password and ACL files, when configured. With neither (and anonymous clients

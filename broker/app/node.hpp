@@ -8,6 +8,7 @@
 #include <atomic>
 #include <memory>
 #include <stdexcept>
+#include <unordered_set>
 #include <vector>
 
 #include "broker/auth/file_auth.hpp"
@@ -56,6 +57,11 @@ class node {
   void reload_auth();
   void begin_shutdown();
   void wait_for_connections();
+  // Leaving the cluster (POST /api/v1/cluster/leave): the sessions go to the
+  // other members, then the clients are disconnected at a bounded rate, then
+  // the node departs and stops (exit code 0). Error text, or empty.
+  std::string request_leave();
+  void leave_step();
   void tick();
   void report_drops(core::time_point now);
   void start_http();
@@ -97,6 +103,16 @@ class node {
   std::uint64_t reported_queue_full_ = 0;
   core::time_point last_drop_report_{};
   bool shutting_down_ = false;
+  // Leaving: set from the HTTP thread, acted on by the control loop.
+  enum class leave_phase { none, handing_off, disconnecting, departing };
+  std::atomic<leave_phase> leave_phase_{leave_phase::none};
+  boost::asio::steady_timer leave_timer_;
+  core::time_point leave_started_{};
+  core::time_point leave_reported_{};
+  core::time_point departed_at_{};
+  core::time_point all_told_at_{};
+  // Connections told to go (kept alive by the tracker's snapshot until closed).
+  std::unordered_set<const net::connection_handle*> told_;
 };
 
 }  // namespace ringmq::app

@@ -762,6 +762,8 @@ class loader {
           uint_field("suspect_timeout_ms", c.suspect_timeout_ms, 20, 600'000),
           uint_field("dead_timeout_ms", c.dead_timeout_ms, 30, 3'600'000),
           uint_field("dead_member_timeout_ms", c.dead_member_timeout_ms, 0, u32_max),
+          string_field("server_reference", c.server_reference),
+          uint_field("leave_disconnect_rate", c.leave_disconnect_rate, 1, 1'000'000),
           uint_field("digest_interval_ms", c.digest_interval_ms, 100, 3'600'000),
           uint_field("route_sync_timeout_ms", c.route_sync_timeout_ms, 1, 600'000),
           uint_field("claim_timeout_ms", c.claim_timeout_ms, 1, 600'000),

@@ -100,6 +100,11 @@ struct cluster_config {
   std::uint32_t dead_timeout_ms = 5'000;
   // A member dead this long is removed from the member set (0: never).
   std::uint32_t dead_member_timeout_ms = 600'000;
+  // Given to MQTT 5.0 clients a leaving node disconnects (DISCONNECT 0x9C Use
+  // another server with this Server Reference); empty: 0x8B Server shutting down.
+  std::string server_reference;
+  // Clients a leaving node disconnects per second, once its sessions are elsewhere.
+  std::uint32_t leave_disconnect_rate = 1'000;
   std::uint32_t digest_interval_ms = 10'000;
   std::uint32_t route_sync_timeout_ms = 5'000;
   std::uint32_t claim_timeout_ms = 3'000;

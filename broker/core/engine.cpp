@@ -82,7 +82,7 @@ void engine::acknowledge(codec::packet&& ack, bool close_on_failure) {
   acks().send_after(std::move(ack), written{seq, take_keeper_wait()}, close_on_failure);
 }
 
-void engine::close(reason_code code, std::string reason) {
+void engine::close(reason_code code, std::string reason, std::string server_reference) {
   if (out_->closing()) return;
   if (code == reason_code::malformed_packet || code == reason_code::protocol_error) {
     local_probe().protocol_errors.add();
@@ -94,6 +94,7 @@ void engine::close(reason_code code, std::string reason) {
     auto& disconnect = std::get<codec::disconnect_packet>(d);
     disconnect.code = code;
     if (code != reason_code::success) disconnect.props.reason_string = close_reason_;
+    if (!server_reference.empty()) disconnect.props.server_reference = std::move(server_reference);
     // [MQTT-3.14.2-3]: no Reason String that would make the packet larger than the client accepts.
     if (peer_max_packet_ && codec::encoded_size(d, version_) > peer_max_packet_) {
       disconnect.props.reason_string.reset();

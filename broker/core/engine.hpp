@@ -60,7 +60,11 @@ class engine {
   std::optional<time_point> next_deadline() const;
   // The server closes the connection (shutdown, admin kick): 5.0 clients get
   // a DISCONNECT with `code`.
-  void shutdown(codec::reason_code code, std::string reason) { close(code, std::move(reason)); }
+  // Closes the connection; 5.0 clients get a DISCONNECT with `code` (and a
+  // Server Reference when `server_reference` is not empty).
+  void shutdown(codec::reason_code code, std::string reason, std::string server_reference = {}) {
+    close(code, std::move(reason), std::move(server_reference));
+  }
   // The network connection is gone (closed by either side). Idempotent.
   void on_connection_lost(time_point now);
 
@@ -94,7 +98,7 @@ class engine {
 
   void refuse_connect(codec::reason_code code, std::string reason);
   // Closes the connection: a DISCONNECT with `code` first when 5.0 allows it.
-  void close(codec::reason_code code, std::string reason);
+  void close(codec::reason_code code, std::string reason, std::string server_reference = {});
   void send(codec::packet&& p);
   // Sends an acknowledgement once the store writes it depends on are durable.
   void acknowledge(codec::packet&& ack, bool close_on_failure = false);

@@ -64,10 +64,15 @@ class connection final : public connection_handle,
     read();
   }
 
-  void shutdown(codec::reason_code code) override {
-    boost::asio::post(transport_.get_executor(), [self = this->shared_from_this(), code] {
+  void shutdown(codec::reason_code code, std::string server_reference = {}) override {
+    boost::asio::post(transport_.get_executor(), [self = this->shared_from_this(), code,
+                                                  reference = std::move(server_reference)] {
       if (self->closed_ || !self->engine_) return;
-      self->engine_->shutdown(code, "server shutting down");
+      self->engine_->shutdown(code,
+                              code == codec::reason_code::server_shutting_down
+                                  ? "server shutting down"
+                                  : "server leaving the cluster",
+                              reference);
       self->flush();
     });
   }

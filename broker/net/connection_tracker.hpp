@@ -33,7 +33,9 @@ class connection_handle {
  public:
   virtual ~connection_handle() = default;
   // Closes the connection from any thread (5.0 clients get DISCONNECT `code`).
-  virtual void shutdown(codec::reason_code code) = 0;
+  // Closes the connection with `code` (5.0: a DISCONNECT, with a Server
+  // Reference when `server_reference` is not empty: 0x9C Use another server).
+  virtual void shutdown(codec::reason_code code, std::string server_reference = {}) = 0;
   // A consistent snapshot, taken on the connection's own worker.
   virtual void describe(std::function<void(connection_view)> done) = 0;
 };

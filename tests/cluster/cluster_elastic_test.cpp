@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -175,6 +176,92 @@ INSTANTIATE_TEST_SUITE_P(Qos, ElasticRun, ::testing::Values(qos::at_least_once, 
                            return info.param == qos::at_least_once ? std::string("Qos1")
                                                                    : std::string("Qos2");
                          });
+
+// A node told to leave (ringmq ctl leave) hands its sessions to the other
+// members, then disconnects its clients (a Paho 5.0 client hears 0x9C with
+// the configured Server Reference and finds its session on another node),
+// leaves the member set and exits 0 -- not before, though SIGTERM comes at
+// once, as Kubernetes sends it when it scales down.
+TEST(ClusterLeave, ANodeLeavesWithItsSessionsAndStopsOnlyWhenNothingNeedsIt) {
+  const std::string reference = "ringmq-1.example:1883";
+  test_cluster c(4, {"cluster.replicate_sessions=true", "cluster.replication_factor=3",
+                     "cluster.server_reference=" + reference});
+  ASSERT_TRUE(c.started()) << c.describe();
+  const auto deadline = steady::now() + 120s;
+  auto& leaver = c.node(4);
+  std::vector<cluster_member*> others{&c.node(1), &c.node(2), &c.node(3)};
+
+  // Offline persistent subscribers served by the leaving node, with queues.
+  ledger_client subscribers[] = {{"leave-sub-5", codec::protocol_version::v5},
+                                 {"leave-sub-311", codec::protocol_version::v3_1_1}};
+  for (auto& s : subscribers) {
+    ASSERT_TRUE(s.connect(leaver)) << s.id() << ": " << s.error();
+    ASSERT_TRUE(s.subscribe("leaving/#", qos::exactly_once)) << s.id();
+    s.close();
+  }
+  ledger_client publisher("leave-pub", codec::protocol_version::v5);
+  ASSERT_TRUE(publisher.connect(c.node(1))) << publisher.error();
+  std::vector<std::string> acknowledged;
+  for (int i = 0; i < 20; ++i) {
+    const auto payload = "m" + std::to_string(i);
+    ASSERT_TRUE(publisher.publish("leaving/" + std::to_string(i), payload, qos::exactly_once,
+                                  others, deadline, {}))
+        << publisher.error();
+    acknowledged.push_back(payload);
+  }
+
+  // A Paho 5.0 client on the leaving node.
+  const std::string python = "/usr/bin/python3";
+  const std::string script = std::string(RINGMQ_INTEROP_CLIENTS_DIR) + "/paho_cluster_scenarios.py";
+  const auto address = [](cluster_member& n) {
+    return n.ip() + ":" + std::to_string(n.mqtt_port());
+  };
+  background_process paho({python, script, "leaving", "5", address(leaver), address(c.node(1)),
+                           reference});
+  ASSERT_TRUE(paho.wait_for_out("connected", milliseconds(20'000))) << paho.out() << paho.err();
+
+  const auto r = run_ctl(leaver, {"leave"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("leaving"), std::string::npos) << r.out;
+  EXPECT_TRUE(leaver.wait_for_log("leaving the cluster: new connections refused"));
+  // SIGTERM at once: the node still waits until its sessions are elsewhere.
+  const auto status = leaver.stop(milliseconds(90'000));
+  ASSERT_TRUE(status && status->clean()) << leaver.describe();
+  EXPECT_TRUE(leaver.log().find("every session is on the other members") != std::string::npos)
+      << leaver.log();
+  EXPECT_TRUE(leaver.log().find("left the cluster in") != std::string::npos) << leaver.log();
+
+  const auto paho_status = paho.wait_exit(milliseconds(60'000));
+  EXPECT_TRUE(paho_status && paho_status->clean()) << paho.out() << paho.err();
+
+  // The member set: 4 joins, the drain and the leave.
+  for (auto* n : others) {
+    EXPECT_TRUE(n->wait_epoch(6)) << n->describe();
+    const auto v = n->get_json("/api/v1/cluster").as_object();
+    EXPECT_EQ(v.at("members").as_array().size(), 3u) << n->id();
+  }
+  std::string why;
+  EXPECT_TRUE(wait_placed(others, why)) << why;
+  for (auto& s : subscribers) {
+    std::size_t in_sync = 0;
+    const auto replicas = replicas_of(others, s.id(), in_sync);
+    EXPECT_FALSE(replicas.contains(leaver.id())) << s.id();
+    const auto all_there = [&] {
+      std::set<std::string> got(s.delivered().begin(), s.delivered().end());
+      return std::all_of(acknowledged.begin(), acknowledged.end(),
+                         [&](const auto& a) { return got.contains(a); });
+    };
+    ASSERT_TRUE(s.connect(c.node(2))) << s.id() << ": " << s.error();
+    s.receive_until(all_there, others, deadline);
+    s.drain(300ms);
+    std::map<std::string, int> count;
+    for (const auto& d : s.delivered()) ++count[d];
+    for (const auto& a : acknowledged) {
+      EXPECT_EQ(count[a], 1) << s.id() << ": " << a;
+    }
+    EXPECT_EQ(s.sessions_lost(), 0) << s.id();
+  }
+}
 
 }  // namespace
 }  // namespace ringmq::testing

@@ -162,6 +162,12 @@ std::optional<exit_status> cluster_member::stop(milliseconds timeout) {
   return process_->wait_exit(timeout);
 }
 
+std::optional<exit_status> cluster_member::wait_exit(milliseconds timeout) {
+  ended_by_test_ = true;
+  if (!process_) return std::nullopt;
+  return process_->wait_exit(timeout);
+}
+
 bool cluster_member::running() const { return process_ && !process_->status(); }
 
 std::string cluster_member::log() const { return process_ ? process_->err() : std::string(); }

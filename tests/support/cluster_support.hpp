@@ -55,6 +55,8 @@ class cluster_member {
   void pause();
   void resume();
   std::optional<exit_status> stop(milliseconds timeout = milliseconds(20'000));
+  // Waits for a process that is to stop by itself (a node that leaves).
+  std::optional<exit_status> wait_exit(milliseconds timeout);
   bool running() const;
   // True when the process ended without kill() or stop() (it crashed or gave up).
   bool exited_by_itself() const;

@@ -8,6 +8,10 @@ Usage: /usr/bin/python3 paho_cluster_scenarios.py SCENARIO VERSION HOST:PORT HOS
               on the first: each message reaches exactly one member, every member some
   takeover    a client id connected on the first node connects on the second: the first
               connection is closed (5.0: DISCONNECT 0x8E Session taken over)
+  leaving     a persistent 5.0 client on the first node prints "connected" and waits for
+              that node to leave the cluster: DISCONNECT 0x9C Use another server with the
+              Server Reference given as the last argument (0x8B when it is "-"); then it
+              connects to the second node and finds its session
 
 Every wait is bounded; on failure the reason goes to stderr and the exit code is 1.
 """
@@ -97,12 +101,34 @@ def takeover(v5, a, b):
     second.subscribe("mover/#", qos=1)
 
 
+def leaving(v5, a, b, reference):
+    check(v5, "leaving is a 5.0 scenario")
+    client = Node(a, "paho-leaver", v5)
+    client.connect(clean_start=False, session_expiry=600)
+    client.subscribe("leaver/#", qos=1)
+    print("connected", flush=True)
+    client.wait(lambda: client.disconnected is not None, "the leaving node to disconnect",
+                seconds=90)
+    rc, props = client.disconnected
+    code = rc.value if hasattr(rc, "value") else rc
+    if reference == "-":
+        check(code == 0x8B, "the leaving node closed with %r, not 0x8B" % (rc,))
+    else:
+        check(code == 0x9C, "the leaving node closed with %r, not 0x9C" % (rc,))
+        got = getattr(props, "ServerReference", None) if props else None
+        check(got == reference, "Server Reference %r, not %r" % (got, reference))
+    again = Node(b, "paho-leaver", v5)
+    present, _ = again.connect(clean_start=False, session_expiry=600)
+    check(present, "the session was not found on another node")
+
+
 def main():
     scenario, version = sys.argv[1], sys.argv[2]
     addresses = sys.argv[3:]
     v5 = version == "5"
     try:
-        {"cross_node": cross_node, "shared": shared, "takeover": takeover}[scenario](v5, *addresses)
+        {"cross_node": cross_node, "shared": shared, "takeover": takeover,
+         "leaving": leaving}[scenario](v5, *addresses)
     except base.Failure as e:
         print("FAILED: %s" % e, file=sys.stderr)
         sys.exit(1)

@@ -102,6 +102,7 @@ TEST(MemberSet, RoundTripsThroughTheWire) {
   s.add(join("n1", 1));
   s.add(join("n2", 7, 256));
   s.add(leave("n2", 7));
+  s.add({member_event::kind::drain, "n1", 1, 0});
   s.set_address("n1", "127.0.0.1:7946", 3);
   v1::MemberSet wire;
   s.to_proto(wire);
@@ -111,6 +112,26 @@ TEST(MemberSet, RoundTripsThroughTheWire) {
   auto* bad = wire.add_events();
   bad->set_kind(v1::MemberEvent::JOIN);
   EXPECT_EQ(member_set::from_proto(wire), s);
+}
+
+TEST(MemberSet, ALeavingMemberStaysAMemberUntilItsLeave) {
+  member_set s;
+  s.add(join("n1", 1));
+  s.add(join("n2", 5));
+  s.add({member_event::kind::drain, "n2", 5, 0});
+  auto members = s.members();
+  ASSERT_EQ(members.size(), 2u);
+  EXPECT_FALSE(members[0].draining);
+  EXPECT_TRUE(members[1].draining) << "n2 is leaving";
+  EXPECT_EQ(members[1].vnodes, 128u) << "its join still says what it is";
+  EXPECT_EQ(s.epoch(), 3u);
+  // A drain of an earlier incarnation says nothing of a later one.
+  s.add(join("n2", 9));
+  EXPECT_FALSE(s.member("n2")->draining);
+  s.add({member_event::kind::drain, "n2", 9, 0});
+  s.add(leave("n2", 9));
+  EXPECT_FALSE(s.is_member("n2"));
+  EXPECT_EQ(s.epoch(), 6u);
 }
 
 }  // namespace
