@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <map>
+#include <thread>
 #include <set>
 #include <sstream>
 
@@ -259,6 +260,53 @@ TEST(ClusterLeave, ANodeLeavesWithItsSessionsAndStopsOnlyWhenNothingNeedsIt) {
     for (const auto& a : acknowledged) {
       EXPECT_EQ(count[a], 1) << s.id() << ": " << a;
     }
+    EXPECT_EQ(s.sessions_lost(), 0) << s.id();
+  }
+}
+
+// A leaving node that stops answering for a while (a long pause: its peers
+// find it dead and take over the sessions it served) still finishes: its
+// moves end one way or the other, and it leaves and exits 0.
+TEST(ClusterLeave, ALeavingNodeThatWasPausedStillFinishes) {
+  test_cluster c(4, {"cluster.replicate_sessions=true", "cluster.replication_factor=3"});
+  ASSERT_TRUE(c.started()) << c.describe();
+  const auto deadline = steady::now() + 120s;
+  auto& leaver = c.node(4);
+  std::vector<cluster_member*> others{&c.node(1), &c.node(2), &c.node(3)};
+  ledger_client subscribers[] = {{"paused-sub-1", codec::protocol_version::v5},
+                                 {"paused-sub-2", codec::protocol_version::v5},
+                                 {"paused-sub-3", codec::protocol_version::v3_1_1}};
+  for (auto& s : subscribers) {
+    ASSERT_TRUE(s.connect(leaver)) << s.id() << ": " << s.error();
+    ASSERT_TRUE(s.subscribe("paused/#", qos::at_least_once)) << s.id();
+    s.close();
+  }
+  ledger_client publisher("paused-pub", codec::protocol_version::v5);
+  ASSERT_TRUE(publisher.connect(c.node(1))) << publisher.error();
+  std::vector<std::string> acknowledged;
+  for (int i = 0; i < 10; ++i) {
+    const auto payload = "m" + std::to_string(i);
+    ASSERT_TRUE(publisher.publish("paused/" + std::to_string(i), payload, qos::at_least_once,
+                                  others, deadline, {}))
+        << publisher.error();
+    acknowledged.push_back(payload);
+  }
+  const auto r = run_ctl(leaver, {"leave"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  leaver.pause();
+  std::this_thread::sleep_for(3s);  // longer than cluster.dead_timeout_ms (1.5 s)
+  leaver.resume();
+  const auto status = leaver.wait_exit(milliseconds(60'000));
+  ASSERT_TRUE(status && status->clean()) << leaver.describe();
+  for (auto& s : subscribers) {
+    const auto all_there = [&] {
+      std::set<std::string> got(s.delivered().begin(), s.delivered().end());
+      return std::all_of(acknowledged.begin(), acknowledged.end(),
+                         [&](const auto& a) { return got.contains(a); });
+    };
+    ASSERT_TRUE(s.connect(c.node(3))) << s.id() << ": " << s.error();
+    s.receive_until(all_there, others, deadline);
+    EXPECT_TRUE(all_there()) << s.id();
     EXPECT_EQ(s.sessions_lost(), 0) << s.id();
   }
 }
