@@ -144,6 +144,10 @@ void cluster_node::start_session_replication() {
   };
   h.alive = [this](std::uint64_t m) { return member_alive(m); };
   h.send = [this](std::uint64_t to, std::string batch) { send_session_log(to, std::move(batch)); };
+  h.ring_version = [this] {
+    std::lock_guard lock(members_mutex_);
+    return members_.epoch();
+  };
   h.members = [this] {
     std::lock_guard lock(members_mutex_);
     std::vector<std::uint64_t> out;

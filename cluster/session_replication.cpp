@@ -417,9 +417,11 @@ void session_replication::tick() {
   if (now - last_orphan_check_ >= settings_.orphan_check) {
     last_orphan_check_ = now;
     take_over_orphans();
-    move_misplaced();
+    find_misplaced();
+    sessions_.store(replicator_->sessions());
+  } else {
+    start_moves();
   }
-  update_views();
   flush();
 }
 
@@ -430,37 +432,44 @@ void session_replication::take_over_orphans() {
   // messages queue.
   const auto check = orphan_checks_.fetch_add(1) + 1;
   bool quiet = true;
-  for (const auto& [client, replicas] : replicator_->replica_sets()) {
-    const auto* log = replicator_->log_of(client);
-    if (!log) continue;
-    if (log->current_role() == replication::session_log::role::candidate) {
+  // Looked at without copying every log (a node may keep 100,000s); acted on after.
+  std::vector<std::string> restarted, orphaned;
+  replicator_->for_each_log([&](const std::string& client,
+                                const replication::session_log& log) {
+    if (log.current_role() == replication::session_log::role::candidate) {
       quiet = false;  // being taken over: served once it is owner
-      continue;
+      return;
     }
-    if (log->current_role() != replication::session_log::role::replica) continue;
+    if (log.current_role() != replication::session_log::role::replica) return;
     if (acquiring_.contains(client)) {
       quiet = false;
-      continue;
+      return;
     }
-    const auto holder = log->newest_known().node;
-    if (restarted_.erase(client)) {
-      // Served here last before this node restarted: taken back by this
-      // node, whatever its place among the replicas (the others see it alive
-      // and would wait for it).
-      spdlog::info("cluster: taking back session {} (served here before a restart)", client);
-      replicator_->acquire(client);
-      quiet = false;
-      continue;
+    if (restarted_.contains(client)) {
+      restarted.push_back(client);
+      return;
     }
-    if (holder != 0 && hooks_.alive(holder)) continue;
+    const auto holder = log.newest_known().node;
+    if (holder != 0 && hooks_.alive(holder)) return;
     member first_alive = 0;
-    for (auto r : replicas) {
+    for (auto r : log.replicas()) {
       if (r == settings_.self || hooks_.alive(r)) {
         first_alive = r;
         break;
       }
     }
-    if (first_alive != settings_.self) continue;
+    if (first_alive == settings_.self) orphaned.push_back(client);
+  });
+  for (const auto& client : restarted) {
+    // Served here last before this node restarted: taken back by this node,
+    // whatever its place among the replicas (the others see it alive and
+    // would wait for it).
+    restarted_.erase(client);
+    spdlog::info("cluster: taking back session {} (served here before a restart)", client);
+    replicator_->acquire(client);
+    quiet = false;
+  }
+  for (const auto& client : orphaned) {
     spdlog::info("cluster: taking over session {} (its owner is down)", client);
     replicator_->acquire(client);
     quiet = false;
@@ -468,28 +477,57 @@ void session_replication::take_over_orphans() {
   if (quiet) quiet_check_.store(check);
 }
 
-void session_replication::move_misplaced() {
+void session_replication::find_misplaced() {
   // A served session whose replica set is not the one the ring gives it now
-  // (a member joined or left) moves there, a few at a time: each move is a
-  // new generation installed on both sets, the session served all along.
+  // (a member joined or left) is to move there. Looked for with the orphans;
+  // moved a batch at a time by start_moves().
   std::erase_if(moving_, [this](const std::string& client) {
     const auto* log = replicator_->log_of(client);
     return !log || !log->moving();
   });
-  std::size_t misplaced = 0;
-  for (const auto& [client, replicas] : replicator_->replica_sets()) {
-    if (!replicator_->serving(client)) continue;
+  const auto now = settings_.now();
+  const auto version = hooks_.ring_version ? hooks_.ring_version() : 0;
+  const bool full = !hooks_.ring_version || version != ring_version_seen_ || misplaced_left_ ||
+                    now - last_full_look_ >= std::chrono::seconds(10);
+  if (full) {
+    misplaced_queue_.clear();
+    ring_version_seen_ = version;
+    last_full_look_ = now;
+  }
+  std::size_t owned = 0, short_of_copies = 0;
+  replicator_->for_each_log([&](const std::string& client, const replication::session_log& log) {
+    if (!log.serving()) return;
+    ++owned;
+    if (log.replicas_in_sync() < log.replicas().size()) ++short_of_copies;
+    if (!full) return;
     auto wanted = placement(client).replicas;
-    auto have = replicas;
+    auto have = log.replicas();
     std::sort(wanted.begin(), wanted.end());
     std::sort(have.begin(), have.end());
-    if (wanted == have) continue;
-    ++misplaced;
-    if (moving_.size() >= settings_.max_moves || moving_.contains(client)) continue;
-    if (replicator_->move(client)) moving_.insert(client);
+    if (wanted != have) misplaced_queue_.push_back(client);
+  });
+  owned_.store(owned);
+  under_replicated_.store(short_of_copies);
+  if (full) misplaced_left_ = !misplaced_queue_.empty() || !moving_.empty();
+  misplaced_.store(misplaced_queue_.size() + moving_.size());
+  start_moves();
+}
+
+void session_replication::start_moves() {
+  // Each move is a new generation installed on both sets, the session served
+  // all along; at most max_moves at once, topped up every tick as they end.
+  std::erase_if(moving_, [this](const std::string& client) {
+    const auto* log = replicator_->log_of(client);
+    return !log || !log->moving();
+  });
+  while (moving_.size() < settings_.max_moves && !misplaced_queue_.empty()) {
+    auto client = std::move(misplaced_queue_.front());
+    misplaced_queue_.pop_front();
+    if (moving_.contains(client)) continue;
+    if (replicator_->move(client)) moving_.insert(std::move(client));
   }
-  misplaced_.store(misplaced + moving_.size());
   moving_count_.store(moving_.size());
+  if (!moving_.empty() || !misplaced_queue_.empty()) schedule_flush();
 }
 
 void session_replication::update_views() {

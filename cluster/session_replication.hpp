@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -55,7 +56,7 @@ class session_replication final : public core::session_keeper {
     // sessions whose replica set is not the ring's any more are moved.
     std::chrono::milliseconds orphan_check{500};
     // Moves under way at once (each a new generation of one session).
-    std::size_t max_moves = 64;
+    std::size_t max_moves = 1024;
     // The time, for deadlines (a simulation gives its own).
     std::function<std::chrono::steady_clock::time_point()> now = [] {
       return std::chrono::steady_clock::now();
@@ -75,6 +76,9 @@ class session_replication final : public core::session_keeper {
     // Every member of the cluster, alive or not (asked whether they hold a
     // log of a session this node holds none of).
     std::function<std::vector<member>()> members;
+    // Changes whenever the ring may give sessions other replica sets (the
+    // member set's epoch); null: looked at every time.
+    std::function<std::uint64_t()> ring_version;
   };
 
   session_replication(settings s, storage::store& store, core::broker& broker, hooks h,
@@ -168,7 +172,8 @@ class session_replication final : public core::session_keeper {
   void finish_stop();
   void restore_own_sessions();
   void take_over_orphans();
-  void move_misplaced();
+  void find_misplaced();
+  void start_moves();
   void update_views();
   replication::session_log::config placement(const std::string& client);
 
@@ -208,6 +213,13 @@ class session_replication final : public core::session_keeper {
   std::atomic<std::size_t> under_replicated_{0};
   std::atomic<std::uint64_t> malformed_{0};
   std::unordered_set<std::string> moving_;  // on the strand
+  std::deque<std::string> misplaced_queue_;  // to move, as the last look found
+  // Whether the next look compares every served session with the ring (it
+  // costs a ring lookup per session): after the ring changed, while some are
+  // left to move, and every 10 s (a move that waited for a dead member).
+  std::uint64_t ring_version_seen_ = 0;
+  bool misplaced_left_ = true;
+  std::chrono::steady_clock::time_point last_full_look_{};
   std::atomic<std::uint64_t> moved_{0};
   std::atomic<std::size_t> moving_count_{0};
   std::atomic<std::size_t> misplaced_{0};

@@ -7,7 +7,12 @@
 // its queued message has arrived. Prints one JSON line: how many were served,
 // how many messages were missing, and the times from the kill (p50, p99, max).
 //
-//   ringmq-failover [--nodes 3] [--sessions 1000] [--replication 3] [--threads 8]
+// --scenario leave: node 1 leaves instead (ringmq ctl leave): the time until
+// it has handed every session to the other members, and until it exited;
+// then the clients reconnect to the others as above.
+//
+//   ringmq-failover [--scenario failover|leave] [--nodes 3] [--sessions 1000]
+//                   [--replication 3] [--threads 8]
 
 #include <CLI/CLI.hpp>
 
@@ -90,6 +95,9 @@ double percentile(std::vector<double> v, double p) {
 int main(int argc, char** argv) {
   CLI::App app{"ringmq-failover: time until a killed node's clients are served again"};
   int nodes = 3, sessions = 1000, replication = 3, threads = 8;
+  std::string scenario = "failover";
+  app.add_option("--scenario", scenario, "failover (SIGKILL node 1) or leave (it leaves)")
+      ->check(CLI::IsMember({"failover", "leave"}));
   app.add_option("--nodes", nodes, "cluster size (at least 2)")->check(CLI::Range(2, 9));
   app.add_option("--sessions", sessions, "persistent sessions on the node that is killed");
   app.add_option("--replication", replication, "cluster.replication_factor");
@@ -139,7 +147,24 @@ int main(int argc, char** argv) {
   }
 
   const auto killed = steady_clock::now();
-  c.node(1).kill();
+  double handoff_s = 0, leave_s = 0;
+  if (scenario == "leave") {
+    const auto r = ringmq::testing::run_ctl(c.node(1), {"leave"});
+    if (r.exit_code != 0) {
+      std::fprintf(stderr, "ringmq ctl leave failed: %s%s\n", r.out.c_str(), r.err.c_str());
+      return 1;
+    }
+    c.node(1).wait_for_log("every session is on the other members", minutes(30));
+    handoff_s = duration<double>(steady_clock::now() - killed).count();
+    const auto status = c.node(1).wait_exit(minutes(30));
+    leave_s = duration<double>(steady_clock::now() - killed).count();
+    if (!status || !status->clean()) {
+      std::fprintf(stderr, "the leaving node did not exit 0\n%s\n", c.node(1).describe().c_str());
+      return 1;
+    }
+  } else {
+    c.node(1).kill();
+  }
   std::mutex m;
   std::vector<double> served_ms;
   std::atomic<int> missing{0}, not_present{0}, refused{0};
@@ -160,11 +185,12 @@ int main(int argc, char** argv) {
     served_ms.push_back(at);
   });
   std::printf(
-      "{\"scenario\":\"failover\",\"nodes\":%d,\"replication\":%d,\"sessions\":%d,\"threads\":%d,"
+      "{\"scenario\":\"%s\",\"nodes\":%d,\"replication\":%d,\"sessions\":%d,\"threads\":%d,"
+      "\"handoff_s\":%.1f,\"leave_s\":%.1f,"
       "\"served\":%zu,\"missing\":%d,\"no_session\":%d,\"refused\":%d,\"p50_ms\":%.1f,"
       "\"p99_ms\":%.1f,\"max_ms\":%.1f}\n",
-      nodes, replication, sessions, threads, served_ms.size(), missing.load(), not_present.load(),
-      refused.load(), percentile(served_ms, 0.5), percentile(served_ms, 0.99),
-      percentile(served_ms, 1.0));
+      scenario.c_str(), nodes, replication, sessions, threads, handoff_s, leave_s,
+      served_ms.size(), missing.load(), not_present.load(), refused.load(),
+      percentile(served_ms, 0.5), percentile(served_ms, 0.99), percentile(served_ms, 1.0));
   return served_ms.size() == static_cast<std::size_t>(sessions) ? 0 : 1;
 }

@@ -138,6 +138,12 @@ class session_replicator {
   static bool records_of(const session_log& log, const std::string& client, session_records& out);
   // The sessions this node keeps a log of, with their replica sets.
   std::vector<std::pair<std::string, std::vector<member>>> replica_sets() const;
+  // Calls `visit` with every log (without copying them; nothing may be added
+  // or removed meanwhile).
+  template <typename Visit>
+  void for_each_log(Visit&& visit) const {
+    for (const auto& [client, s] : logs_) visit(client, *s.log);
+  }
 
  private:
   struct waiter {

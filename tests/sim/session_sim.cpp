@@ -278,13 +278,25 @@ class simulation {
     }
   }
 
+  // Every session is served on exactly the replica set the ring gives it,
+  // every copy whole (read from the logs themselves, not the nodes' views).
   bool every_session_placed() const {
-    if (!every_session_served()) return false;
-    for (int i : members()) {
-      const auto& n = nodes_[static_cast<std::size_t>(i)];
-      if (n.up && (n.replication->misplaced_sessions() > 0 || n.replication->under_replicated() > 0)) {
-        return false;
+    for (const auto& c : clients_) {
+      std::vector<cluster::session_replication::member> wanted;
+      for (const auto& id : ring_->preference_list(c.id, static_cast<std::size_t>(s_.replication_factor))) {
+        wanted.push_back(member_of(std::stoi(id.substr(1)) - 1));
       }
+      std::sort(wanted.begin(), wanted.end());
+      bool placed = false;
+      for (const auto& n : nodes_) {
+        if (!n.up) continue;
+        const auto* log = n.replication->replicator().log_of(c.id);
+        if (!log || !log->serving()) continue;
+        auto have = log->replicas();
+        std::sort(have.begin(), have.end());
+        placed = have == wanted && log->replicas_in_sync() == have.size();
+      }
+      if (!placed) return false;
     }
     return true;
   }
