@@ -86,7 +86,8 @@ session_replication::session_replication(settings s, storage::store& store, core
     }
   };
   replicator_ = std::make_unique<replication::session_replicator>(
-      replication::session_replicator::settings{settings_.self, settings_.write_quorum},
+      replication::session_replicator::settings{settings_.self, settings_.write_quorum, 64,
+                                                settings_.resend_every_ticks},
       log_storage_, std::move(rh));
 }
 
@@ -458,7 +459,9 @@ void session_replication::take_over_orphans() {
         break;
       }
     }
-    if (first_alive == settings_.self) orphaned.push_back(client);
+    if (first_alive == settings_.self && orphaned.size() < settings_.max_takeovers) {
+      orphaned.push_back(client);
+    }
   });
   for (const auto& client : restarted) {
     // Served here last before this node restarted: taken back by this node,

@@ -57,6 +57,11 @@ class session_replication final : public core::session_keeper {
     std::chrono::milliseconds orphan_check{500};
     // Moves under way at once (each a new generation of one session).
     std::size_t max_moves = 1024;
+    // Orphans taken over per look (the rest at the next one, 500 ms later).
+    std::size_t max_takeovers = 4'096;
+    // A log's unacknowledged messages are sent again at most every this many
+    // ticks (replication::session_replicator::settings).
+    std::uint64_t resend_every_ticks = 5;
     // The time, for deadlines (a simulation gives its own).
     std::function<std::chrono::steady_clock::time_point()> now = [] {
       return std::chrono::steady_clock::now();

@@ -284,8 +284,19 @@ void session_replicator::fail_waiters(session& s) {
 }
 
 void session_replicator::on_tick() {
-  const std::vector<std::string> active(active_.begin(), active_.end());
-  for (const auto& client : active) {
+  ++ticks_;
+  std::vector<std::string> due;
+  for (const auto& client : active_) {
+    if (due.size() == settings_.resends_per_tick) break;
+    auto* s = find(client);
+    // The first resend comes at the next tick, later ones spaced out.
+    if (!s || (s->resent_at != 0 && ticks_ - s->resent_at < settings_.resend_every_ticks)) {
+      continue;
+    }
+    s->resent_at = ticks_;
+    due.push_back(client);
+  }
+  for (const auto& client : due) {
     if (auto* s = find(client)) apply(client, *s, s->log->on_tick());
   }
 }

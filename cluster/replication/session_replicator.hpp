@@ -59,6 +59,11 @@ class session_replicator {
     std::size_t write_quorum = 0;
     // Entries a log keeps past its snapshot before the committed ones are folded in.
     std::size_t compact_after = 64;
+    // Resends (on_tick) of one log at most every this many ticks, and of at
+    // most this many logs per tick: with 100,000s of logs waiting on a slow
+    // peer, resending all of them every tick only piles up its queue.
+    std::uint64_t resend_every_ticks = 5;
+    std::size_t resends_per_tick = 4'096;
   };
 
   struct hooks {
@@ -158,6 +163,7 @@ class session_replicator {
     std::unique_ptr<session_log> log;
     std::vector<waiter> waiters;
     std::uint64_t reported_commit = 0;
+    std::uint64_t resent_at = 0;      // the tick of its last resend
     bool moving = false;              // acquiring again while serving
     ballot moved_from;                // the generation it served before the move
     std::vector<held_change> held;    // proposed while moving
@@ -186,6 +192,7 @@ class session_replicator {
   std::map<member, std::vector<addressed>> outgoing_;
   std::vector<pending_write> pending_writes_;
   std::vector<storage::commit_seq> new_writes_;
+  std::uint64_t ticks_ = 0;
 };
 
 }  // namespace ringmq::cluster::replication

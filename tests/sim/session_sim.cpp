@@ -454,6 +454,7 @@ class simulation {
     rs.handover_timeout = std::chrono::milliseconds(300);
     rs.tick = std::chrono::milliseconds(0);
     rs.orphan_check = std::chrono::milliseconds(25);
+    rs.resend_every_ticks = 1;
     rs.now = [this] { return now(); };
     rs.polled = true;
     cluster::session_replication::hooks h;
