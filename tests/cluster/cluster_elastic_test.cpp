@@ -1,20 +1,24 @@
-// The member set changes under persistent sessions, with real processes and
-// clients that keep their MQTT session state (tests/cluster/ledger_client.hpp):
-// a cluster of three grows to five, then two of the first three die and are
-// removed (`ringmq ctl forget`), one at a time. Publishing goes on between
-// the steps, to offline persistent subscribers whose queues move with their
-// sessions. After each step every session is back on the replica set the ring
-// gives it (the admin API says none is misplaced or moving); at the end the
-// subscribers reconnect to a survivor and find every acknowledged message, a
-// QoS 2 message once, and their sessions' three copies are on the three
-// members left. The epoch rises only with the joins and removals.
+// The member set changes under persistent sessions, with real processes,
+// messages published all along (QoS 1 and QoS 2) and clients that keep their
+// MQTT session state (tests/cluster/ledger_client.hpp): three nodes grow to
+// five and leave back to three; five lose two dead members (one forgotten by
+// the operator, one removed after cluster.dead_member_timeout_ms); three
+// restart one by one. After each step every session is back on the replica
+// set the ring gives it (the admin API says none is misplaced, moving or
+// short of copies); at the end offline subscribers reconnect and find every
+// acknowledged message, a QoS 2 message once, their sessions' three copies on
+// the members left, and the epoch changed only with joins, leaves and
+// removals.
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <map>
-#include <thread>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <sstream>
 
 #include "tests/cluster/ledger_client.hpp"
@@ -99,87 +103,247 @@ void expect_every_message(ledger_client& s, cluster_member& node,
   EXPECT_EQ(s.sessions_lost(), 0) << s.id() << "'s session was gone";
 }
 
-class ElasticRun : public ::testing::TestWithParam<qos> {};
-
-TEST_P(ElasticRun, GrowToFiveThenReplaceTwoMembersLosingNothing) {
-  const auto q = GetParam();
-  test_cluster c(3, {"cluster.replicate_sessions=true", "cluster.replication_factor=3"});
-  ASSERT_TRUE(c.started()) << c.describe();
-  ASSERT_EQ(epoch_of(c.node(1)), 3u);
-  const auto deadline = steady::now() + 120s;
-
-  ledger_client subscribers[] = {{"sub-5", codec::protocol_version::v5},
-                                 {"sub-311", codec::protocol_version::v3_1_1}};
-  for (auto& s : subscribers) {
-    ASSERT_TRUE(s.connect(c.node(1))) << s.id() << ": " << s.error();
-    ASSERT_TRUE(s.subscribe("elastic/#", q)) << s.id() << "\n" << c.describe();
-    s.close();  // offline: its queue is what moves
+// QoS 1 or QoS 2 messages published one after another, on a thread of its
+// own, until stop(): to whichever node of the list accepts (the test takes a
+// node off the list before it stops or removes it). The acknowledged ones are
+// the ledger the subscribers are checked against.
+class continuous_load {
+ public:
+  continuous_load(qos q, std::string topic, std::vector<cluster_member*> up,
+                  steady::time_point deadline)
+      : q_(q), topic_(std::move(topic)), up_(std::move(up)), deadline_(deadline) {
+    publisher_.skip_process_checks();
+    thread_ = std::thread([this] { run(); });
   }
-  ledger_client publisher("pub", codec::protocol_version::v5);
-  ASSERT_TRUE(publisher.connect(c.node(2))) << publisher.error();
+  ~continuous_load() { stop(); }
 
-  std::vector<cluster_member*> running{&c.node(1), &c.node(2), &c.node(3)};
-  std::vector<std::string> acknowledged;
-  int next = 0;
-  const auto publish_some = [&](int count) {
-    // The publisher moves to a running node when its own goes.
-    for (int i = 0; i < count; ++i, ++next) {
-      const auto payload = "m" + std::to_string(next);
-      if (!publisher.publish("elastic/" + std::to_string(next), payload, q, running, deadline,
-                             {})) {
-        return false;
+  void set_nodes(std::vector<cluster_member*> up) {
+    std::lock_guard lock(mutex_);
+    up_ = std::move(up);
+  }
+  // Waits until `more` messages were acknowledged after the call: the load
+  // goes on through each step, not only between them.
+  bool wait_progress(std::size_t more, milliseconds timeout = milliseconds(30'000)) {
+    std::unique_lock lock(mutex_);
+    const auto want = acknowledged_.size() + more;
+    return changed_.wait_for(lock, timeout,
+                             [&] { return acknowledged_.size() >= want || finished_; }) &&
+           acknowledged_.size() >= want;
+  }
+  // Stops publishing; the messages acknowledged until then.
+  std::vector<std::string> stop() {
+    stopping_ = true;
+    if (thread_.joinable()) thread_.join();
+    std::lock_guard lock(mutex_);
+    return acknowledged_;
+  }
+  std::string error() const {
+    std::lock_guard lock(mutex_);
+    return error_;
+  }
+  int sessions_lost() const { return publisher_.sessions_lost(); }
+  int refusals() const { return publisher_.refusals(); }
+
+ private:
+  static constexpr int max_messages = 5'000;
+  static constexpr auto pace = milliseconds(5);
+
+  void run() {
+    for (int next = 0; next < max_messages && !stopping_; ++next) {
+      std::vector<cluster_member*> up;
+      {
+        std::lock_guard lock(mutex_);
+        up = up_;
       }
-      acknowledged.push_back(payload);
+      const auto payload = "m" + std::to_string(next);
+      if (!publisher_.publish(topic_ + "/" + std::to_string(next), payload, q_, up, deadline_)) {
+        std::lock_guard lock(mutex_);
+        error_ = publisher_.error();
+        break;
+      }
+      {
+        std::lock_guard lock(mutex_);
+        acknowledged_.push_back(payload);
+      }
+      changed_.notify_all();
+      std::this_thread::sleep_for(pace);
     }
-    return true;
-  };
-  std::string why;
-
-  ASSERT_TRUE(publish_some(15)) << publisher.error();
-  for (int joined = 0; joined < 2; ++joined) {
-    auto* n = c.add({"cluster.replicate_sessions=true", "cluster.replication_factor=3"});
-    ASSERT_NE(n, nullptr) << c.describe();
-    running.push_back(n);
-    ASSERT_TRUE(publish_some(10)) << publisher.error();
+    std::lock_guard lock(mutex_);
+    finished_ = true;
+    changed_.notify_all();
   }
-  ASSERT_TRUE(c.wait_converged(5)) << c.describe();
-  ASSERT_TRUE(wait_placed(running, why)) << "after the joins: " << why << "\n" << c.describe();
-  EXPECT_EQ(epoch_of(c.node(4)), 5u) << "two joins";
 
-  // n1, then n3, die and are removed; the sessions they held move to the
-  // members left before the next one goes.
-  std::uint64_t epoch = 5;
-  for (int victim : {1, 3}) {
-    c.node(victim).kill();
-    std::erase(running, &c.node(victim));
-    ASSERT_TRUE(publish_some(10)) << publisher.error() << "\n" << c.describe();
-    const auto r = run_ctl(*running.front(), {"forget", c.node(victim).id()});
-    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-    ++epoch;
-    ASSERT_TRUE(c.wait_converged(epoch)) << c.describe();
-    ASSERT_TRUE(wait_placed(running, why))
-        << "after removing n" << victim << ": " << why << "\n" << c.describe();
-    ASSERT_TRUE(publish_some(5)) << publisher.error();
-  }
-  for (auto* n : running) EXPECT_EQ(epoch_of(*n), 7u) << n->id() << ": 3 + 2 joins + 2 removals";
-  std::uint64_t moved = 0;
-  for (auto* n : running) {
-    moved += n->get_json("/api/v1/cluster").as_object().at("sessions").as_object().at("moved")
-                 .to_number<std::uint64_t>();
-  }
-  EXPECT_GT(moved, 0u) << "sessions moved to the sets the ring gave them";
+  qos q_;
+  std::string topic_;
+  ledger_client publisher_{"load-pub", codec::protocol_version::v5};
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<cluster_member*> up_;
+  std::vector<std::string> acknowledged_;
+  std::string error_;
+  bool finished_ = false;
+  std::atomic<bool> stopping_{false};
+  steady::time_point deadline_;
+  std::thread thread_;
+};
 
+// Two offline persistent subscribers (5.0 and 3.1.1) of `filter`: their
+// queues are what moves while the member set changes.
+void subscribe_offline(ledger_client (&subscribers)[2], cluster_member& node,
+                       const std::string& filter, qos q) {
+  for (auto& s : subscribers) {
+    ASSERT_TRUE(s.connect(node)) << s.id() << ": " << s.error();
+    ASSERT_TRUE(s.subscribe(filter, q)) << s.id();
+    s.close();
+  }
+}
+
+// Each subscriber's session is on the `members` given, three copies in sync
+// (as its owner reports through the admin API).
+void expect_on(const std::vector<cluster_member*>& nodes, ledger_client (&subscribers)[2]) {
   std::set<std::string> members;
-  for (auto* n : running) members.insert(n->id());
+  for (auto* n : nodes) members.insert(n->id());
   for (auto& s : subscribers) {
     std::size_t in_sync = 0;
-    EXPECT_EQ(replicas_of(running, s.id(), in_sync), members) << s.id();
+    EXPECT_EQ(replicas_of(nodes, s.id(), in_sync), members) << s.id();
     EXPECT_EQ(in_sync, 3u) << s.id() << ": every copy holds the whole log";
-    expect_every_message(s, *running.back(), acknowledged, running, deadline, q);
   }
-  EXPECT_EQ(publisher.sessions_lost(), 0) << "the publisher's session was gone after a reconnect";
+}
+
+const std::vector<std::string> replicated{"cluster.replicate_sessions=true",
+                                          "cluster.replication_factor=3"};
+
+class ElasticRun : public ::testing::TestWithParam<qos> {};
+
+// Three nodes grow to five (two joins) and shrink back to three (the two new
+// ones leave with `ringmq ctl leave`), with messages published all along.
+TEST_P(ElasticRun, GrowToFiveAndLeaveBackToThreeLosingNothing) {
+  const auto q = GetParam();
+  test_cluster c(3, replicated);
+  ASSERT_TRUE(c.started()) << c.describe();
+  ASSERT_EQ(epoch_of(c.node(1)), 3u);
+  const auto deadline = steady::now() + 150s;
+  ledger_client subscribers[] = {{"sub-5", codec::protocol_version::v5},
+                                 {"sub-311", codec::protocol_version::v3_1_1}};
+  subscribe_offline(subscribers, c.node(1), "elastic/#", q);
+  std::vector<cluster_member*> first{&c.node(1), &c.node(2), &c.node(3)};
+  continuous_load load(q, "elastic", first, deadline);
+  ASSERT_TRUE(load.wait_progress(10)) << load.error();
+
+  std::vector<cluster_member*> all = first;
+  std::string why;
+  for (int joined = 0; joined < 2; ++joined) {
+    auto* n = c.add(replicated);
+    ASSERT_NE(n, nullptr) << c.describe();
+    all.push_back(n);
+    ASSERT_TRUE(wait_placed(all, why)) << "after a join: " << why << "\n" << c.describe();
+    ASSERT_TRUE(load.wait_progress(10)) << load.error();
+  }
+  EXPECT_EQ(epoch_of(c.node(4)), 5u) << "two joins";
+  std::uint64_t epoch = 5;
+  for (int leaver : {5, 4}) {
+    auto& n = c.node(leaver);
+    std::erase(all, &n);
+    const auto r = run_ctl(n, {"leave"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    const auto status = n.wait_exit(milliseconds(60'000));
+    ASSERT_TRUE(status && status->clean()) << n.describe();
+    epoch += 2;  // its drain and its leave
+    ASSERT_TRUE(c.wait_converged(epoch)) << c.describe();
+    ASSERT_TRUE(wait_placed(all, why)) << "after n" << leaver << " left: " << why;
+    ASSERT_TRUE(load.wait_progress(10)) << load.error();
+  }
+  const auto acknowledged = load.stop();
+  ASSERT_TRUE(load.error().empty()) << load.error() << "\n" << c.describe();
+  for (auto* n : all) EXPECT_EQ(epoch_of(*n), 9u) << n->id() << ": 3 + 2 joins + 2 x (drain, leave)";
+  expect_on(all, subscribers);
+  for (auto& s : subscribers) expect_every_message(s, c.node(2), acknowledged, all, deadline, q);
+  EXPECT_EQ(load.sessions_lost(), 0) << "the publisher's session was gone after a reconnect";
   std::cout << "acknowledged " << acknowledged.size() << ", refused and retried "
-            << publisher.refusals() << std::endl;
+            << load.refusals() << std::endl;
+}
+
+// Five nodes lose two: n4 dies and the operator removes it at once (`ringmq
+// ctl forget`); n5 dies and is removed by the others when it has been dead
+// longer than cluster.dead_member_timeout_ms. The survivors copy the sessions
+// again until each has its three copies, with messages published all along.
+TEST_P(ElasticRun, DeadMembersAreReplacedAndEverySessionIsBackAtThreeCopies) {
+  const auto q = GetParam();
+  auto settings = replicated;
+  settings.push_back("cluster.dead_member_timeout_ms=4000");
+  test_cluster c(5, settings);
+  ASSERT_TRUE(c.started()) << c.describe();
+  const auto deadline = steady::now() + 150s;
+  ledger_client subscribers[] = {{"dead-sub-5", codec::protocol_version::v5},
+                                 {"dead-sub-311", codec::protocol_version::v3_1_1}};
+  subscribe_offline(subscribers, c.node(4), "dead/#", q);
+  std::vector<cluster_member*> survivors{&c.node(1), &c.node(2), &c.node(3)};
+  continuous_load load(q, "dead", survivors, deadline);
+  ASSERT_TRUE(load.wait_progress(10)) << load.error();
+  std::string why;
+
+  c.node(4).kill();
+  ASSERT_TRUE(load.wait_progress(10)) << load.error();
+  const auto r = run_ctl(c.node(1), {"forget", c.node(4).id()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_TRUE(c.wait_converged(6)) << c.describe();
+  std::vector<cluster_member*> up{&c.node(1), &c.node(2), &c.node(3), &c.node(5)};
+  ASSERT_TRUE(wait_placed(up, why)) << "after forgetting n4: " << why << "\n" << c.describe();
+  ASSERT_TRUE(load.wait_progress(10)) << load.error();
+
+  c.node(5).kill();
+  ASSERT_TRUE(c.wait_converged(7, milliseconds(30'000))) << "n5 removed\n" << c.describe();
+  ASSERT_TRUE(wait_placed(survivors, why)) << "after n5 was removed: " << why;
+  ASSERT_TRUE(load.wait_progress(10)) << load.error();
+
+  const auto acknowledged = load.stop();
+  ASSERT_TRUE(load.error().empty()) << load.error() << "\n" << c.describe();
+  for (auto* n : survivors) EXPECT_EQ(epoch_of(*n), 7u) << n->id() << ": 5 + 2 removals";
+  expect_on(survivors, subscribers);
+  for (auto& s : subscribers) {
+    expect_every_message(s, c.node(3), acknowledged, survivors, deadline, q);
+  }
+  EXPECT_EQ(load.sessions_lost(), 0);
+}
+
+// A rolling restart: every node in turn stops (SIGTERM, no leave) and starts
+// again with its data directory, with messages published all along. The
+// member set does not change (the epoch stays), each node is back and every
+// session on its copies before the next one goes.
+TEST_P(ElasticRun, RollingRestartOfEveryNodeLosesNothing) {
+  const auto q = GetParam();
+  test_cluster c(3, replicated);
+  ASSERT_TRUE(c.started()) << c.describe();
+  const auto deadline = steady::now() + 150s;
+  ledger_client subscribers[] = {{"roll-sub-5", codec::protocol_version::v5},
+                                 {"roll-sub-311", codec::protocol_version::v3_1_1}};
+  subscribe_offline(subscribers, c.node(1), "roll/#", q);
+  std::vector<cluster_member*> all{&c.node(1), &c.node(2), &c.node(3)};
+  continuous_load load(q, "roll", all, deadline);
+  ASSERT_TRUE(load.wait_progress(10)) << load.error();
+  std::string why;
+  for (int i = 1; i <= 3; ++i) {
+    auto& n = c.node(i);
+    std::vector<cluster_member*> up;
+    for (auto* m : all) {
+      if (m != &n) up.push_back(m);
+    }
+    load.set_nodes(up);
+    const auto status = n.stop();
+    ASSERT_TRUE(status && status->clean()) << n.describe();
+    ASSERT_TRUE(load.wait_progress(10)) << load.error() << "\n" << c.describe();
+    ASSERT_TRUE(n.start()) << n.describe();  // no seeds: it remembers its members
+    load.set_nodes(all);
+    ASSERT_TRUE(c.wait_converged(3)) << "the epoch stays 3\n" << c.describe();
+    ASSERT_TRUE(wait_placed(all, why)) << "after restarting n" << i << ": " << why;
+    ASSERT_TRUE(load.wait_progress(10)) << load.error();
+  }
+  const auto acknowledged = load.stop();
+  ASSERT_TRUE(load.error().empty()) << load.error();
+  for (auto* n : all) EXPECT_EQ(epoch_of(*n), 3u) << n->id();
+  expect_on(all, subscribers);
+  for (auto& s : subscribers) expect_every_message(s, c.node(3), acknowledged, all, deadline, q);
+  EXPECT_EQ(load.sessions_lost(), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Qos, ElasticRun, ::testing::Values(qos::at_least_once, qos::exactly_once),
@@ -187,59 +351,6 @@ INSTANTIATE_TEST_SUITE_P(Qos, ElasticRun, ::testing::Values(qos::at_least_once, 
                            return info.param == qos::at_least_once ? std::string("Qos1")
                                                                    : std::string("Qos2");
                          });
-
-// A rolling restart: every node in turn stops (SIGTERM, no leave) and starts
-// again with its data directory while QoS 1 / QoS 2 messages go on to
-// offline persistent subscribers. The member set does not change (the epoch
-// stays), each node is back and every session back on its copies before the
-// next one goes, and nothing acknowledged is lost or duplicated.
-TEST_P(ElasticRun, RollingRestartOfEveryNodeLosesNothing) {
-  const auto q = GetParam();
-  test_cluster c(3, {"cluster.replicate_sessions=true", "cluster.replication_factor=3"});
-  ASSERT_TRUE(c.started()) << c.describe();
-  const auto deadline = steady::now() + 120s;
-  ledger_client subscribers[] = {{"roll-sub-5", codec::protocol_version::v5},
-                                 {"roll-sub-311", codec::protocol_version::v3_1_1}};
-  for (auto& s : subscribers) {
-    ASSERT_TRUE(s.connect(c.node(1))) << s.id() << ": " << s.error();
-    ASSERT_TRUE(s.subscribe("roll/#", q)) << s.id();
-    s.close();
-  }
-  ledger_client publisher("roll-pub", codec::protocol_version::v5);
-  ASSERT_TRUE(publisher.connect(c.node(2))) << publisher.error();
-  std::vector<cluster_member*> all{&c.node(1), &c.node(2), &c.node(3)};
-  std::vector<std::string> acknowledged;
-  int next = 0;
-  const auto publish_some = [&](const std::vector<cluster_member*>& up, int count) {
-    for (int i = 0; i < count; ++i, ++next) {
-      const auto payload = "m" + std::to_string(next);
-      if (!publisher.publish("roll/" + std::to_string(next), payload, q, up, deadline, {})) {
-        return false;
-      }
-      acknowledged.push_back(payload);
-    }
-    return true;
-  };
-  ASSERT_TRUE(publish_some(all, 10)) << publisher.error();
-  std::string why;
-  for (int i = 1; i <= 3; ++i) {
-    auto& n = c.node(i);
-    const auto status = n.stop();
-    ASSERT_TRUE(status && status->clean()) << n.describe();
-    std::vector<cluster_member*> up;
-    for (auto* m : all) {
-      if (m != &n) up.push_back(m);
-    }
-    ASSERT_TRUE(publish_some(up, 10)) << publisher.error() << "\n" << c.describe();
-    ASSERT_TRUE(n.start()) << n.describe();  // no seeds: it remembers its members
-    ASSERT_TRUE(c.wait_converged(3)) << "the epoch stays 3\n" << c.describe();
-    ASSERT_TRUE(wait_placed(all, why)) << "after restarting n" << i << ": " << why;
-    ASSERT_TRUE(publish_some(all, 5)) << publisher.error();
-  }
-  for (auto* n : all) EXPECT_EQ(epoch_of(*n), 3u) << n->id();
-  for (auto& s : subscribers) expect_every_message(s, c.node(3), acknowledged, all, deadline, q);
-  EXPECT_EQ(publisher.sessions_lost(), 0);
-}
 
 // A node told to leave (ringmq ctl leave) hands its sessions to the other
 // members, then disconnects its clients (a Paho 5.0 client hears 0x9C with
