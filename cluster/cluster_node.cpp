@@ -618,6 +618,11 @@ cluster_view cluster_node::view() const {
     v.misplaced_sessions = replication_->misplaced_sessions();
     v.moving_sessions = replication_->moving_sessions();
     v.moved_sessions = replication_->moved_sessions();
+    v.arriving_sessions = replication_->arriving_sessions();
+    v.handoff_bytes_out = replication_->handoff_bytes_sent();
+    v.handoff_bytes_in = replication_->handoff_bytes_received();
+    v.replica_lag_seconds =
+        std::chrono::duration<double>(replication_->replica_lag()).count();
   }
   std::vector<member_info> list;
   std::shared_ptr<const ring> r;

@@ -111,6 +111,13 @@ struct cluster_view {
   std::size_t misplaced_sessions = 0;
   std::size_t moving_sessions = 0;
   std::uint64_t moved_sessions = 0;  // since start
+  // Logs arriving here as a replica (their generation's install under way).
+  std::size_t arriving_sessions = 0;
+  // Session data carried by installs, since start.
+  std::uint64_t handoff_bytes_out = 0;
+  std::uint64_t handoff_bytes_in = 0;
+  // How long the served session furthest behind on a replica has been so.
+  double replica_lag_seconds = 0;
   // Totals since start.
   std::uint64_t forwarded_out = 0;
   std::uint64_t forwarded_in = 0;

@@ -497,8 +497,12 @@ void session_replication::find_misplaced() {
     ring_version_seen_ = version;
     last_full_look_ = now;
   }
-  std::size_t owned = 0, short_of_copies = 0;
+  std::size_t owned = 0, short_of_copies = 0, arriving = 0;
   replicator_->for_each_log([&](const std::string& client, const replication::session_log& log) {
+    if (log.current_role() == replication::session_log::role::replica &&
+        !log.state().joint.empty()) {
+      ++arriving;
+    }
     if (!log.serving()) return;
     ++owned;
     if (log.replicas_in_sync() < log.replicas().size()) ++short_of_copies;
@@ -511,6 +515,11 @@ void session_replication::find_misplaced() {
   });
   owned_.store(owned);
   under_replicated_.store(short_of_copies);
+  arriving_.store(arriving);
+  handoff_sent_.store(replicator_->install_bytes_sent());
+  handoff_received_.store(replicator_->install_bytes_received());
+  replica_lag_ms_.store(static_cast<std::int64_t>(replicator_->replica_lag_ticks()) *
+                        settings_.tick.count());
   if (full) misplaced_left_ = !misplaced_queue_.empty() || !moving_.empty();
   misplaced_.store(misplaced_queue_.size() + moving_.size());
   start_moves();

@@ -151,6 +151,18 @@ class session_replication final : public core::session_keeper {
   // Served sessions whose replica set is not the one the ring gives them
   // (waiting to be moved, or moving).
   std::size_t misplaced_sessions() const noexcept { return misplaced_.load(); }
+  // Logs held here as a replica whose generation's install is under way (a
+  // session moving onto this node, or taken over elsewhere).
+  std::size_t arriving_sessions() const noexcept { return arriving_.load(); }
+  // Session data carried by installs, sent and received (see
+  // replication::session_replicator::install_bytes_sent()).
+  std::uint64_t handoff_bytes_sent() const noexcept { return handoff_sent_.load(); }
+  std::uint64_t handoff_bytes_received() const noexcept { return handoff_received_.load(); }
+  // How long the served session whose replicas are furthest behind has been
+  // so (zero: every replica holds every served session entirely).
+  std::chrono::milliseconds replica_lag() const noexcept {
+    return std::chrono::milliseconds(replica_lag_ms_.load());
+  }
   // Looks for sessions without a live owner are numbered; this is the number
   // of the latest that found none this node should take over (and none it
   // was still taking over). A look numbered above the count when a member
@@ -228,6 +240,10 @@ class session_replication final : public core::session_keeper {
   std::atomic<std::uint64_t> moved_{0};
   std::atomic<std::size_t> moving_count_{0};
   std::atomic<std::size_t> misplaced_{0};
+  std::atomic<std::size_t> arriving_{0};
+  std::atomic<std::uint64_t> handoff_sent_{0};
+  std::atomic<std::uint64_t> handoff_received_{0};
+  std::atomic<std::int64_t> replica_lag_ms_{0};
   std::atomic<std::uint64_t> orphan_checks_{0};
   std::atomic<std::uint64_t> quiet_check_{0};
   // What the store's completions point at: cleared by stop().

@@ -74,7 +74,11 @@ json::object to_json(const cluster::cluster_view& v) {
                                 {"under_replicated", v.under_replicated_sessions},
                                 {"misplaced", v.misplaced_sessions},
                                 {"moving", v.moving_sessions},
-                                {"moved", v.moved_sessions}}},
+                                {"moved", v.moved_sessions},
+                                {"arriving", v.arriving_sessions},
+                                {"handoff_bytes_out", v.handoff_bytes_out},
+                                {"handoff_bytes_in", v.handoff_bytes_in},
+                                {"replica_lag_seconds", v.replica_lag_seconds}}},
   };
 }
 

@@ -399,8 +399,10 @@ std::string node::request_leave() {
     if (auto problem = cluster_->leave(); !problem.empty()) return answer->set_value(problem);
     leave_phase_ = leave_phase::handing_off;
     leave_started_ = core::clock::now();
-    // New connections are refused from now on (readiness already says 503).
-    for (auto& l : listeners_) l->stop();
+    // New CONNECTs are refused from now on (readiness already says 503), with
+    // 0x9C Use another server: a client that still reaches this node hears
+    // where to go instead of finding the port closed.
+    broker_->refuse_new_clients(config_.cluster.server_reference);
     spdlog::warn("leaving the cluster: new connections refused; handing the sessions to the "
                  "other members, then disconnecting the {} clients",
                  tracker_.size());

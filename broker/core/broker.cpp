@@ -46,6 +46,13 @@ void broker::set_auth(authenticator* authn, authorizer* authz) {
   gate_.set(authz);
 }
 
+void broker::refuse_new_clients(std::string server_reference) {
+  std::call_once(refusal_once_, [&] {
+    refusal_reference_ = std::move(server_reference);
+    refusing_.store(true, std::memory_order_release);
+  });
+}
+
 void broker::set_cluster(cluster_link* link) noexcept {
   cluster_ = link;
   router_.set_route_observer(link);

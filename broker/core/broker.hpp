@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "broker/core/auth.hpp"
@@ -71,6 +72,16 @@ class broker {
   void set_cluster(cluster_link* link) noexcept;
   cluster_link* cluster() noexcept { return cluster_; }
 
+  // From now on every new CONNECT is refused (a node leaving the cluster):
+  // 5.0 clients get CONNACK 0x9C Use another server, with `server_reference`
+  // as the Server Reference when it is not empty; 3.x clients "server
+  // unavailable". Any thread; the first call counts.
+  void refuse_new_clients(std::string server_reference);
+  // Null while CONNECTs are accepted; else the Server Reference to give.
+  const std::string* refusing_new_clients() const noexcept {
+    return refusing_.load(std::memory_order_acquire) ? &refusal_reference_ : nullptr;
+  }
+
   // Stores a retained message (if the flag is set) and routes it, here and to
   // the nodes with matching routes. Returns the number of local sessions it
   // reached plus the number of other nodes it was sent to.
@@ -125,6 +136,9 @@ class broker {
   router router_;
   retained_index retained_;
   cluster_link* cluster_ = nullptr;
+  std::once_flag refusal_once_;
+  std::string refusal_reference_;  // written once, before refusing_ is set
+  std::atomic<bool> refusing_{false};
   hybrid_clock hlc_;
   time_point last_tombstone_purge_{};
   std::atomic<std::uint64_t> connected_{0};

@@ -140,12 +140,15 @@ void when_written(storage::store* store, const written& w, std::function<void(bo
 
 }  // namespace
 
-void engine::refuse_connect(reason_code code, std::string reason) {
+void engine::refuse_connect(reason_code code, std::string reason, std::string server_reference) {
   close_reason_ = std::move(reason);
   close_code_ = code;
   codec::connack_packet ack;
   ack.code = connack_code(code) ? code : reason_code::unspecified_error;
-  if (codec::is_v5(version_)) ack.props.reason_string = close_reason_;
+  if (codec::is_v5(version_)) {
+    ack.props.reason_string = close_reason_;
+    if (!server_reference.empty()) ack.props.server_reference = std::move(server_reference);
+  }
   codec::packet p{std::move(ack)};
   // [MQTT-3.2.2-19]: no Reason String that would make the CONNACK larger than the client accepts.
   if (peer_max_packet_ && codec::encoded_size(p, version_) > peer_max_packet_) {
@@ -249,6 +252,13 @@ void engine::on_connect(codec::connect_packet&& p, time_point now) {
   identity_->username = std::move(p.username);
   if (use_identity_as_username_ && identity_->certificate_cn) {
     identity_->username = identity_->certificate_cn;
+  }
+
+  if (const auto* reference = broker_.refusing_new_clients()) {
+    // Leaving the cluster: the client is sent elsewhere before anything
+    // else is looked at (3.x: "server unavailable").
+    refuse_connect(reason_code::use_another_server, "this node is leaving the cluster", *reference);
+    return;
   }
 
   if (p.props.authentication_method) {

@@ -96,7 +96,8 @@ class engine {
   void on_unsubscribe(codec::unsubscribe_packet&& p);
   void on_disconnect(const codec::disconnect_packet& p, time_point now);
 
-  void refuse_connect(codec::reason_code code, std::string reason);
+  void refuse_connect(codec::reason_code code, std::string reason,
+                      std::string server_reference = {});
   // Closes the connection: a DISCONNECT with `code` first when 5.0 allows it.
   void close(codec::reason_code code, std::string reason, std::string server_reference = {});
   void send(codec::packet&& p);

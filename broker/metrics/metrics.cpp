@@ -135,6 +135,24 @@ void collect_cluster(const cluster::cluster_view& v, std::vector<MetricFamily>& 
   out.push_back(single("ringmq_cluster_moved_sessions_total",
                        "Sessions this node moved to another replica set.", T::Counter,
                        static_cast<double>(v.moved_sessions)));
+  auto handoff = family("ringmq_cluster_handoff_sessions",
+                        "Sessions being handed to new replicas: served here and moving to "
+                        "another replica set (out), or arriving here as a replica of a "
+                        "generation still installing (in).", T::Gauge);
+  add(handoff, static_cast<double>(v.moving_sessions), {{"direction", "out"}});
+  add(handoff, static_cast<double>(v.arriving_sessions), {{"direction", "in"}});
+  out.push_back(std::move(handoff));
+  auto handoff_bytes = family("ringmq_cluster_handoff_bytes_total",
+                              "Session data (snapshots and queued changes) in whole logs sent "
+                              "(out) or received (in) to install a generation: a move, a "
+                              "takeover, a replica that lost its copy.", T::Counter);
+  add(handoff_bytes, static_cast<double>(v.handoff_bytes_out), {{"direction", "out"}});
+  add(handoff_bytes, static_cast<double>(v.handoff_bytes_in), {{"direction", "in"}});
+  out.push_back(std::move(handoff_bytes));
+  out.push_back(single("ringmq_cluster_replica_lag_seconds",
+                       "How long the served session furthest behind has had a replica that "
+                       "does not hold all of it (0: every replica holds every change).",
+                       T::Gauge, v.replica_lag_seconds));
 }
 
 }  // namespace

@@ -19,6 +19,13 @@ bool carries_replicas(const message& m) {
   return a && a->install;
 }
 
+// The session data an install carries.
+std::uint64_t install_bytes(const accept& a) {
+  std::uint64_t n = a.snapshot.size();
+  for (const auto& e : a.entries) n += e.data.size();
+  return n;
+}
+
 bool same_set(std::vector<member> a, std::vector<member> b) {
   std::sort(a.begin(), a.end());
   std::sort(b.begin(), b.end());
@@ -171,6 +178,9 @@ void session_replicator::deliver(member from, addressed&& m) {
       return;  // an answer for a log this node no longer has
     }
   }
+  if (const auto* a = std::get_if<accept>(&m.msg); a && a->install) {
+    install_bytes_received_ += install_bytes(*a);
+  }
   apply(m.client, *s, s->log->on_message(from, m.msg));
 }
 
@@ -181,6 +191,7 @@ void session_replicator::apply(const std::string& client, session& s, session_lo
       // Every member the message asks to hold the log, so that one that
       // holds none yet makes it.
       if (const auto* install = std::get_if<accept>(&a.msg)) {
+        install_bytes_sent_ += install_bytes(*install);
         a.replicas = install->replicas;
         for (const auto& set : install->joint) {
           for (auto m : set) {
@@ -251,6 +262,11 @@ void session_replicator::apply(const std::string& client, session& s, session_lo
     s.reported_commit = 0;
     maybe_compact(client, s);
   }
+  if (s.log->serving() && s.log->replicas_in_sync() < s.log->settings().replicas.size()) {
+    if (s.behind_since == 0) s.behind_since = ticks_ + 1;
+  } else {
+    s.behind_since = 0;
+  }
   if (s.log->settled()) {
     active_.erase(client);
   } else {
@@ -318,6 +334,14 @@ std::map<member, std::vector<addressed>> session_replicator::take_outgoing() {
 
 std::vector<storage::commit_seq> session_replicator::take_writes() {
   return std::exchange(new_writes_, {});
+}
+
+std::uint64_t session_replicator::replica_lag_ticks() const noexcept {
+  std::uint64_t oldest = 0;
+  for (const auto& [client, s] : logs_) {
+    if (s.behind_since != 0 && (oldest == 0 || s.behind_since < oldest)) oldest = s.behind_since;
+  }
+  return oldest == 0 ? 0 : ticks_ + 2 - oldest;  // the tick it fell behind in counts
 }
 
 std::size_t session_replicator::owned_sessions() const noexcept {

@@ -138,6 +138,15 @@ class session_replicator {
   // Owned sessions that fewer than all their replicas hold entirely.
   std::size_t under_replicated() const noexcept;
   const session_log* log_of(const std::string& client) const;
+  // Session data (snapshots and entries) carried by installs -- whole logs
+  // sent to install a generation: a move to another replica set, a new owner
+  // taking a session over, a replica that lost its copy -- sent and received.
+  std::uint64_t install_bytes_sent() const noexcept { return install_bytes_sent_; }
+  std::uint64_t install_bytes_received() const noexcept { return install_bytes_received_; }
+  // Served sessions some replica does not hold entirely yet: the ticks since
+  // the one behind longest fell behind, the tick it did so in counted (0:
+  // every replica has everything).
+  std::uint64_t replica_lag_ticks() const noexcept;
   // The records a log holds (its snapshot and every entry after it); false
   // when they do not decode.
   static bool records_of(const session_log& log, const std::string& client, session_records& out);
@@ -167,6 +176,7 @@ class session_replicator {
     bool moving = false;              // acquiring again while serving
     ballot moved_from;                // the generation it served before the move
     std::vector<held_change> held;    // proposed while moving
+    std::uint64_t behind_since = 0;   // tick + 1 when a replica fell behind (0: none is)
   };
   struct pending_write {
     storage::commit_seq seq;
@@ -193,6 +203,8 @@ class session_replicator {
   std::vector<pending_write> pending_writes_;
   std::vector<storage::commit_seq> new_writes_;
   std::uint64_t ticks_ = 0;
+  std::uint64_t install_bytes_sent_ = 0;
+  std::uint64_t install_bytes_received_ = 0;
 };
 
 }  // namespace ringmq::cluster::replication

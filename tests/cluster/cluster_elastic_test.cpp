@@ -210,8 +210,11 @@ void expect_on(const std::vector<cluster_member*>& nodes, ledger_client (&subscr
   }
 }
 
+// Offline queues hold more than the load publishes (at most 5,000), so
+// that nothing is dropped for a full queue.
 const std::vector<std::string> replicated{"cluster.replicate_sessions=true",
-                                          "cluster.replication_factor=3"};
+                                          "cluster.replication_factor=3",
+                                          "mqtt.max_queued_messages=10000"};
 
 class ElasticRun : public ::testing::TestWithParam<qos> {};
 
@@ -356,7 +359,8 @@ INSTANTIATE_TEST_SUITE_P(Qos, ElasticRun, ::testing::Values(qos::at_least_once, 
 // members, then disconnects its clients (a Paho 5.0 client hears 0x9C with
 // the configured Server Reference and finds its session on another node),
 // leaves the member set and exits 0 -- not before, though SIGTERM comes at
-// once, as Kubernetes sends it when it scales down.
+// once, as Kubernetes sends it when it scales down. New CONNECTs meanwhile
+// are refused with 0x9C and the Server Reference.
 TEST(ClusterLeave, ANodeLeavesWithItsSessionsAndStopsOnlyWhenNothingNeedsIt) {
   const std::string reference = "ringmq-1.example:1883";
   test_cluster c(4, {"cluster.replicate_sessions=true", "cluster.replication_factor=3",
@@ -399,6 +403,26 @@ TEST(ClusterLeave, ANodeLeavesWithItsSessionsAndStopsOnlyWhenNothingNeedsIt) {
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("leaving"), std::string::npos) << r.out;
   EXPECT_TRUE(leaver.wait_for_log("leaving the cluster: new connections refused"));
+  // A client that still reaches the leaving node (the node hands sessions off
+  // for 1.5 s at least) is sent elsewhere: 5.0 with 0x9C and the Server
+  // Reference, 3.1.1 with "server unavailable".
+  for (const auto version : {codec::protocol_version::v5, codec::protocol_version::v3_1_1}) {
+    mqtt_socket late;
+    leaver.aim(late);
+    ASSERT_TRUE(late.connect_tcp(leaver.mqtt_port())) << late.error();
+    codec::connect_packet connect;
+    connect.version = version;
+    connect.client_id = "late-client";
+    connect.clean_start = true;
+    const auto ack = late.handshake(connect, milliseconds(10'000));
+    ASSERT_TRUE(ack) << late.error();
+    if (version == codec::protocol_version::v5) {
+      EXPECT_EQ(ack->code, codec::reason_code::use_another_server);
+      EXPECT_EQ(ack->props.server_reference, std::optional<std::string>(reference));
+    } else {
+      EXPECT_EQ(ack->code, codec::reason_code::server_unavailable);
+    }
+  }
   // SIGTERM at once: the node still waits until its sessions are elsewhere.
   const auto status = leaver.stop(milliseconds(90'000));
   ASSERT_TRUE(status && status->clean()) << leaver.describe();

@@ -235,6 +235,40 @@ TEST(SessionReplicator, WhatIsShortOfTheReplicasIsUnderReplicatedUntilRepaired) 
   EXPECT_EQ(c[2].log_of("dev-1")->last_seq(), 1u);
 }
 
+TEST(SessionReplicator, TheReplicaLagIsHowLongTheSessionFurthestBehindHasBeenSo) {
+  cluster3 c;
+  c[0].acquire("dev-1");
+  c[0].acquire("dev-2");
+  c.settle();
+  EXPECT_EQ(c[0].replica_lag_ticks(), 0u);
+  c.cut(2);
+  ASSERT_EQ(c.propose(0, "dev-1", "m1"), true);
+  EXPECT_EQ(c[0].replica_lag_ticks(), 1u) << "behind since this tick";
+  c.tick();
+  c.tick();
+  ASSERT_EQ(c.propose(0, "dev-2", "m1"), true);  // behind for less long
+  EXPECT_EQ(c[0].replica_lag_ticks(), 3u) << "the oldest counts";
+  EXPECT_EQ(c[1].replica_lag_ticks(), 0u) << "a replica serves nothing";
+  c.join(2);
+  for (int i = 0; i < 5; ++i) c.tick();  // resends are spaced out
+  EXPECT_EQ(c[0].replica_lag_ticks(), 0u) << "every replica holds everything again";
+}
+
+TEST(SessionReplicator, InstallsCountTheSessionDataTheyCarry) {
+  cluster3 c;
+  c[0].acquire("dev-1");
+  c.settle();
+  ASSERT_EQ(c.propose(0, "dev-1", "m1"), true);
+  ASSERT_EQ(c.propose(0, "dev-1", "m2"), true);
+  const auto sent_before = c[1].install_bytes_sent();
+  const auto received_before = c[0].install_bytes_received();
+  c[1].acquire("dev-1");  // a takeover installs the whole log on the others
+  c.settle();
+  const auto change_bytes = queue_change("dev-1", "m1").size() + queue_change("dev-1", "m2").size();
+  EXPECT_EQ(c[1].install_bytes_sent() - sent_before, 2 * change_bytes) << "to two replicas";
+  EXPECT_EQ(c[0].install_bytes_received() - received_before, change_bytes);
+}
+
 TEST(SessionReplicator, CommittedChangesAreFoldedIntoASnapshotEverywhere) {
   cluster3 c(/*compact_after=*/4);
   c[0].acquire("dev-1");

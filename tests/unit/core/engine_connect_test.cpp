@@ -724,6 +724,32 @@ TEST(EngineConnect, ServerShutdownTellsV5ClientsWhy) {
   early.expect_nothing();
 }
 
+TEST(EngineConnect, ANodeThatRefusesNewClientsSendsThemToAnotherServer) {
+  bench b;
+  auto& before = b.connected("before", v5);
+  b.broker().refuse_new_clients("ringmq-2.example:1883");
+  auto& c5 = b.add(v5);
+  const auto ack5 = c5.connect("late-5");
+  EXPECT_EQ(ack5.code, reason_code::use_another_server);
+  EXPECT_EQ(ack5.props.server_reference, std::optional<std::string>("ringmq-2.example:1883"));
+  EXPECT_TRUE(c5.closing());
+  auto& c3 = b.add(v3_1_1);
+  EXPECT_EQ(c3.connect("late-3").code, reason_code::server_unavailable);  // 3.x: return code 3
+  EXPECT_TRUE(c3.closing());
+  EXPECT_FALSE(before.closing()) << "clients already connected stay";
+  b.broker().refuse_new_clients("another:1883");  // the first reference counts
+  EXPECT_EQ(b.add(v5).connect("late").props.server_reference,
+            std::optional<std::string>("ringmq-2.example:1883"));
+}
+
+TEST(EngineConnect, WithoutAServerReferenceTheRefusalHasNone) {
+  bench b;
+  b.broker().refuse_new_clients({});
+  const auto ack = b.add(v5).connect("late");
+  EXPECT_EQ(ack.code, reason_code::use_another_server);
+  EXPECT_FALSE(ack.props.server_reference);
+}
+
 // --- DISCONNECT and session expiry ---------------------------------------------------------------
 
 TEST(EngineConnect, ClientDisconnectClosesWithoutReply) {
