@@ -210,8 +210,10 @@ class simulation {
     for (tick_ = 0; tick_ < s_.max_ticks; ++tick_) {
       if (tick_ < s_.fault_ticks) inject_faults();
       if (tick_ == s_.fault_ticks) heal();
+      // A leave under way when the faults end still finishes (every 10 ticks).
+      if (tick_ >= s_.fault_ticks && draining_ >= 0 && tick_ % 10 == 0) finish_drain();
       step();
-      if (tick_ > s_.fault_ticks && done()) break;
+      if (tick_ > s_.fault_ticks && draining_ < 0 && done()) break;
     }
     out_.ticks = tick_;
     for (int i = 0; i < s_.nodes; ++i) {
@@ -234,9 +236,13 @@ class simulation {
     return out;
   }
 
+  // The ring places sessions on the members that are not leaving (as the
+  // nodes' placement ring leaves out a draining member).
   void rebuild_ring() {
     std::vector<cluster::ring_member> list;
-    for (int i : members()) list.push_back({"n" + std::to_string(i + 1)});
+    for (int i : members()) {
+      if (i != draining_) list.push_back({"n" + std::to_string(i + 1)});
+    }
     ring_ = std::make_unique<cluster::ring>(list);
   }
 
@@ -256,6 +262,14 @@ class simulation {
     }
     for (auto& at : leave_at_) {
       if (at < 0 || tick_ < at) continue;
+      if (draining_ >= 0) {
+        if (finish_drain()) {
+          at = -1;
+        } else {
+          at += 10;
+        }
+        continue;
+      }
       // One member down at a time, never fewer members than R, and only once
       // every session is served and on the replica set the ring gives it:
       // the cluster survives losing one replica of each session for good,
@@ -268,6 +282,16 @@ class simulation {
       }
       const auto list = members();
       const int victim = list[static_cast<std::size_t>(pick(0, static_cast<int>(list.size()) - 1))];
+      if (chance(0.5)) {
+        // A graceful leave: drained first (ringmq ctl leave), it keeps
+        // serving while its sessions move off it, faults going on.
+        trace("n", victim + 1, " is leaving: the ring places nothing on it from now on");
+        draining_ = victim;
+        rebuild_ring();
+        last_member_change_ = tick_;
+        at += 10;
+        continue;
+      }
       trace("n", victim + 1, " stops and is removed from the member set");
       stop(victim, false);
       member_[static_cast<std::size_t>(victim)] = false;
@@ -276,6 +300,23 @@ class simulation {
       ++out_.leaves;
       at = -1;
     }
+  }
+
+  // A member leaving gracefully goes once every session is on the other
+  // members (a copy short on none of them when it stops). False: not yet.
+  bool finish_drain() {
+    if (nodes_down() > 0 || tick_ - last_member_change_ < 200 || !every_session_placed()) {
+      return false;
+    }
+    trace("n", draining_ + 1, " has handed its sessions off, stops and leaves");
+    stop(draining_, false);
+    member_[static_cast<std::size_t>(draining_)] = false;
+    draining_ = -1;
+    rebuild_ring();
+    last_member_change_ = tick_;
+    ++out_.leaves;
+    ++out_.drains;
+    return true;
   }
 
   // Every session is served on exactly the replica set the ring gives it,
@@ -1197,6 +1238,7 @@ class simulation {
   std::vector<bool> member_;
   std::map<int, int> join_at_;   // node -> tick it joins
   std::vector<int> leave_at_;    // ticks a member leaves (-1: done)
+  int draining_ = -1;            // the member leaving gracefully (-1: none)
   int last_member_change_ = 0;
   std::vector<node> nodes_;
   std::vector<client> clients_;
@@ -1252,7 +1294,7 @@ std::string outcome::summary() const {
   s << (ok ? "ok" : "VIOLATED") << ": acknowledged=" << acknowledged << " delivered=" << delivered
     << " crashes=" << crashes << " (power losses " << power_losses << ") partitions=" << partitions
     << " moves=" << moves << " refused_connects=" << refused_connects << " joins=" << joins
-    << " leaves=" << leaves << " sessions_moved=" << sessions_moved
+    << " leaves=" << leaves << " (drained " << drains << ") sessions_moved=" << sessions_moved
     << " duplicates_dropped=" << duplicates_dropped << " ticks=" << ticks;
   for (const auto& v : violations) s << "\n  " << v;
   return s.str();

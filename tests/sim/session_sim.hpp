@@ -69,6 +69,7 @@ struct outcome {
   int duplicates_dropped = 0;  // numbered resends a session knew
   int joins = 0;
   int leaves = 0;
+  int drains = 0;              // of the leaves, those drained first (graceful)
   int sessions_moved = 0;      // to another replica set, by their owners
   int ticks = 0;
   std::string summary() const;

@@ -55,11 +55,12 @@ void run_seeds(int nodes, std::uint64_t first, std::uint64_t count, bool members
   quiet_nodes();
   int failures = 0;
   std::uint64_t crashes = 0, power_losses = 0, partitions = 0, moves = 0, acknowledged = 0,
-                delivered = 0, refused = 0, duplicates = 0, joins = 0, leaves = 0, moved = 0;
+                delivered = 0, refused = 0, duplicates = 0, joins = 0, leaves = 0, drains = 0, moved = 0;
   for (std::uint64_t seed = first; seed < first + count; ++seed) {
     const auto o = run(varied(nodes, seed, membership));
     joins += o.joins;
     leaves += o.leaves;
+    drains += o.drains;
     moved += o.sessions_moved;
     crashes += o.crashes;
     power_losses += o.power_losses;
@@ -82,7 +83,8 @@ void run_seeds(int nodes, std::uint64_t first, std::uint64_t count, bool members
             << " partitions, " << moves << " clients moved while connected, " << refused
             << " CONNECTs refused, " << duplicates << " resends a session already had";
   if (membership) {
-    std::cout << ", " << joins << " joins, " << leaves << " members removed, " << moved
+    std::cout << ", " << joins << " joins, " << leaves << " members gone (" << drains
+              << " left gracefully, the others removed), " << moved
               << " sessions moved to another replica set";
   }
   std::cout << std::endl;
@@ -97,9 +99,12 @@ TEST(SessionSim, FiveNodes) {
 }
 
 // The member set changes under the same faults: two nodes join a cluster of
-// three, then two members are removed for good; owners move their sessions
-// to the sets the ring gives them, and sessions of a removed owner are taken
-// over from their logs.
+// three, then two members go for good, each either leaving gracefully (the
+// ring stops placing sessions on it while it serves, and it stops once every
+// session is on the others) or removed outright; owners move their sessions
+// to the sets the ring gives them, and sessions of a gone owner are taken
+// over from their logs. Restarts (with or without unsynced writes) run
+// throughout.
 TEST(SessionSim, MembersJoinAndLeave) {
   run_seeds(5, env_or("RINGMQ_SIM_FIRST_SEED", 1), env_or("RINGMQ_SESSION_SIM_RUNS", 1000) / 2,
             true);
