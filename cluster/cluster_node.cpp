@@ -143,6 +143,7 @@ void cluster_node::start_session_replication() {
     return session_preference(client, n);
   };
   h.alive = [this](std::uint64_t m) { return member_alive(m); };
+  h.may_serve = [this](std::uint64_t m) { return member_alive(m) && !member_releasing(m); };
   h.send = [this](std::uint64_t to, std::string batch) { send_session_log(to, std::move(batch)); };
   h.ring_version = [this] {
     std::lock_guard lock(members_mutex_);
@@ -220,6 +221,31 @@ bool cluster_node::member_alive(std::uint64_t member) const {
   if (id == settings_.node_id) return true;
   auto link = link_by_id(id);
   return link && !link->dead();
+}
+
+bool cluster_node::member_releasing(std::uint64_t member) const {
+  std::string id;
+  {
+    std::lock_guard lock(members_mutex_);
+    auto it = id_of_member_.find(member);
+    if (it == id_of_member_.end()) return false;
+    id = it->second;
+  }
+  if (id == settings_.node_id) return releasing_.load();
+  auto link = link_by_id(id);
+  return link && link->releasing();
+}
+
+void cluster_node::release_sessions() {
+  if (!releasing_.exchange(true)) {
+    spdlog::info("cluster: leaving: asking the other members to take over the {} sessions "
+                 "still served here",
+                 replication_ ? replication_->owned_sessions() : 0);
+  }
+}
+
+std::size_t cluster_node::sessions_served() const {
+  return replication_ ? replication_->owned_sessions() + replication_->handing_over_sessions() : 0;
 }
 
 void cluster_node::send_session_log(std::uint64_t member, std::string batch) {
@@ -906,6 +932,7 @@ void cluster_node::send_heartbeats() {
   }
   if (replication_) {
     f.mutable_heartbeat()->set_misplaced_sessions(replication_->misplaced_sessions());
+    f.mutable_heartbeat()->set_releasing_sessions(releasing_.load());
   }
   for (const auto& link : all_links()) {
     if (!link->stream_open()) continue;

@@ -200,6 +200,14 @@ class cluster_node final : public core::cluster_link {
   handoff_status handoff() const;
   // The last step of leaving: the leave event of this node's incarnation.
   std::string depart();
+  // After its clients are disconnected, a leaving node asks the other
+  // members (with its heartbeats) to take over the sessions it still serves:
+  // their first live replicas do, and it hands each over as usual, so that
+  // none is left ownerless when it departs. Idempotent.
+  void release_sessions();
+  // Replicated sessions this node serves, or was fenced from and still
+  // holds until their new owner's hand-over.
+  std::size_t sessions_served() const;
   void set_observer(observe_function f) { observer_ = std::move(f); }
   // What keeps persistent sessions' records when they are replicated (null: the store).
   core::session_keeper* session_keeper() const noexcept;
@@ -322,6 +330,8 @@ class cluster_node final : public core::cluster_link {
   void start_session_replication();
   std::vector<std::uint64_t> session_preference(const std::string& client, std::size_t n) const;
   bool member_alive(std::uint64_t member) const;
+  // Whether a member asked the others to take over its sessions (leaving).
+  bool member_releasing(std::uint64_t member) const;
   void send_session_log(std::uint64_t member, std::string batch);
   std::uint64_t member_number_of(const std::string& id) const;
 
@@ -374,6 +384,7 @@ class cluster_node final : public core::cluster_link {
   // The ring without leaving members: where session copies go.
   std::shared_ptr<const ring> placement_ring_;
   bool leaving_ = false;           // a drain of this node is in the member set
+  std::atomic<bool> releasing_{false};  // see release_sessions()
   std::uint64_t leave_epoch_ = 0;  // the epoch that carried it
   std::map<std::string, std::shared_ptr<peer_link>> links_;
   std::shared_ptr<const peer_table> peers_;

@@ -648,6 +648,7 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
         if (f.heartbeat().epoch() > 0) {
           origin->record_placement(f.heartbeat().epoch(), f.heartbeat().misplaced_sessions(),
                                    now_ms());
+          origin->record_releasing(f.heartbeat().releasing_sessions());
         }
         result.replies.emplace_back().mutable_heartbeat()->set_sent_at_ms(now);
         break;

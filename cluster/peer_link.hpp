@@ -133,6 +133,11 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
     return epoch_raised_at_ms_;
   }
   bool dead() const noexcept { return state() == liveness::dead; }
+  // Whether its last heartbeat asked the others to take its sessions over.
+  void record_releasing(bool releasing) noexcept {
+    releasing_.store(releasing, std::memory_order_relaxed);
+  }
+  bool releasing() const noexcept { return releasing_.load(std::memory_order_relaxed); }
 
   // --- sending (any thread) ------------------------------------------------
   // A message under the drop policy (QoS 0 beyond half the queue bound,
@@ -210,6 +215,7 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   mutable std::mutex report_mutex_;
   placement_report report_;
   std::int64_t epoch_raised_at_ms_ = 0;
+  std::atomic<bool> releasing_{false};
   std::atomic<liveness> state_{liveness::alive};
   std::atomic<std::uint64_t> acked_route_seq_{0};
   std::atomic<std::uint64_t> peer_boot_id_{0};

@@ -393,6 +393,7 @@ void session_replication::tick() {
     it = waiters.empty() ? acquiring_.erase(it) : std::next(it);
     for (auto& done : late) done(false);
   }
+  std::vector<std::string> unclaimed;
   for (auto& [client, wait] : handing_over_) {
     if (now < wait.deadline) continue;
     wait.deadline = now + settings_.handover_timeout;
@@ -411,9 +412,17 @@ void session_replication::tick() {
     }
     wait.asks = 0;
     if (log && log->current_role() == replication::session_log::role::replica) {
+      if (!may_serve(settings_.self)) {
+        // Leaving: never taken back; the others take it over if nobody serves it.
+        unclaimed.push_back(client);
+        continue;
+      }
       spdlog::info("cluster: taking back session {} (no handover from its new owner)", client);
       replicator_->acquire(client);
     }
+  }
+  for (const auto& client : unclaimed) {
+    let_go(client, "is let go without a handover (this node is leaving)");
   }
   if (now - last_orphan_check_ >= settings_.orphan_check) {
     last_orphan_check_ = now;
@@ -426,15 +435,22 @@ void session_replication::tick() {
   flush();
 }
 
+bool session_replication::may_serve(member m) const {
+  if (hooks_.may_serve) return hooks_.may_serve(m);
+  return !hooks_.alive || hooks_.alive(m);
+}
+
 void session_replication::take_over_orphans() {
   // A session whose last generation belongs to a member that is down (or to
   // this node before it restarted) is served by nobody: its first live
   // replica takes it over, so that its subscriptions route here and its
-  // messages queue.
+  // messages queue. So is one whose owner is leaving and asked for its
+  // sessions to be taken over (it hands them over as to any new owner).
   const auto check = orphan_checks_.fetch_add(1) + 1;
   bool quiet = true;
   // Looked at without copying every log (a node may keep 100,000s); acted on after.
   std::vector<std::string> restarted, orphaned;
+  std::unordered_set<std::string> released;  // of those, the ones a leaving owner let go
   replicator_->for_each_log([&](const std::string& client,
                                 const replication::session_log& log) {
     if (log.current_role() == replication::session_log::role::candidate) {
@@ -451,16 +467,17 @@ void session_replication::take_over_orphans() {
       return;
     }
     const auto holder = log.newest_known().node;
-    if (holder != 0 && hooks_.alive(holder)) return;
+    if (holder != 0 && may_serve(holder)) return;
     member first_alive = 0;
     for (auto r : log.replicas()) {
-      if (r == settings_.self || hooks_.alive(r)) {
+      if (may_serve(r)) {  // this node too, unless it is leaving
         first_alive = r;
         break;
       }
     }
     if (first_alive == settings_.self && orphaned.size() < settings_.max_takeovers) {
       orphaned.push_back(client);
+      if (holder != 0 && hooks_.alive && hooks_.alive(holder)) released.insert(client);
     }
   });
   for (const auto& client : restarted) {
@@ -473,7 +490,8 @@ void session_replication::take_over_orphans() {
     quiet = false;
   }
   for (const auto& client : orphaned) {
-    spdlog::info("cluster: taking over session {} (its owner is down)", client);
+    spdlog::info("cluster: taking over session {} ({})", client,
+                 released.contains(client) ? "its owner is leaving" : "its owner is down");
     replicator_->acquire(client);
     quiet = false;
   }
@@ -516,6 +534,7 @@ void session_replication::find_misplaced() {
   owned_.store(owned);
   under_replicated_.store(short_of_copies);
   arriving_.store(arriving);
+  handing_over_count_.store(handing_over_.size());
   handoff_sent_.store(replicator_->install_bytes_sent());
   handoff_received_.store(replicator_->install_bytes_received());
   replica_lag_ms_.store(static_cast<std::int64_t>(replicator_->replica_lag_ticks()) *

@@ -78,6 +78,10 @@ class session_replication final : public core::session_keeper {
     std::function<bool(member)> alive;
     // Sends a serialized LogBatch to a member (dropped when it cannot be).
     std::function<void(member to, std::string batch)> send;
+    // Whether a member may serve sessions: alive and not handing its
+    // sessions off (a leaving node that asked for them to be taken over).
+    // Its sessions are taken over like a dead member's. Null: alive.
+    std::function<bool(member)> may_serve;
     // Every member of the cluster, alive or not (asked whether they hold a
     // log of a session this node holds none of).
     std::function<std::vector<member>()> members;
@@ -151,6 +155,9 @@ class session_replication final : public core::session_keeper {
   // Served sessions whose replica set is not the one the ring gives them
   // (waiting to be moved, or moving).
   std::size_t misplaced_sessions() const noexcept { return misplaced_.load(); }
+  // Sessions this node was fenced from and still holds until their new
+  // owner's hand-over.
+  std::size_t handing_over_sessions() const noexcept { return handing_over_count_.load(); }
   // Logs held here as a replica whose generation's install is under way (a
   // session moving onto this node, or taken over elsewhere).
   std::size_t arriving_sessions() const noexcept { return arriving_.load(); }
@@ -189,6 +196,7 @@ class session_replication final : public core::session_keeper {
   void finish_stop();
   void restore_own_sessions();
   void take_over_orphans();
+  bool may_serve(member m) const;
   void find_misplaced();
   void start_moves();
   void update_views();
@@ -241,6 +249,7 @@ class session_replication final : public core::session_keeper {
   std::atomic<std::size_t> moving_count_{0};
   std::atomic<std::size_t> misplaced_{0};
   std::atomic<std::size_t> arriving_{0};
+  std::atomic<std::size_t> handing_over_count_{0};
   std::atomic<std::uint64_t> handoff_sent_{0};
   std::atomic<std::uint64_t> handoff_received_{0};
   std::atomic<std::int64_t> replica_lag_ms_{0};

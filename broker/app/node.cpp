@@ -473,7 +473,27 @@ void node::leave_step() {
         return again(std::chrono::milliseconds(250));  // the last ones are closing
       }
       told_.clear();
-      spdlog::info("leaving: clients disconnected; leaving the member set");
+      leave_phase_ = leave_phase::releasing;
+      leave_reported_ = now;
+      cluster_->release_sessions();
+      [[fallthrough]];
+    }
+    case leave_phase::releasing: {
+      // The sessions still served here (their clients offline) get new
+      // owners while this node is there to hand them over: none is left
+      // ownerless for the others to find after it departs.
+      const auto served = cluster_->sessions_served();
+      if (served > 0) {
+        if (now - leave_reported_ >= std::chrono::seconds(5)) {
+          leave_reported_ = now;
+          spdlog::info("leaving: {} sessions still served here; the other members are taking "
+                       "them over",
+                       served);
+        }
+        return again(std::chrono::milliseconds(250));
+      }
+      spdlog::info("leaving: clients disconnected and every session served elsewhere; leaving "
+                   "the member set");
       leave_phase_ = leave_phase::departing;
       departed_at_ = now;
       cluster_->depart();

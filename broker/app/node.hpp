@@ -104,7 +104,7 @@ class node {
   core::time_point last_drop_report_{};
   bool shutting_down_ = false;
   // Leaving: set from the HTTP thread, acted on by the control loop.
-  enum class leave_phase { none, handing_off, disconnecting, departing };
+  enum class leave_phase { none, handing_off, disconnecting, releasing, departing };
   std::atomic<leave_phase> leave_phase_{leave_phase::none};
   boost::asio::steady_timer leave_timer_;
   core::time_point leave_started_{};

@@ -429,6 +429,16 @@ TEST(ClusterLeave, ANodeLeavesWithItsSessionsAndStopsOnlyWhenNothingNeedsIt) {
   EXPECT_TRUE(leaver.log().find("every session is on the other members") != std::string::npos)
       << leaver.log();
   EXPECT_TRUE(leaver.log().find("left the cluster in") != std::string::npos) << leaver.log();
+  // The sessions it served while their clients were offline got new owners
+  // before it departed (none was left for the others to find ownerless).
+  EXPECT_TRUE(leaver.log().find("every session served elsewhere") != std::string::npos)
+      << leaver.log();
+  bool taken_over = false;
+  for (auto* n : others) {
+    taken_over |= n->log().find("(its owner is leaving)") != std::string::npos;
+    EXPECT_EQ(n->log().find("(its owner is down)"), std::string::npos) << n->describe();
+  }
+  EXPECT_TRUE(taken_over) << "the offline subscribers' sessions were taken over from it";
 
   const auto paho_status = paho.wait_exit(milliseconds(60'000));
   EXPECT_TRUE(paho_status && paho_status->clean()) << paho.out() << paho.err();

@@ -285,8 +285,10 @@ class simulation {
       if (chance(0.5)) {
         // A graceful leave: drained first (ringmq ctl leave), it keeps
         // serving while its sessions move off it, faults going on.
-        trace("n", victim + 1, " is leaving: the ring places nothing on it from now on");
+        trace("n", victim + 1, " is leaving: the ring places nothing on it from now on, and it "
+              "refuses new clients");
         draining_ = victim;
+        nodes_[static_cast<std::size_t>(victim)].broker->refuse_new_clients({});
         rebuild_ring();
         last_member_change_ = tick_;
         at += 10;
@@ -302,16 +304,33 @@ class simulation {
     }
   }
 
-  // A member leaving gracefully goes once every session is on the other
-  // members (a copy short on none of them when it stops). False: not yet.
+  // A member leaving gracefully goes as a leaving node does: once every
+  // session is on the other members (a copy short on none of them), it
+  // disconnects its clients and asks the others to take over the sessions
+  // it still serves; it stops once it serves none. False: not yet.
   bool finish_drain() {
-    if (nodes_down() > 0 || tick_ - last_member_change_ < 200 || !every_session_placed()) {
+    auto& n = nodes_[static_cast<std::size_t>(draining_)];
+    if (!releasing_) {
+      if (nodes_down() > 0 || tick_ - last_member_change_ < 200 || !every_session_placed()) {
+        return false;
+      }
+      trace("n", draining_ + 1, " has handed its sessions off; disconnects its clients and "
+            "asks the others to take over what it serves");
+      for (auto& c : clients_) {
+        if (c.conn && c.conn->node == draining_) lose(c, c.conn);
+      }
+      releasing_ = true;
       return false;
     }
-    trace("n", draining_ + 1, " has handed its sessions off, stops and leaves");
+    if (nodes_down() > 0 || n.replication->replicator().owned_sessions() > 0 ||
+        n.replication->handing_over_sessions() > 0) {
+      return false;
+    }
+    trace("n", draining_ + 1, " serves nothing any more, stops and leaves");
     stop(draining_, false);
     member_[static_cast<std::size_t>(draining_)] = false;
     draining_ = -1;
+    releasing_ = false;
     rebuild_ring();
     last_member_change_ = tick_;
     ++out_.leaves;
@@ -487,6 +506,7 @@ class simulation {
     n.broker = std::make_unique<core::broker>(bs, 2, nullptr, nullptr, n.store.get());
     n.link = std::make_unique<sim_link>(*this, i);
     n.broker->set_cluster(n.link.get());
+    if (i == draining_) n.broker->refuse_new_clients({});  // still leaving after a restart
 
     cluster::session_replication::settings rs;
     rs.self = member_of(i);
@@ -508,6 +528,10 @@ class simulation {
     };
     h.alive = [this, i](cluster::session_replication::member m) {
       return alive_in_view(i, static_cast<int>(m) - 1);
+    };
+    h.may_serve = [this, i](cluster::session_replication::member m) {
+      const int to = static_cast<int>(m) - 1;
+      return alive_in_view(i, to) && !(releasing_ && to == draining_);
     };
     h.send = [this, i](cluster::session_replication::member to, std::string batch) {
       send_log(i, static_cast<int>(to) - 1, std::move(batch));
@@ -1239,6 +1263,7 @@ class simulation {
   std::map<int, int> join_at_;   // node -> tick it joins
   std::vector<int> leave_at_;    // ticks a member leaves (-1: done)
   int draining_ = -1;            // the member leaving gracefully (-1: none)
+  bool releasing_ = false;       // it asks the others to take over its sessions
   int last_member_change_ = 0;
   std::vector<node> nodes_;
   std::vector<client> clients_;
