@@ -111,7 +111,7 @@ struct cluster_view {
   std::size_t misplaced_sessions = 0;
   std::size_t moving_sessions = 0;
   std::uint64_t moved_sessions = 0;  // since start
-  // Logs arriving here as a replica (their generation's install under way).
+  // Sessions being acquired here (takeovers and CONNECTs under way).
   std::size_t arriving_sessions = 0;
   // Session data carried by installs, since start.
   std::uint64_t handoff_bytes_out = 0;

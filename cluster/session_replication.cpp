@@ -451,10 +451,12 @@ void session_replication::take_over_orphans() {
   // Looked at without copying every log (a node may keep 100,000s); acted on after.
   std::vector<std::string> restarted, orphaned;
   std::unordered_set<std::string> released;  // of those, the ones a leaving owner let go
+  std::size_t in_flight = 0;
   replicator_->for_each_log([&](const std::string& client,
                                 const replication::session_log& log) {
     if (log.current_role() == replication::session_log::role::candidate) {
       quiet = false;  // being taken over: served once it is owner
+      ++in_flight;
       return;
     }
     if (log.current_role() != replication::session_log::role::replica) return;
@@ -489,6 +491,14 @@ void session_replication::take_over_orphans() {
     replicator_->acquire(client);
     quiet = false;
   }
+  // At most max_takeovers under way at once: with 100,000 sessions to take
+  // over (a member that left or died), starting them all at once swamps
+  // every replica, and acquisitions then time out and start again.
+  const auto room = in_flight >= settings_.max_takeovers ? 0 : settings_.max_takeovers - in_flight;
+  if (orphaned.size() > room) {
+    orphaned.resize(room);
+    quiet = false;
+  }
   for (const auto& client : orphaned) {
     spdlog::info("cluster: taking over session {} ({})", client,
                  released.contains(client) ? "its owner is leaving" : "its owner is down");
@@ -517,10 +527,7 @@ void session_replication::find_misplaced() {
   }
   std::size_t owned = 0, short_of_copies = 0, arriving = 0;
   replicator_->for_each_log([&](const std::string& client, const replication::session_log& log) {
-    if (log.current_role() == replication::session_log::role::replica &&
-        !log.state().joint.empty()) {
-      ++arriving;
-    }
+    if (log.current_role() == replication::session_log::role::candidate) ++arriving;
     if (!log.serving()) return;
     ++owned;
     if (log.replicas_in_sync() < log.replicas().size()) ++short_of_copies;

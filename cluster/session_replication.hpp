@@ -57,8 +57,9 @@ class session_replication final : public core::session_keeper {
     std::chrono::milliseconds orphan_check{500};
     // Moves under way at once (each a new generation of one session).
     std::size_t max_moves = 1024;
-    // Orphans taken over per look (the rest at the next one, 500 ms later).
-    std::size_t max_takeovers = 4'096;
+    // Takeovers of orphans under way at once (more start at each look, every
+    // orphan_check, as these finish).
+    std::size_t max_takeovers = 1'024;
     // A log's unacknowledged messages are sent again at most every this many
     // ticks (replication::session_replicator::settings).
     std::uint64_t resend_every_ticks = 5;
@@ -158,8 +159,8 @@ class session_replication final : public core::session_keeper {
   // Sessions this node was fenced from and still holds until their new
   // owner's hand-over.
   std::size_t handing_over_sessions() const noexcept { return handing_over_count_.load(); }
-  // Logs held here as a replica whose generation's install is under way (a
-  // session moving onto this node, or taken over elsewhere).
+  // Sessions this node is acquiring (a takeover, or a CONNECT): coming to
+  // be served here, not yet installed on a write quorum of their sets.
   std::size_t arriving_sessions() const noexcept { return arriving_.load(); }
   // Session data carried by installs, sent and received (see
   // replication::session_replicator::install_bytes_sent()).

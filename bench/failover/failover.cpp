@@ -41,7 +41,7 @@ codec::connect_packet connect_of(const std::string& id) {
   c.client_id = id;
   c.clean_start = false;
   c.keep_alive = 60;
-  c.props.session_expiry_interval = 600;
+  c.props.session_expiry_interval = 86'400;  // longer than setting up 100,000 takes
   return c;
 }
 

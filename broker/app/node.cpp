@@ -222,6 +222,16 @@ void node::start() {
   ready_ = true;
   spdlog::info("ringmq started: version={} workers={}", ringmq::version, workers_.size());
   watch_readiness();
+  if (cluster_ && cluster_->leaving()) {
+    // It stopped (or was killed) while leaving: the member set still has its
+    // drain, so the leave goes on where it was rather than leave it half done.
+    spdlog::warn("this node was leaving the cluster when it stopped: resuming the leave");
+    boost::asio::post(control_, [this] {
+      if (auto problem = request_leave(); !problem.empty()) {
+        spdlog::error("the leave cannot resume: {}", problem);
+      }
+    });
+  }
 }
 
 void node::start_http() {

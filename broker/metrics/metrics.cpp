@@ -136,9 +136,9 @@ void collect_cluster(const cluster::cluster_view& v, std::vector<MetricFamily>& 
                        "Sessions this node moved to another replica set.", T::Counter,
                        static_cast<double>(v.moved_sessions)));
   auto handoff = family("ringmq_cluster_handoff_sessions",
-                        "Sessions being handed to new replicas: served here and moving to "
-                        "another replica set (out), or arriving here as a replica of a "
-                        "generation still installing (in).", T::Gauge);
+                        "Sessions changing hands: served here and moving to another replica "
+                        "set (out), or being taken over by this node, from a dead or leaving "
+                        "owner or for a CONNECT (in).", T::Gauge);
   add(handoff, static_cast<double>(v.moving_sessions), {{"direction", "out"}});
   add(handoff, static_cast<double>(v.arriving_sessions), {{"direction", "in"}});
   out.push_back(std::move(handoff));

@@ -198,6 +198,22 @@ void subscribe_offline(ledger_client (&subscribers)[2], cluster_member& node,
   }
 }
 
+// Publishes `count` messages on `topic`/i (payloads m0, m1, ...) through a
+// publisher connected to one of `nodes`; the acknowledged payloads, all of
+// them unless it failed (see error()).
+std::vector<std::string> publish_acknowledged(ledger_client& publisher, const std::string& topic,
+                                              int count, qos q,
+                                              const std::vector<cluster_member*>& nodes,
+                                              steady::time_point deadline) {
+  std::vector<std::string> acknowledged;
+  for (int i = 0; i < count; ++i) {
+    const auto payload = "m" + std::to_string(i);
+    if (!publisher.publish(topic + "/" + std::to_string(i), payload, q, nodes, deadline)) break;
+    acknowledged.push_back(payload);
+  }
+  return acknowledged;
+}
+
 // Each subscriber's session is on the `members` given, three copies in sync
 // (as its owner reports through the admin API).
 void expect_on(const std::vector<cluster_member*>& nodes, ledger_client (&subscribers)[2]) {
@@ -373,21 +389,12 @@ TEST(ClusterLeave, ANodeLeavesWithItsSessionsAndStopsOnlyWhenNothingNeedsIt) {
   // Offline persistent subscribers served by the leaving node, with queues.
   ledger_client subscribers[] = {{"leave-sub-5", codec::protocol_version::v5},
                                  {"leave-sub-311", codec::protocol_version::v3_1_1}};
-  for (auto& s : subscribers) {
-    ASSERT_TRUE(s.connect(leaver)) << s.id() << ": " << s.error();
-    ASSERT_TRUE(s.subscribe("leaving/#", qos::exactly_once)) << s.id();
-    s.close();
-  }
+  subscribe_offline(subscribers, leaver, "leaving/#", qos::exactly_once);
   ledger_client publisher("leave-pub", codec::protocol_version::v5);
   ASSERT_TRUE(publisher.connect(c.node(1))) << publisher.error();
-  std::vector<std::string> acknowledged;
-  for (int i = 0; i < 20; ++i) {
-    const auto payload = "m" + std::to_string(i);
-    ASSERT_TRUE(publisher.publish("leaving/" + std::to_string(i), payload, qos::exactly_once,
-                                  others, deadline, {}))
-        << publisher.error();
-    acknowledged.push_back(payload);
-  }
+  const auto acknowledged =
+      publish_acknowledged(publisher, "leaving", 20, qos::exactly_once, others, deadline);
+  ASSERT_EQ(acknowledged.size(), 20u) << publisher.error();
 
   // A Paho 5.0 client on the leaving node.
   const std::string python = "/usr/bin/python3";
@@ -478,14 +485,9 @@ TEST(ClusterLeave, ALeavingNodeThatWasPausedStillFinishes) {
   }
   ledger_client publisher("paused-pub", codec::protocol_version::v5);
   ASSERT_TRUE(publisher.connect(c.node(1))) << publisher.error();
-  std::vector<std::string> acknowledged;
-  for (int i = 0; i < 10; ++i) {
-    const auto payload = "m" + std::to_string(i);
-    ASSERT_TRUE(publisher.publish("paused/" + std::to_string(i), payload, qos::at_least_once,
-                                  others, deadline, {}))
-        << publisher.error();
-    acknowledged.push_back(payload);
-  }
+  const auto acknowledged =
+      publish_acknowledged(publisher, "paused", 10, qos::at_least_once, others, deadline);
+  ASSERT_EQ(acknowledged.size(), 10u) << publisher.error();
   const auto r = run_ctl(leaver, {"leave"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   leaver.pause();
@@ -495,6 +497,39 @@ TEST(ClusterLeave, ALeavingNodeThatWasPausedStillFinishes) {
   ASSERT_TRUE(status && status->clean()) << leaver.describe();
   for (auto& s : subscribers) {
     expect_every_message(s, c.node(3), acknowledged, others, deadline, qos::at_least_once);
+  }
+}
+
+// A leaving node killed before it finished (a pod evicted mid-leave) resumes
+// the leave when it starts again, and finishes it: exit 0, out of the
+// member set, nothing lost.
+TEST(ClusterLeave, ALeaveCutShortByAKillResumesAfterTheRestart) {
+  test_cluster c(4, {"cluster.replicate_sessions=true", "cluster.replication_factor=3"});
+  ASSERT_TRUE(c.started()) << c.describe();
+  const auto deadline = steady::now() + 120s;
+  auto& leaver = c.node(4);
+  std::vector<cluster_member*> others{&c.node(1), &c.node(2), &c.node(3)};
+  ledger_client subscribers[] = {{"resume-sub-5", codec::protocol_version::v5},
+                                 {"resume-sub-311", codec::protocol_version::v3_1_1}};
+  subscribe_offline(subscribers, leaver, "resume/#", qos::exactly_once);
+  ledger_client publisher("resume-pub", codec::protocol_version::v5);
+  ASSERT_TRUE(publisher.connect(c.node(1))) << publisher.error();
+  const auto acknowledged =
+      publish_acknowledged(publisher, "resume", 10, qos::exactly_once, others, deadline);
+  ASSERT_EQ(acknowledged.size(), 10u) << publisher.error();
+  const auto r = run_ctl(leaver, {"leave"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  leaver.kill();  // the hand-off takes 1.5 s at least: it is cut short
+  ASSERT_TRUE(leaver.start()) << leaver.describe();
+  EXPECT_TRUE(leaver.wait_for_log("resuming the leave")) << leaver.describe();
+  const auto status = leaver.wait_exit(milliseconds(60'000));
+  ASSERT_TRUE(status && status->clean()) << leaver.describe();
+  for (auto* n : others) {
+    EXPECT_TRUE(n->wait_epoch(6)) << n->describe();  // 4 joins, the drain, the leave
+    EXPECT_EQ(n->get_json("/api/v1/cluster").as_object().at("members").as_array().size(), 3u);
+  }
+  for (auto& s : subscribers) {
+    expect_every_message(s, c.node(2), acknowledged, others, deadline, qos::exactly_once);
   }
 }
 
