@@ -14,6 +14,7 @@
 #include <iostream>
 #include <string_view>
 
+#include "broker/app/check_config.hpp"
 #include "broker/app/ctl_command.hpp"
 #include "broker/app/logging.hpp"
 #include "broker/app/node.hpp"
@@ -58,9 +59,13 @@ int main(int argc, char** argv) {
   std::string config_file;
   std::vector<std::string> sets;
   bool show_version = false;
+  bool check_only = false;
   cli.add_option("-c,--config", config_file, "YAML configuration file");
   cli.add_option("--set", sets, "override one key: --set mqtt.max_inflight=50 (repeatable)");
   cli.add_flag("--version", show_version, "print the version and exit");
+  cli.add_flag("--check-config", check_only,
+               "check the configuration (keys, values, the files it names) and exit: 0 when "
+               "it is good, 2 with the problems otherwise; nothing is started");
   cli.footer("Password files: ringmq passwd [-c] [-b] [-D] FILE USER [PASSWORD] (ringmq passwd -h)");
   try {
     cli.parse(argc, argv);
@@ -82,6 +87,13 @@ int main(int argc, char** argv) {
     return exit_bad_config;
   }
   const auto& cfg = *loaded.value;
+  if (check_only) {
+    const auto problems = ringmq::app::check_config(cfg);
+    for (const auto& p : problems) std::cerr << "ringmq: bad configuration: " << p << "\n";
+    if (!problems.empty()) return exit_bad_config;
+    std::cout << ringmq::app::describe_config(cfg) << "\n";
+    return 0;
+  }
   if (!ringmq::app::setup_logging(cfg.log, cfg.node.id)) {
     std::cerr << "ringmq: bad configuration: log.level: unknown level " << cfg.log.level << "\n";
     return exit_bad_config;
