@@ -222,16 +222,6 @@ void node::start() {
   ready_ = true;
   spdlog::info("ringmq started: version={} workers={}", ringmq::version, workers_.size());
   watch_readiness();
-  if (cluster_ && cluster_->leaving()) {
-    // It stopped (or was killed) while leaving: the member set still has its
-    // drain, so the leave goes on where it was rather than leave it half done.
-    spdlog::warn("this node was leaving the cluster when it stopped: resuming the leave");
-    boost::asio::post(control_, [this] {
-      if (auto problem = request_leave(); !problem.empty()) {
-        spdlog::error("the leave cannot resume: {}", problem);
-      }
-    });
-  }
 }
 
 void node::start_http() {
@@ -340,6 +330,7 @@ void node::tick() {
   broker_->sweep(now);
   watch_store();
   watch_readiness();
+  resume_leave();
   report_drops(now);
   const auto interval = std::chrono::seconds(config_.mqtt.sys_interval_s);
   if (interval.count() > 0 && (now - last_sys_ >= interval || last_sys_ == started_)) {
@@ -428,6 +419,22 @@ std::string node::request_leave() {
     return "the node did not answer in time";
   }
   return result.get();
+}
+
+void node::resume_leave() {
+  // The member set has this node's drain but no leave runs here: it stopped
+  // (or was killed) while leaving, and its store or its peers remember the
+  // drain. The leave goes on rather than stay half done.
+  // (The first tick runs from start(), before the control loop does.)
+  if (!control_.get_executor().running_in_this_thread()) return;
+  if (shutting_down_ || !cluster_ || leave_phase_.load() != leave_phase::none ||
+      !cluster_->leaving()) {
+    return;
+  }
+  spdlog::warn("this node was leaving the cluster when it stopped: resuming the leave");
+  if (auto problem = request_leave(); !problem.empty()) {
+    spdlog::error("the leave cannot resume: {}", problem);
+  }
 }
 
 void node::leave_step() {

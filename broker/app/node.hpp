@@ -61,6 +61,7 @@ class node {
   // other members, then the clients are disconnected at a bounded rate, then
   // the node departs and stops (exit code 0). Error text, or empty.
   std::string request_leave();
+  void resume_leave();
   void leave_step();
   void tick();
   void report_drops(core::time_point now);
