@@ -470,7 +470,7 @@ TEST(ClusterLeave, ANodeLeavesWithItsSessionsAndStopsOnlyWhenNothingNeedsIt) {
 // find it dead and take over the sessions it served) still finishes: its
 // moves end one way or the other, and it leaves and exits 0.
 TEST(ClusterLeave, ALeavingNodeThatWasPausedStillFinishes) {
-  test_cluster c(4, {"cluster.replicate_sessions=true", "cluster.replication_factor=3"});
+  test_cluster c(4, replicated);
   ASSERT_TRUE(c.started()) << c.describe();
   const auto deadline = steady::now() + 120s;
   auto& leaver = c.node(4);
@@ -504,7 +504,7 @@ TEST(ClusterLeave, ALeavingNodeThatWasPausedStillFinishes) {
 // the leave when it starts again, and finishes it: exit 0, out of the
 // member set, nothing lost.
 TEST(ClusterLeave, ALeaveCutShortByAKillResumesAfterTheRestart) {
-  test_cluster c(4, {"cluster.replicate_sessions=true", "cluster.replication_factor=3"});
+  test_cluster c(4, replicated);
   ASSERT_TRUE(c.started()) << c.describe();
   const auto deadline = steady::now() + 120s;
   auto& leaver = c.node(4);
