@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <thread>
 
 namespace ringmq::app {
 
@@ -407,6 +408,84 @@ void print_cluster(std::ostream& out, const json::object& o) {
 }
 
 // ---------------------------------------------------------------------------
+// pre-stop: what a container's preStop hook runs before the SIGTERM.
+
+// Why a node should not be stopped yet, from its /api/v1/cluster; empty when
+// it may stop now. Only what will end by itself is waited for: a member that
+// is not alive keeps copies missing until it returns or is removed, so it is
+// no reason to wait.
+std::string reason_to_wait(const json::object& o, bool& leaving) {
+  leaving = false;
+  if (field(o, "clustered") != "yes") return {};
+  const auto* members = o.if_contains("members");
+  std::string down;
+  if (members && members->is_array()) {
+    for (const auto& m : members->as_array()) {
+      if (!m.is_object()) continue;
+      const auto& mo = m.as_object();
+      if (field(mo, "self") == "yes") {
+        leaving = field(mo, "leaving") == "yes";
+      } else if (field(mo, "state") != "alive") {
+        down += (down.empty() ? "" : ", ") + field(mo, "id");
+      }
+    }
+  }
+  if (leaving) return "the node is leaving the cluster; it stops once that is done";
+  const auto* sessions = o.if_contains("sessions");
+  if (!sessions || !sessions->is_object()) return {};
+  const auto& so = sessions->as_object();
+  const auto moving = field(so, "moving");
+  if (moving != "0" && moving != "-") return moving + " sessions are moving to another replica set";
+  const auto under = field(so, "under_replicated");
+  if (under != "0" && under != "-" && down.empty()) {
+    return under + " sessions it serves are not yet in sync on every replica";
+  }
+  return {};
+}
+
+// Waits until stopping the node loses no copy that a short wait would have
+// saved (a rolling restart: the previous node is back but still catching up)
+// or until a leave in progress has ended (the node exits by itself). Returns 0
+// when the node may stop, 1 when the wait timed out (the hook's failure shows
+// as a Kubernetes event; the pod stops anyway).
+int pre_stop(const endpoint& at, const std::string& token, std::chrono::seconds timeout,
+             std::ostream& out, std::ostream& err) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string said;
+  bool was_leaving = false;
+  for (;;) {
+    const auto r = call(at, bhttp::verb::get, "/api/v1/cluster", token, {});
+    if (!r.error.empty()) {
+      out << (was_leaving ? "the node has left the cluster and stopped\n"
+                          : "the node does not answer (" + r.error + "): nothing to wait for\n");
+      return exit_ok;
+    }
+    boost::system::error_code ec;
+    const auto body = json::parse(r.body, ec);
+    if (r.status >= 400 || ec || !body.is_object()) {
+      err << "ringmq ctl pre-stop: /api/v1/cluster answered " << r.status << " "
+          << printable(r.body, 200) << "; not waiting\n";
+      return exit_failed;
+    }
+    bool leaving = false;
+    const auto why = reason_to_wait(body.as_object(), leaving);
+    was_leaving |= leaving;
+    if (why.empty()) {
+      out << (was_leaving ? "the node has left the cluster\n" : "the node may stop now\n");
+      return exit_ok;
+    }
+    if (why != said) out << "waiting: " << why << "\n" << std::flush;
+    said = why;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      err << "ringmq ctl pre-stop: still " << why << " after " << timeout.count()
+          << " s; stopping anyway\n";
+      return exit_failed;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Commands
 
 struct options {
@@ -420,6 +499,7 @@ struct options {
   std::string client;
   std::string id;
   std::string filter = "#";
+  unsigned timeout_s = 540;
 };
 
 std::string list_query(const options& o, std::initializer_list<std::pair<const char*, std::string>>
@@ -471,6 +551,13 @@ int run_ctl(const std::vector<std::string>& args, const std::string& env_token,
   auto* leave = cli.add_subcommand(
       "leave", "make this node leave the cluster: its sessions move to the other members, its "
                "clients are disconnected, then it stops (needs the admin token)");
+  auto* prestop = cli.add_subcommand(
+      "pre-stop", "wait until the node may be stopped: a leave in progress has ended, no "
+                  "session is moving and those it serves are in sync on their live replicas "
+                  "(a container's preStop hook)");
+  prestop->add_option("--timeout", o.timeout_s, "give up after this many seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 604'800u));
 
   try {
     // CLI11 takes the arguments last first.
@@ -485,6 +572,10 @@ int run_ctl(const std::vector<std::string>& args, const std::string& env_token,
   if (!at) {
     err << "ringmq ctl: --url: " << problem << "\n";
     return exit_usage;
+  }
+
+  if (prestop->parsed()) {
+    return pre_stop(*at, o.token, std::chrono::seconds(o.timeout_s), out, err);
   }
 
   bhttp::verb method = bhttp::verb::get;

@@ -600,7 +600,8 @@ void node::begin_shutdown() {
   ready_ = false;
   for (auto& l : listeners_) l->stop();
   for (auto& c : tracker_.all()) c->shutdown(codec::reason_code::server_shutting_down);
-  shutdown_deadline_ = core::clock::now() + std::chrono::seconds(10);
+  shutdown_deadline_ =
+      core::clock::now() + std::chrono::milliseconds(config_.node.shutdown_timeout_ms);
   wait_for_connections();
 }
 

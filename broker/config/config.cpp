@@ -697,6 +697,7 @@ class loader {
           string_field("id", c.id, node_id),
           string_field("data_dir", c.data_dir, non_empty),
           uint_field("workers", c.workers, 0, 1024),
+          uint_field("shutdown_timeout_ms", c.shutdown_timeout_ms, 100, 3'600'000),
       };
     }
     if (section == "http") {

@@ -36,6 +36,10 @@ struct node_config {
   std::string id;  // [hostname]
   std::string data_dir = "./data";
   std::uint32_t workers = 0;  // 0 = one per core
+  // A SIGTERM (not a leave) waits this long for clients to take their
+  // DISCONNECT before it closes what is left; the orchestrator's grace period
+  // must be longer.
+  std::uint32_t shutdown_timeout_ms = 10'000;
 
   bool operator==(const node_config&) const = default;
 };

@@ -348,6 +348,11 @@ TEST_P(ElasticRun, RollingRestartOfEveryNodeLosesNothing) {
       if (m != &n) up.push_back(m);
     }
     load.set_nodes(up);
+    // What the Helm chart's preStop hook runs: with every copy in sync it
+    // lets the node stop.
+    const auto pre_stop = run_ctl(n, {"pre-stop", "--timeout", "60"});
+    ASSERT_EQ(pre_stop.exit_code, 0) << pre_stop.out << pre_stop.err;
+    EXPECT_NE(pre_stop.out.find("the node may stop now"), std::string::npos) << pre_stop.out;
     const auto status = n.stop();
     ASSERT_TRUE(status && status->clean()) << n.describe();
     ASSERT_TRUE(load.wait_progress(10)) << load.error() << "\n" << c.describe();
@@ -409,6 +414,12 @@ TEST(ClusterLeave, ANodeLeavesWithItsSessionsAndStopsOnlyWhenNothingNeedsIt) {
   const auto r = run_ctl(leaver, {"leave"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("leaving"), std::string::npos) << r.out;
+  // The Helm chart's preStop hook: it waits for the leave to end.
+  background_process pre_stop({ringmq_binary(), "ctl", "--url",
+                               "http://" + leaver.ip() + ":" + std::to_string(leaver.http_port()),
+                               "pre-stop"});
+  ASSERT_TRUE(pre_stop.wait_for_out("waiting: the node is leaving", milliseconds(20'000)))
+      << pre_stop.out() << pre_stop.err();
   EXPECT_TRUE(leaver.wait_for_log("leaving the cluster: new connections refused"));
   // A client that still reaches the leaving node (the node hands sessions off
   // for 1.5 s at least) is sent elsewhere: 5.0 with 0x9C and the Server
@@ -433,6 +444,10 @@ TEST(ClusterLeave, ANodeLeavesWithItsSessionsAndStopsOnlyWhenNothingNeedsIt) {
   // SIGTERM at once: the node still waits until its sessions are elsewhere.
   const auto status = leaver.stop(milliseconds(90'000));
   ASSERT_TRUE(status && status->clean()) << leaver.describe();
+  const auto pre_stop_status = pre_stop.wait_exit(milliseconds(30'000));
+  EXPECT_TRUE(pre_stop_status && pre_stop_status->clean()) << pre_stop.out() << pre_stop.err();
+  EXPECT_NE(pre_stop.out().find("the node has left the cluster"), std::string::npos)
+      << pre_stop.out() << pre_stop.err();
   EXPECT_TRUE(leaver.log().find("every session is on the other members") != std::string::npos)
       << leaver.log();
   EXPECT_TRUE(leaver.log().find("left the cluster in") != std::string::npos) << leaver.log();

@@ -552,5 +552,26 @@ TEST_F(ObservabilityAdmin, CtlReportsAnUnreachableNodeAndBadUsage) {
   EXPECT_NE(help.out.find("kick"), std::string::npos) << help.describe();
 }
 
+// The preStop hook of the Helm chart: a node that is not clustered may stop at
+// once, and one that no longer answers has nothing left to wait for.
+TEST_F(ObservabilityAdmin, CtlPreStopReturnsAtOnceWhenNothingIsInProgress) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  const auto alone = ctl({"pre-stop", "--timeout", "5"});
+  ASSERT_TRUE(alone.succeeded()) << alone.describe();
+  EXPECT_NE(alone.out.find("the node may stop now"), std::string::npos) << alone.describe();
+
+  child_options options;
+  options.timeout = milliseconds(15'000);
+  const auto port = free_tcp_port();
+  const auto gone = run_child({ringmq_binary(), "ctl", "--url",
+                               "http://127.0.0.1:" + std::to_string(port), "pre-stop"},
+                              options);
+  ASSERT_TRUE(gone.succeeded()) << gone.describe();
+  EXPECT_NE(gone.out.find("nothing to wait for"), std::string::npos) << gone.describe();
+
+  const auto bad = ctl({"pre-stop", "--timeout", "0"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.describe();
+}
+
 }  // namespace
 }  // namespace ringmq::testing
