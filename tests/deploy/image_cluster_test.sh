@@ -25,6 +25,11 @@ if ! command -v podman >/dev/null || ! podman info >/dev/null 2>&1; then
   echo "skipped: podman does not work here (podman info fails)"
   exit 77
 fi
+if [ -n "$build_log" ] && [ -f "$build_log.skipped" ]; then
+  echo "skipped: podman cannot run the base image here; the end of $build_log:"
+  tail -5 "$build_log.skipped"
+  exit 77
+fi
 if [ -n "$build_log" ] && [ -f "$build_log.failed" ]; then
   echo "FAIL: building $image failed; the end of $build_log:"
   tail -30 "$build_log"
