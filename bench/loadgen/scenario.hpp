@@ -10,9 +10,15 @@
 namespace ringmq::bench {
 
 struct options {
-  std::string scenario = "pairs";  // fanin | fanout | pairs | latency | idle | persistent | sessions
+  // fanin | fanout | pairs | latency | idle | persistent | sessions | failover | route-convergence
+  std::string scenario = "pairs";
   std::string host = "127.0.0.1";
   std::uint16_t port = 1883;
+  // Several brokers (nodes of one cluster), "address:port" each; empty = host and port.
+  std::vector<std::string> hosts;
+  // Where subscribers connect relative to publishers, which use the first host:
+  // cross (another host), same (the first host), random (any host).
+  std::string placement = "cross";
   std::vector<std::string> bind_addresses;  // local source addresses, rotated (idle: >28k conns)
   codec::protocol_version version = codec::protocol_version::v3_1_1;
   int qos = 0;
@@ -31,6 +37,13 @@ struct options {
   int broker_pid = 0;                // idle: read its RSS from /proc
   std::string topic_prefix = "bench";
   bool persistent_subscribers = false;  // subscribers keep their session (clean start 0)
+  // failover: run through /bin/sh once the sessions hold their messages (e.g.
+  // "kill -9 PID" of the first host's broker); then every client reconnects to
+  // the other hosts, giving up after reconnect_limit_s.
+  std::string kill_command;
+  double reconnect_limit_s = 60;
+  // route-convergence: probes per lane (-P lanes), and how long a probe waits.
+  double probe_timeout_s = 2;
 };
 
 // Runs the scenario; prints one JSON line to stdout. Returns the process exit

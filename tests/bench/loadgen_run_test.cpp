@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -178,6 +179,111 @@ TEST(LoadgenRun, RefusedConnectionExitsWithoutAReport) {
   ASSERT_FALSE(r.child.timed_out) << r.describe();
   EXPECT_EQ(r.child.exit_code, exit_not_run) << r.describe();
   EXPECT_NE(r.child.err.find("refused"), std::string::npos) << r.describe();
+}
+
+// ---- Several hosts: a stub whose ports share sessions and routes, like the
+// nodes of one cluster.
+
+std::string hosts_of(const stub_broker& stub) {
+  return "127.0.0.1:" + std::to_string(stub.port(0)) + ",127.0.0.1:" +
+         std::to_string(stub.port(1));
+}
+
+// A path in a fresh directory that no one else writes to.
+std::string fresh_path(const char* name) {
+  std::string dir = ::testing::TempDir() + "loadgen-XXXXXX";
+  if (!::mkdtemp(dir.data())) return {};
+  return dir + "/" + name;
+}
+
+TEST(LoadgenRun, CrossPlacementPutsSubscribersOnAnotherHost) {
+  stub_broker stub({.listeners = 2});
+  const auto r = run_bench(stub.port(), {"-s", "pairs", "-P", "3", "-q", "1", "--hosts",
+                                         hosts_of(stub)});
+  expect_report(r, exit_ok, 0, "true");
+  EXPECT_EQ(stub.accepted(0), 3u) << "the publishers";
+  EXPECT_EQ(stub.accepted(1), 3u) << "the subscribers";
+  EXPECT_NO_STUB_ERRORS(stub);
+}
+
+TEST(LoadgenRun, SamePlacementPutsEveryClientOnTheFirstHost) {
+  stub_broker stub({.listeners = 2});
+  const auto r = run_bench(stub.port(), {"-s", "pairs", "-P", "3", "-q", "1", "--hosts",
+                                         hosts_of(stub), "--placement", "same"});
+  expect_report(r, exit_ok, 0, "true");
+  EXPECT_EQ(stub.accepted(0), 6u);
+  EXPECT_EQ(stub.accepted(1), 0u);
+  EXPECT_NO_STUB_ERRORS(stub);
+}
+
+constexpr int failover_sessions = 40;
+
+// A session not served within `limit` seconds of the kill counts as not served.
+bench_run run_failover(stub_broker& stub, const std::string& kill_file, const char* limit) {
+  return run_bench(stub.port(), {"-s", "failover", "-C", std::to_string(failover_sessions),
+                                 "--hosts", hosts_of(stub), "--kill-command",
+                                 "touch '" + kill_file + "'", "--reconnect-limit", limit});
+}
+
+TEST(LoadgenRun, FailoverServesEverySessionOnTheOtherHost) {
+  const auto kill_file = fresh_path("kill");
+  ASSERT_FALSE(kill_file.empty());
+  stub_broker stub({.listeners = 2, .kill_file = kill_file});
+  const auto r = run_failover(stub, kill_file, "8");
+  ASSERT_FALSE(r.json.empty()) << r.describe();
+  EXPECT_EQ(r.child.exit_code, exit_ok) << r.describe();
+  EXPECT_EQ(r.integer("acknowledged"), failover_sessions) << r.describe();
+  EXPECT_EQ(r.integer("served"), failover_sessions) << r.describe();
+  EXPECT_EQ(r.integer("missing"), 0) << r.describe();
+  EXPECT_EQ(r.integer("no_session"), 0) << r.describe();
+  EXPECT_EQ(r.field("ok"), "true") << r.describe();
+  // Made on the first host, every session was resumed on the second.
+  EXPECT_EQ(stub.accepted(0), std::uint64_t{failover_sessions});
+  EXPECT_EQ(stub.resumed(), std::uint64_t{failover_sessions});
+  EXPECT_NO_STUB_ERRORS(stub);
+}
+
+TEST(LoadgenRun, MessageLostOnFailoverFailsTheRun) {
+  const auto kill_file = fresh_path("kill");
+  ASSERT_FALSE(kill_file.empty());
+  stub_broker stub({.fault = stub_fault::lose_queue_of_one, .fault_at = fault_at, .listeners = 2,
+                    .kill_file = kill_file});
+  const auto r = run_failover(stub, kill_file, "1");
+  ASSERT_TRUE(stub.fault_applied()) << r.describe();
+  ASSERT_FALSE(r.json.empty()) << r.describe();
+  EXPECT_EQ(r.child.exit_code, exit_delivery_failed) << r.describe();
+  EXPECT_EQ(r.integer("missing"), 1) << r.describe();
+  EXPECT_EQ(r.integer("served"), failover_sessions - 1) << r.describe();
+  EXPECT_EQ(r.field("ok"), "false") << r.describe();
+  EXPECT_NO_STUB_ERRORS(stub);
+}
+
+TEST(LoadgenRun, RouteConvergenceMeasuresEveryProbe) {
+  stub_broker stub({.listeners = 2});
+  const auto r = run_bench(stub.port(), {"-s", "route-convergence", "-P", "2", "-m", "25", "-q",
+                                         "1", "--hosts", hosts_of(stub)});
+  ASSERT_FALSE(r.json.empty()) << r.describe();
+  EXPECT_EQ(r.child.exit_code, exit_ok) << r.describe();
+  EXPECT_EQ(r.integer("probes"), 50) << r.describe();
+  EXPECT_EQ(r.integer("delivered"), 50) << r.describe();
+  EXPECT_EQ(r.integer("misses"), 0) << r.describe();
+  EXPECT_NE(r.json.find("\"latency_us\":{\"count\":50,"), std::string::npos) << r.describe();
+  EXPECT_EQ(stub.accepted(0), 2u) << "the publishers";
+  EXPECT_EQ(stub.accepted(1), 2u) << "the subscribers";
+  EXPECT_NO_STUB_ERRORS(stub);
+}
+
+TEST(LoadgenRun, RouteConvergenceMissFailsTheRun) {
+  stub_broker stub({.fault = stub_fault::drop_one, .fault_at = fault_at, .listeners = 2});
+  const auto r = run_bench(stub.port(), {"-s", "route-convergence", "-P", "2", "-m", "10", "-q",
+                                         "1", "--hosts", hosts_of(stub), "--probe-timeout", "0.3"});
+  ASSERT_TRUE(stub.fault_applied()) << r.describe();
+  ASSERT_FALSE(r.json.empty()) << r.describe();
+  EXPECT_EQ(r.child.exit_code, exit_delivery_failed) << r.describe();
+  EXPECT_EQ(r.integer("misses"), 1) << r.describe();
+  EXPECT_EQ(r.integer("delivered"), 19) << r.describe();
+  EXPECT_EQ(r.field("ok"), "false") << r.describe();
+  EXPECT_NO_STUB_ERRORS(stub);
 }
 
 }  // namespace

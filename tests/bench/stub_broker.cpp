@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -58,6 +59,9 @@ struct connection {
   connection& operator=(const connection&) = delete;
 
   int fd;
+  int listener = 0;  // which port accepted it
+  std::string client_id;
+  bool persistent = false;  // clean start 0: its session outlives it
   stream_decoder decoder;
   protocol_version version = protocol_version::v3_1_1;
   bool connected = false;
@@ -66,30 +70,46 @@ struct connection {
   std::string out;  // encoded but not yet written: sockets are non-blocking
   std::uint16_t last_id = 0;
   std::unordered_map<std::uint16_t, outbound_state> outbound;
+  // Persistent sessions only: QoS 1/2 messages not yet acknowledged (PUBACK or
+  // PUBREC), in delivery order, kept by the session when the connection closes.
+  std::vector<std::pair<std::uint16_t, publish_packet>> unacknowledged;
+  void acknowledged(std::uint16_t id) {
+    std::erase_if(unacknowledged, [id](const auto& m) { return m.first == id; });
+  }
   std::unordered_set<std::uint16_t> inbound_qos2;  // PUBREC sent, PUBREL not yet received
+};
+
+// A persistent session while no connection has it.
+struct offline_session {
+  std::vector<route> routes;
+  std::vector<publish_packet> queue;  // QoS 1/2 messages, each at its delivery QoS
 };
 
 }  // namespace
 
 struct stub_broker::impl {
   stub_options options;
-  int listen_fd = -1;
+  std::vector<int> listen_fds;  // -1 once killed
   int stop_fd = -1;  // eventfd: wakes the poll() when the stub stops
-  std::uint16_t port = 0;
+  std::vector<std::uint16_t> ports;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> accepted;
   std::thread thread;
 
   std::atomic<std::uint64_t> routed{0};
   std::atomic<std::uint64_t> forwarded{0};
   std::atomic<std::uint64_t> errors{0};
   std::atomic<bool> fault_applied{false};
+  std::atomic<std::uint64_t> resumed{0};
   mutable std::mutex error_mutex;
   std::string first_error;
 
   // Touched by the background thread only.
   std::vector<std::unique_ptr<connection>> connections;
+  std::unordered_map<std::string, offline_session> offline;
 
   void run();
-  void accept_all();
+  void kill_first_listener();
+  void accept_all(int listener);
   void read(connection& c);
   void flush(connection& c);
   void send(connection& c, const packet& p);
@@ -116,39 +136,68 @@ struct stub_broker::impl {
 
 void stub_broker::impl::run() {
   std::vector<pollfd> fds;
+  const std::size_t listeners = listen_fds.size();
+  // With a kill file to watch, poll() wakes up every 10 ms to look for it.
+  const int timeout_ms = options.kill_file.empty() ? -1 : 10;
   for (;;) {
+    if (!options.kill_file.empty() && listen_fds[0] >= 0 &&
+        std::filesystem::exists(options.kill_file)) {
+      kill_first_listener();
+    }
     fds.clear();
     fds.push_back({stop_fd, POLLIN, 0});
-    fds.push_back({listen_fd, POLLIN, 0});
+    // A closed listener (fd -1) is ignored by poll().
+    for (int fd : listen_fds) fds.push_back({fd, POLLIN, 0});
     for (auto& c : connections) {
       const short events = POLLIN | (c->out.empty() ? 0 : POLLOUT);
       fds.push_back({c->fd, events, 0});
     }
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
+    if (::poll(fds.data(), fds.size(), timeout_ms) < 0) {
       if (errno == EINTR) continue;
       return;
     }
     if (fds[0].revents != 0) return;
     // Only the connections that were polled: accept_all() appends after them.
-    const std::size_t polled = fds.size() - 2;
+    const std::size_t polled = fds.size() - 1 - listeners;
     for (std::size_t i = 0; i < polled; ++i) {
       auto& c = *connections[i];
-      const auto revents = fds[i + 2].revents;
+      const auto revents = fds[i + 1 + listeners].revents;
       if (!c.dead && (revents & (POLLIN | POLLHUP | POLLERR))) read(c);
       if (!c.dead && (revents & POLLOUT)) flush(c);
     }
-    if (fds[1].revents & POLLIN) accept_all();
+    for (std::size_t l = 0; l < listeners; ++l) {
+      if (fds[1 + l].revents & POLLIN) accept_all(static_cast<int>(l));
+    }
+    // A persistent session outlives its connection, with its routes and what
+    // it had not acknowledged.
+    for (auto& c : connections) {
+      if (!c->dead || !c->connected || !c->persistent) continue;
+      auto& session = offline[c->client_id];
+      session.routes = c->routes;
+      for (auto& m : c->unacknowledged) session.queue.push_back(std::move(m.second));
+    }
     std::erase_if(connections, [](const auto& c) { return c->dead; });
   }
 }
 
-void stub_broker::impl::accept_all() {
+void stub_broker::impl::kill_first_listener() {
+  ::close(listen_fds[0]);
+  listen_fds[0] = -1;
+  for (auto& c : connections) {
+    if (c->listener == 0) c->dead = true;
+  }
+}
+
+void stub_broker::impl::accept_all(int listener) {
   for (;;) {
-    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd =
+        ::accept4(listen_fds[listener], nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN: no more waiting; anything else: the client is gone
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     connections.push_back(std::make_unique<connection>(fd));
+    connections.back()->listener = listener;
+    accepted[listener].fetch_add(1);
   }
 }
 
@@ -213,7 +262,24 @@ void stub_broker::impl::handle(connection& c, packet&& p) {
 void stub_broker::impl::on(connection& c, const connect_packet& p) {
   c.connected = true;
   c.version = p.version;
-  send(c, connack_packet{});
+  c.client_id = p.client_id;
+  c.persistent = !p.clean_start;
+  const auto it = offline.find(p.client_id);
+  if (it == offline.end() || p.clean_start) {
+    if (it != offline.end()) offline.erase(it);
+    send(c, connack_packet{});
+    return;
+  }
+  auto session = std::move(it->second);
+  offline.erase(it);
+  c.routes = std::move(session.routes);
+  send(c, connack_packet{.session_present = true});
+  const auto nth = resumed.fetch_add(1) + 1;
+  if (options.fault == stub_fault::lose_queue_of_one && nth == options.fault_at) {
+    fault_applied = true;
+    return;
+  }
+  for (const auto& m : session.queue) deliver(c, m, m.qos);
 }
 
 void stub_broker::impl::on(connection& c, const publish_packet& p) {
@@ -248,6 +314,7 @@ void stub_broker::impl::on(connection& c, const puback_packet& p) {
     return;
   }
   c.outbound.erase(it);
+  c.acknowledged(p.packet_id);
 }
 
 void stub_broker::impl::on(connection& c, const pubrec_packet& p) {
@@ -257,6 +324,7 @@ void stub_broker::impl::on(connection& c, const pubrec_packet& p) {
     return;
   }
   it->second = outbound_state::awaiting_pubcomp;
+  c.acknowledged(p.packet_id);
   send(c, pubrel_packet{.packet_id = p.packet_id});
 }
 
@@ -291,18 +359,34 @@ void stub_broker::impl::on(connection& c, const unsubscribe_packet& p) {
   send(c, ack);
 }
 
+namespace {
+
+// The highest QoS of the routes matching `topic`, if any matches.
+std::optional<codec::qos> best_match(const std::vector<route>& routes, std::string_view topic) {
+  std::optional<codec::qos> best;
+  for (const auto& r : routes) {
+    if (matches(r.filter, topic) && (!best || r.max_qos > *best)) best = r.max_qos;
+  }
+  return best;
+}
+
+}  // namespace
+
 void stub_broker::impl::route_publish(const publish_packet& p) {
   std::vector<std::pair<connection*, codec::qos>> targets;
   for (auto& c : connections) {
     if (c->dead || !c->connected) continue;
-    std::optional<codec::qos> best;
-    for (const auto& r : c->routes) {
-      if (matches(r.filter, p.topic) && (!best || r.max_qos > *best)) best = r.max_qos;
-    }
     // Delivered at the lower of the two QoS, as a broker must.
-    if (best) targets.emplace_back(c.get(), std::min(*best, p.qos));
+    if (auto best = best_match(c->routes, p.topic)) targets.emplace_back(c.get(), std::min(*best, p.qos));
   }
-  if (targets.empty()) return;
+  std::vector<std::pair<offline_session*, codec::qos>> queues;
+  for (auto& [id, session] : offline) {
+    auto best = best_match(session.routes, p.topic);
+    if (best && std::min(*best, p.qos) != qos::at_most_once) {
+      queues.emplace_back(&session, std::min(*best, p.qos));
+    }
+  }
+  if (targets.empty() && queues.empty()) return;
   int copies = 1;
   if (routed.fetch_add(1) + 1 == options.fault_at) {
     if (options.fault == stub_fault::drop_one) {
@@ -316,6 +400,12 @@ void stub_broker::impl::route_publish(const publish_packet& p) {
   }
   for (auto [to, q] : targets) {
     for (int i = 0; i < copies; ++i) deliver(*to, p, q);
+  }
+  for (auto [session, q] : queues) {
+    for (int i = 0; i < copies; ++i) {
+      session->queue.push_back(p);
+      session->queue.back().qos = q;
+    }
   }
 }
 
@@ -337,6 +427,10 @@ void stub_broker::impl::deliver(connection& to, const publish_packet& p, codec::
     v.packet_id = to.last_id;
     to.outbound.emplace(to.last_id, q == qos::at_least_once ? outbound_state::awaiting_puback
                                                              : outbound_state::awaiting_pubrec);
+    if (to.persistent) {
+      to.unacknowledged.emplace_back(to.last_id, p);
+      to.unacknowledged.back().second.qos = q;
+    }
   }
   encode(v, to.version, to.out);
   forwarded.fetch_add(1);
@@ -346,21 +440,24 @@ void stub_broker::impl::deliver(connection& to, const publish_packet& p, codec::
 stub_broker::stub_broker(stub_options options) : impl_(std::make_unique<impl>()) {
   auto& s = *impl_;
   s.options = options;
-  s.listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (s.listen_fd < 0) fail("socket");
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  if (::bind(s.listen_fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    fail("bind");
+  const int listeners = std::max(1, options.listeners);
+  s.accepted = std::make_unique<std::atomic<std::uint64_t>[]>(listeners);
+  for (int i = 0; i < listeners; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail("socket");
+    s.listen_fds.push_back(fd);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) fail("bind");
+    if (::listen(fd, 1024) != 0) fail("listen");
+    socklen_t length = sizeof address;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      fail("getsockname");
+    }
+    s.ports.push_back(ntohs(address.sin_port));
   }
-  if (::listen(s.listen_fd, 128) != 0) fail("listen");
-  socklen_t length = sizeof address;
-  if (::getsockname(s.listen_fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    fail("getsockname");
-  }
-  s.port = ntohs(address.sin_port);
   s.stop_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s.stop_fd < 0) fail("eventfd");
   s.thread = std::thread([&s] { s.run(); });
@@ -372,11 +469,15 @@ stub_broker::~stub_broker() {
   [[maybe_unused]] const auto n = ::write(s.stop_fd, &one, sizeof one);
   if (s.thread.joinable()) s.thread.join();
   s.connections.clear();
-  ::close(s.listen_fd);
+  for (int fd : s.listen_fds) {
+    if (fd >= 0) ::close(fd);
+  }
   ::close(s.stop_fd);
 }
 
-std::uint16_t stub_broker::port() const noexcept { return impl_->port; }
+std::uint16_t stub_broker::port(int i) const noexcept { return impl_->ports[i]; }
+std::uint64_t stub_broker::accepted(int i) const noexcept { return impl_->accepted[i].load(); }
+std::uint64_t stub_broker::resumed() const noexcept { return impl_->resumed.load(); }
 std::uint64_t stub_broker::routed() const noexcept { return impl_->routed.load(); }
 std::uint64_t stub_broker::forwarded() const noexcept { return impl_->forwarded.load(); }
 bool stub_broker::fault_applied() const noexcept { return impl_->fault_applied.load(); }

@@ -5,7 +5,11 @@
 // when asked, loses or duplicates exactly one message, so that a test can check
 // that the bench notices. It listens on an ephemeral port of 127.0.0.1 and runs
 // one background thread (POSIX sockets and poll()); ringmq::codec does the wire.
-// No sessions, no retained messages, no keep-alive enforcement.
+// It can listen on several ports that share one routing table, like the nodes
+// of a cluster, and "kill" the first of them. Persistent sessions (clean start
+// 0) keep their subscriptions and queue QoS 1/2 messages while offline; what
+// was in flight when a connection closed is not kept. No retained messages, no
+// keep-alive enforcement, no takeover.
 
 #include <cstdint>
 #include <memory>
@@ -20,6 +24,9 @@ enum class stub_fault {
   // The Nth routed message is forwarded twice, as two PUBLISH packets with
   // different packet ids (not a retransmission: the DUP flag stays clear).
   duplicate_one,
+  // The Nth persistent session to be resumed comes back (session present)
+  // without the messages queued for it.
+  lose_queue_of_one,
 };
 
 struct stub_options {
@@ -27,6 +34,11 @@ struct stub_options {
   // Which routed message the fault hits, counting from 1 the publishes that
   // matched at least one subscription (QoS 2 retransmissions are not counted).
   std::uint64_t fault_at = 1;
+  // Ports to listen on (all on 127.0.0.1), sharing sessions and routes.
+  int listeners = 1;
+  // When a file appears at this path, the first port and every connection it
+  // accepted close, as a killed node's would; the sessions survive.
+  std::string kill_file;
 };
 
 class stub_broker {
@@ -37,7 +49,12 @@ class stub_broker {
   stub_broker(const stub_broker&) = delete;
   stub_broker& operator=(const stub_broker&) = delete;
 
-  std::uint16_t port() const noexcept;
+  // The first listener's port, or listener `i`'s.
+  std::uint16_t port(int i = 0) const noexcept;
+  // Connections that listener `i` accepted.
+  std::uint64_t accepted(int i) const noexcept;
+  // Persistent sessions resumed with session present.
+  std::uint64_t resumed() const noexcept;
 
   // Publishes that matched at least one subscription.
   std::uint64_t routed() const noexcept;
