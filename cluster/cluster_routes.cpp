@@ -776,6 +776,7 @@ void cluster_node::deliver_forwarded(peer_link& origin,
   origin.counters.forwarded_in.fetch_add(items.size(), std::memory_order_relaxed);
   // One task per batch, always on the same worker for the same peer: the
   // peer's order is kept.
+  origin.delivery_posted();
   post_(origin.index(), [this, link = origin.shared_from_this(), items = std::move(items), ticket,
                           stale = std::move(stale)]() mutable {
     // Only what these messages write counts for their settlement.
@@ -788,6 +789,7 @@ void cluster_node::deliver_forwarded(peer_link& origin,
       scope.groups = &f.groups;
       broker_.deliver_forwarded(f.msg, scope, f.version ? &*f.version : nullptr, at);
     }
+    link->delivery_done();
     // Settled once the copies they made are durable: in the store, and in
     // the replicated logs of the sessions they were queued to. When any
     // could not be kept, the whole batch is told failed (its publishers

@@ -2,10 +2,19 @@
 
 #include <algorithm>
 
+#include "broker/core/overload.hpp"
 #include "cluster/cluster_node.hpp"
 #include "cluster/wire.hpp"
 
 namespace ringmq::cluster {
+
+namespace {
+// Queued bytes beyond which a QoS 0 message pauses its publisher's reading:
+// about a tenth of a second of a busy link, far below the drop bound.
+constexpr std::uint64_t kQos0PauseBytes = 1 << 20;
+// How long a backlog beyond it goes on pausing publishers.
+constexpr std::chrono::seconds kQos0PauseFor{2};
+}  // namespace
 
 const char* to_string(liveness l) noexcept {
   switch (l) {
@@ -144,6 +153,17 @@ bool peer_link::enqueue_message(outbound_item&& item) {
     std::lock_guard lock(mutex_);
     const bool qos0 = item.msg && item.msg->qos == codec::qos::at_most_once;
     const auto limit = qos0 ? queue_limit_ / 2 : queue_limit_;
+    // QoS 0 behind more than a short wait's worth: its publisher is read
+    // more slowly for a moment (and beyond the bound, dropped). Not when the
+    // backlog has lasted for seconds: a peer that stopped taking anything is
+    // for the failure detector, not a reason to hold up every publisher.
+    if (qos0 && queue_bytes_ + item.bytes > kQos0PauseBytes) {
+      const auto now = std::chrono::steady_clock::now();
+      if (backlog_since_ == std::chrono::steady_clock::time_point{}) backlog_since_ = now;
+      if (now - backlog_since_ < kQos0PauseFor) core::signal_qos0_overload();
+    } else if (queue_bytes_ + item.bytes <= kQos0PauseBytes) {
+      backlog_since_ = {};
+    }
     if (queue_bytes_ + item.bytes > limit) {
       counters.dropped_queue_full.fetch_add(1, std::memory_order_relaxed);
       if (item.settle) {
@@ -497,6 +517,26 @@ void peer_link::on_done(outbound_stream* s, const grpc::Status& status) {
     if (stream_ == s) stream_ = nullptr;
   }
   owner_.on_stream_done(*this, status);
+}
+
+void peer_link::delivery_posted() {
+  std::lock_guard lock(delivery_mutex_);
+  ++deliveries_waiting_;
+}
+
+void peer_link::delivery_done() {
+  {
+    std::lock_guard lock(delivery_mutex_);
+    --deliveries_waiting_;
+  }
+  delivery_cv_.notify_all();
+}
+
+void peer_link::await_deliveries(int max_waiting, std::chrono::milliseconds bound) {
+  std::unique_lock lock(delivery_mutex_);
+  // Bounded: a worker that is stuck must not stop this stream's heartbeats
+  // and acknowledgements for long.
+  delivery_cv_.wait_for(lock, bound, [&] { return deliveries_waiting_ <= max_waiting; });
 }
 
 }  // namespace ringmq::cluster

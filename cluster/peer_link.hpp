@@ -11,6 +11,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -192,6 +194,17 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   // by inbound_mutex; reset with delivered_seq when the peer restarts).
   forward_settlement settlement;
 
+  // --- pacing what the peer sends (any thread) -------------------------------
+  // Batches of its messages handed to a worker and not yet delivered there.
+  // The peer's stream reads its next batch only when few wait (or after a
+  // bound), so that a peer sending faster than this node's worker delivers
+  // meets gRPC's flow control, and then its own queue's drop policy for QoS 0,
+  // instead of filling this node's task queue and its clients' outboxes.
+  void delivery_posted();
+  void delivery_done();
+  // Waits until at most `max_waiting` batches wait, or for `bound` at most.
+  void await_deliveries(int max_waiting, std::chrono::milliseconds bound);
+
   link_counters counters;
 
  private:
@@ -210,6 +223,13 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   const std::string id_;
   const origin_index index_;
   const std::uint64_t queue_limit_;
+
+  // Since when the queue has held more than a short wait's worth (under mutex_).
+  std::chrono::steady_clock::time_point backlog_since_{};
+
+  std::mutex delivery_mutex_;
+  std::condition_variable delivery_cv_;
+  int deliveries_waiting_ = 0;
 
   std::atomic<std::int64_t> last_heard_ms_;
   mutable std::mutex report_mutex_;

@@ -1,5 +1,6 @@
 #include "cluster/peer_service.hpp"
 
+#include <chrono>
 #include <deque>
 #include <mutex>
 
@@ -45,6 +46,8 @@ class inbound_stream final : public grpc::ServerBidiReactor<v1::PeerBatch, v1::P
       finish(*result.finish);
       return;
     }
+    // The next batch when this node's worker has caught up with the last ones.
+    if (origin_) origin_->await_deliveries(kBatchesAhead, kPaceBound);
     StartRead(&in_);
   }
 
@@ -96,6 +99,11 @@ class inbound_stream final : public grpc::ServerBidiReactor<v1::PeerBatch, v1::P
     }
     Finish(status);
   }
+
+  // At most this many of the peer's batches wait for the worker before the
+  // next is read; a read waits for that at most kPaceBound.
+  static constexpr int kBatchesAhead = 2;
+  static constexpr std::chrono::milliseconds kPaceBound{50};
 
   cluster_node& node_;
   grpc::CallbackServerContext* context_;

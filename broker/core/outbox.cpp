@@ -27,9 +27,11 @@ bool outbox::send(const codec::publish_view& p) {
   return append([&](std::string& out) { codec::encode(p, version_, out); });
 }
 
-bool outbox::congested() const {
+outbox::congestion outbox::congested(std::chrono::steady_clock::time_point now) const {
   std::lock_guard lock(mutex_);
-  return pending_.size() > soft_limit_;
+  if (pending_.size() <= soft_limit_) return congestion::none;
+  if (congested_since_ == std::chrono::steady_clock::time_point{}) congested_since_ = now;
+  return now - congested_since_ > stuck_after ? congestion::stuck : congestion::slow;
 }
 
 std::size_t outbox::pending_bytes() const {
@@ -74,6 +76,7 @@ void outbox::take(std::string& into) {
   into.clear();
   into.swap(pending_);
   wake_scheduled_ = false;
+  congested_since_ = {};
 }
 
 std::size_t outbox::take_packet_count() {

@@ -6,6 +6,7 @@
 // that accumulated with one write. The lock is a leaf: nothing else is locked
 // while it is held.
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <mutex>
@@ -34,8 +35,12 @@ class outbox {
   bool send(const codec::packet& p);
   bool send(const codec::publish_view& p);
 
-  // True when more than the soft limit is waiting: QoS 0 deliveries are dropped then.
-  bool congested() const;
+  // Whether more than the soft limit is waiting (QoS 0 deliveries are dropped
+  // then), and since when: a congestion that has lasted longer than
+  // `stuck_after` is a reader that stopped, not one that is slow.
+  enum class congestion { none, slow, stuck };
+  congestion congested(std::chrono::steady_clock::time_point now) const;
+  static constexpr std::chrono::seconds stuck_after{2};
   std::size_t pending_bytes() const;
 
   // Asks the connection to close after writing what is queued (with `last`
@@ -61,6 +66,8 @@ class outbox {
 
   mutable std::mutex mutex_;
   std::string pending_;
+  // When pending_ last went over the soft limit; reset when it is written.
+  mutable std::chrono::steady_clock::time_point congested_since_{};
   std::size_t packets_ = 0;
   bool wake_scheduled_ = false;
   bool closing_ = false;

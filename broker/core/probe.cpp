@@ -64,6 +64,7 @@ probe_totals sum_probes() noexcept {
     t.connections_refused += p.connections_refused.get();
     t.protocol_errors += p.protocol_errors.get();
     t.retained_stored += p.retained_stored.get();
+    t.publisher_pauses += p.publisher_pauses.get();
   }
   return t;
 }

@@ -50,6 +50,7 @@ struct alignas(64) broker_probe {
   counter connections_refused;
   counter protocol_errors;
   counter retained_stored;
+  counter publisher_pauses;  // reads paused for QoS 0 overload (see overload.hpp)
 
   void dropped(drop_reason r, std::uint64_t n = 1) noexcept {
     messages_dropped[static_cast<std::size_t>(r)].add(n);
@@ -73,6 +74,7 @@ struct probe_totals {
   std::uint64_t connections_refused = 0;
   std::uint64_t protocol_errors = 0;
   std::uint64_t retained_stored = 0;
+  std::uint64_t publisher_pauses = 0;
 };
 probe_totals sum_probes() noexcept;
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "broker/core/journal.hpp"
+#include "broker/core/overload.hpp"
 #include "broker/core/receive_gate.hpp"
 #include "broker/core/probe.hpp"
 
@@ -414,8 +415,11 @@ void session::deliver_locked(outgoing&& m, time_point now) {
       }
       return;
     }
-    if (out_->congested()) {
+    if (const auto c = out_->congested(now); c != outbox::congestion::none) {
       local_probe().dropped(drop_reason::slow_consumer);
+      // A slow reader slows its publishers down; one that stopped reading
+      // (stuck) does not: it must not hold up everyone who publishes to it.
+      if (c == outbox::congestion::slow) signal_qos0_overload();
       return;
     }
     transmit(m, 0, false, now);

@@ -204,6 +204,10 @@ class node_metrics::collector : public prometheus::Collectable {
                          T::Counter, static_cast<double>(p.bytes_sent)));
     out.push_back(single("ringmq_packets_received_total", "MQTT packets received.", T::Counter,
                          static_cast<double>(p.packets_received)));
+    out.push_back(single("ringmq_publisher_pauses_total",
+                         "Times a client's reading was paused because QoS 0 copies of what it "
+                         "published were being dropped or queued too deep (overload protection).",
+                         T::Counter, static_cast<double>(p.publisher_pauses)));
     out.push_back(single("ringmq_packets_sent_total", "MQTT packets sent.", T::Counter,
                          static_cast<double>(p.packets_sent)));
     out.push_back(single("ringmq_auth_failures_total",

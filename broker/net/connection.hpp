@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -16,6 +17,7 @@
 
 #include "broker/codec/decoder.hpp"
 #include "broker/core/engine.hpp"
+#include "broker/core/overload.hpp"
 #include "broker/core/probe.hpp"
 #include "broker/net/connection_tracker.hpp"
 
@@ -167,6 +169,7 @@ class connection final : public connection_handle,
     busy_ = now - last_data_ < busy_interval;
     last_data_ = now;
     const bool was_connected = engine_->connected();
+    core::take_qos0_overload();  // what was signalled before belongs to someone else
     while (!engine_->closing()) {
       auto next = decoder_.next();
       if (!next) {
@@ -184,7 +187,29 @@ class connection final : public connection_handle,
     }
     // A quiet connection keeps no read buffer (memory per idle client matters).
     if (!busy_) decoder_.shrink(0);
+    if (core::take_qos0_overload()) {
+      pause_reading();
+      return;
+    }
+    pause_ms_ = 0;
     read();
+  }
+
+  // QoS 0 copies of what this client published were dropped or queued too
+  // deep (core/overload.hpp): read it again only after a moment, so that TCP
+  // slows it to what the slow side takes. What it sent is still read, in full,
+  // after the pause; nothing it sent is lost here.
+  // The pause doubles while the overload lasts, up to a bound.
+  void pause_reading() {
+    core::local_probe().publisher_pauses.add();
+    if (!pause_timer_) {
+      pause_timer_ = std::make_unique<boost::asio::steady_timer>(transport_.get_executor());
+    }
+    pause_ms_ = pause_ms_ == 0 ? first_pause_ms : std::min<int>(pause_ms_ * 2, longest_pause_ms);
+    pause_timer_->expires_after(std::chrono::milliseconds(pause_ms_));
+    pause_timer_->async_wait([self = this->shared_from_this()](const boost::system::error_code&) {
+      if (!self->closed_) self->read();
+    });
   }
 
   void on_connected() {
@@ -263,6 +288,7 @@ class connection final : public connection_handle,
     if (closed_) return;
     closed_ = true;
     timer_.cancel();
+    if (pause_timer_) pause_timer_->cancel();
     const bool was_connected = engine_->connected();
     engine_->on_connection_lost(core::clock::now());
     // Closed only now: a client that sees the close has its session ended (or
@@ -310,6 +336,13 @@ class connection final : public connection_handle,
   std::int64_t connected_at_ms_ = 0;
   // Data twice within this interval makes a connection busy (see read()).
   static constexpr auto busy_interval = std::chrono::milliseconds(2);
+  // How long a publisher feeding an overloaded subscriber or peer is not read:
+  // the first pause, and the bound of the pauses that double after it.
+  static constexpr int first_pause_ms = 5;
+  static constexpr int longest_pause_ms = 20;
+  // Made on the first pause: most connections never need one.
+  std::unique_ptr<boost::asio::steady_timer> pause_timer_;
+  std::uint8_t pause_ms_ = 0;  // the last pause, while the overload lasts
   core::time_point last_data_{};
   bool busy_ = false;
   bool writing_ = false;

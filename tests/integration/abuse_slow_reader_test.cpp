@@ -145,6 +145,9 @@ TEST_F(AbuseSlowReader, QoS0BeyondTheOutboundLimitIsDroppedAndCounted) {
   EXPECT_LT(rss_max - rss_before, 32u * 1024)
       << "RSS grew from " << rss_before << " KiB to " << rss_max << " KiB";
   EXPECT_GT(drops, messages * 0.8);
+  // Overload protection: while the reader was merely slow (its first seconds
+  // of congestion), the publisher was read more slowly; then no longer.
+  EXPECT_GT(metric("ringmq_publisher_pauses_total"), 0.0);
   EXPECT_TRUE(broker_->wait_for_log("messages dropped: slow_consumer=", wait_limit))
       << broker_->describe();
 
