@@ -28,6 +28,7 @@ SCENARIOS = {
     "persistent-qos1": ("QoS 1, 10 offline sessions x 1000 queued, drained on reconnect", "throughput", "msg/s", True, None),
     "idle": ("idle connections: broker memory per connection", "rss_per_connection_bytes", "bytes", False, None),
     "idle-rate": ("idle connections: connection rate", "connect_rate", "conn/s", True, 1),
+    "idle-rate-x2": ("idle connections: connection rate, two load generators at once", "connect_rate", "conn/s", True, 1),
 }
 
 
@@ -229,6 +230,178 @@ def durability_table():
     return "\n".join(rows)
 
 
+# ----------------------------------------------------------------- cluster
+
+def cluster_runs(name, label):
+    return [r for r in load(f"cluster-{name}") if r.get("label") == label]
+
+
+def med(runs, key):
+    values = [metric(r, key) for r in runs]
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def cpu_per_message_us(runs):
+    values = [r["node_cpu_seconds"] / r["received"] * 1e6 for r in runs
+              if r.get("received") and "node_cpu_seconds" in r]
+    return statistics.median(values) if values else None
+
+
+def met(ok, miss):
+    return "yes" if ok else f"no: {miss}"
+
+
+def cluster_table():
+    rows = ["| scenario | measured | cluster | same node / single node | ratio | target | met |",
+            "|---|---|---:|---:|---:|---|---|"]
+    any_data = False
+    cross, same = cluster_runs("qos1-pairs", "cross"), cluster_runs("qos1-pairs", "same")
+    if cross and same:
+        any_data = True
+        t, b = med(cross, "throughput"), med(same, "throughput")
+        c, cb = cpu_per_message_us(cross), cpu_per_message_us(same)
+        rows.append(f"| `qos1-pairs`: QoS 1, 100 pairs, 2 nodes, publisher on n1, subscriber on n2 "
+                    f"(same: both on one node) | throughput (msg/s) | {t:,.0f} | {b:,.0f} | "
+                    f"{t / b:.2f} | >= 0.6 | {met(t / b >= 0.6, f'{t / b / 0.6:.0%} of the target')} |")
+        rows.append(f"| | node CPU per delivered message | {c:.2f} us | {cb:.2f} us | {c / cb:.2f} | "
+                    f"<= 1.5 | {met(c / cb <= 1.5, f'{c / cb:.2f} x')} |")
+    cross, single = cluster_runs("qos0-fanout", "cross"), cluster_runs("qos0-fanout", "single")
+    if cross and single:
+        any_data = True
+        t, b = med(cross, "throughput"), med(single, "throughput")
+        per = statistics.median(r["forwarded"] / r["published"] for r in cross if r.get("published"))
+        rows.append(f"| `qos0-fanout`: QoS 0, 1 -> 100, publisher on n1, subscribers on n2 and n3 "
+                    f"(single: one node) | throughput (msg/s) | {t:,.0f} | {b:,.0f} | {t / b:.2f} | "
+                    f">= 0.5 | {met(t / b >= 0.5, f'{t / b / 0.5:.0%} of the target')} |")
+        rows.append(f"| | copies forwarded per published message (2 peers) | {per:.2f} | | | 2 | "
+                    f"{met(abs(per - 2) < 0.01, f'{per:.2f}')} |")
+    r3, single = cluster_runs("replicated-qos1", "r3"), cluster_runs("replicated-qos1", "single")
+    if r3 and single:
+        any_data = True
+        t, b = med(r3, "throughput"), med(single, "throughput")
+        p99 = med(r3, "latency_us.p99")
+        lost = sum(r.get("lost", 0) for r in r3)
+        rows.append(f"| `replicated-qos1`: QoS 1, 20 pairs, persistent sessions, 3 nodes, R = 3, W = 2, "
+                    f"batch (single: one node's store) | throughput (msg/s) | {t:,.0f} | {b:,.0f} | "
+                    f"{t / b:.2f} | >= 30,000 | {met(t >= 30000, f'{t / 30000:.0%} of the target')} |")
+        rows.append(f"| | p99 end to end; lost | {p99 / 1000:,.1f} ms; {lost} | | | < 50 ms; 0 | "
+                    f"{met(p99 < 50000 and lost == 0, f'{p99 / 1000:.1f} ms, {lost} lost')} |")
+    fo = [r for r in load("cluster-failover") if "max_ms" in r]
+    if fo:
+        any_data = True
+        n = fo[0]["sessions"]
+        worst = med(fo, "max_ms")
+        dead = med([r for r in fo if r.get("dead_ms", -1) >= 0], "dead_ms")
+        missing = sum(r.get("missing", 0) + r.get("no_session", 0) for r in fo)
+        after = worst - dead if dead is not None else None
+        rows.append(f"| `failover`: {n:,} persistent sessions (R = 3) on n1 of 3, n1 killed, every "
+                    f"client back on n2 or n3 at once | last client served, after the kill | "
+                    f"{worst / 1000:,.1f} s | | | | |")
+        if after is not None:
+            rows.append(f"| | after n1 was declared dead ({dead / 1000:.1f} s after the kill) | "
+                        f"{after / 1000:,.1f} s | | | <= 5 s | "
+                        f"{met(after <= 5000, f'{after / 1000:.1f} s')} |")
+        rows.append(f"| | messages or sessions missing | {missing} | | | 0 | {met(missing == 0, missing)} |")
+    cross, single = cluster_runs("route-convergence", "cross"), cluster_runs("route-convergence", "single")
+    if cross:
+        any_data = True
+        p50, p99 = med(cross, "latency_us.p50"), med(cross, "latency_us.p99")
+        b99 = med(single, "latency_us.p99") if single else None
+        misses = sum(r.get("misses", 0) for r in cross)
+        probes = sum(r.get("probes", 0) for r in cross)
+        base = f"{b99 / 1000:.2f} ms" if b99 else ""
+        rows.append(f"| `route-convergence`: subscribe on n2 or n3, publish on n1 at the SUBACK "
+                    f"(single: one node), {probes:,} probes | p99 time to first delivery (p50) | "
+                    f"{p99 / 1000:.2f} ms ({p50 / 1000:.2f} ms) | {base} | | < 20 ms | "
+                    f"{met(p99 < 20000, f'{p99 / 1000:.1f} ms')} |")
+        rows.append(f"| | misses after SUBACK | {misses} | | | 0 | {met(misses == 0, misses)} |")
+    if not any_data:
+        return "_No cluster results yet: run `./dev bench --cluster`._"
+    return "\n".join(rows)
+
+
+def gnuplot(script):
+    return subprocess.run(["gnuplot"], input=script, text=True).returncode == 0
+
+
+def cluster_plots():
+    made = []
+    bars = []
+    for name, label, base, title in (("qos1-pairs", "cross", "same", "QoS 1 pairs"),
+                                     ("qos0-fanout", "cross", "single", "QoS 0 fan-out"),
+                                     ("replicated-qos1", "r3", "single", "replicated QoS 1")):
+        a, b = cluster_runs(name, label), cluster_runs(name, base)
+        if a and b:
+            bars.append(f'"{title}" {med(a, "throughput")} {med(b, "throughput")}')
+    if bars:
+        (RESULTS / "cluster-throughput.dat").write_text("\n".join(bars) + "\n")
+        if gnuplot(f"""
+set terminal pngcairo size 900,380 font ',10'
+set output '{ROOT / 'cluster-throughput.png'}'
+set title 'Cluster: messages per second delivered (median of runs; higher is better)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set logscale y
+set format y '%.0s%c'
+set grid ytics
+set key top right
+plot '{RESULTS / 'cluster-throughput.dat'}' using 2:xtic(1) title 'across nodes' lc rgb '#1f77b4', '' using 3 title 'same node / single node' lc rgb '#9e9e9e'
+"""):
+            made.append("cluster-throughput.png")
+    quantiles = [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90, 95, 99, 99.9, 100]
+    series = []
+    for label, title in (("cross", "across nodes"), ("single", "single node")):
+        runs = [r for r in cluster_runs("route-convergence", label) if "latency_cdf_us" in r]
+        if not runs:
+            continue
+        cdf = [statistics.median(r["latency_cdf_us"][i] for r in runs) for i in range(len(quantiles))]
+        path = RESULTS / f"cluster-convergence-{label}.dat"
+        path.write_text("".join(f"{v / 1000} {q}\n" for v, q in zip(cdf, quantiles)))
+        series.append(f"'{path}' using 1:2 with linespoints title '{title}'")
+    if series:
+        if gnuplot(f"""
+set terminal pngcairo size 900,380 font ',10'
+set output '{ROOT / 'cluster-convergence.png'}'
+set title 'Route convergence: time from SUBACK to the first delivery (CDF, median of runs)'
+set xlabel 'milliseconds'
+set ylabel 'percent of probes'
+set logscale x
+set grid
+set key bottom right
+plot {', '.join(series)}
+"""):
+            made.append("cluster-convergence.png")
+    fo = [r for r in load("cluster-failover") if "served_cdf_ms" in r]
+    if fo:
+        lines = []
+        for i, r in enumerate(fo):
+            path = RESULTS / f"cluster-failover-{i + 1}.dat"
+            path.write_text("".join(f"{v / 1000} {q * 5}\n" for q, v in enumerate(r["served_cdf_ms"])))
+            lines.append(f"'{path}' using 1:2 with lines lw 2 title 'run {i + 1}'")
+        dead = med([r for r in fo if r.get("dead_ms", -1) >= 0], "dead_ms")
+        marks = ""
+        if dead is not None:
+            marks = (f"set arrow from {dead / 1000},0 to {dead / 1000},100 nohead dt 2 lc rgb '#d62728'\n"
+                     f"set label 'n1 declared dead' at {dead / 1000},104 center textcolor rgb '#d62728'\n"
+                     f"set arrow from {dead / 1000 + 5},0 to {dead / 1000 + 5},100 nohead dt 3 lc rgb '#555555'\n"
+                     f"set label 'dead + 5 s' at {dead / 1000 + 5},104 center\n")
+        if gnuplot(f"""
+set terminal pngcairo size 900,380 font ',10'
+set output '{ROOT / 'cluster-failover.png'}'
+set title 'Failover: persistent sessions served again on n2 or n3 after n1 was killed'
+set xlabel 'seconds after the kill'
+set ylabel 'percent of sessions served'
+set yrange [0:110]
+set grid
+set key bottom right
+{marks}plot {', '.join(lines)}
+"""):
+            made.append("cluster-failover.png")
+    return "\n\n".join(f"![{p}]({p})" for p in made) or "_No plots yet._"
+
+
 def replace_block(text, name, body):
     pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(\n<!-- {name}:end -->)", re.S)
     if not pattern.search(text):
@@ -245,6 +418,8 @@ def main():
         text = replace_block(text, "durability", durability_table())
     if "<!-- plots:begin -->" in text:
         text = replace_block(text, "plots", plots())
+    if "<!-- cluster:begin -->" in text:
+        text = replace_block(text, "cluster", cluster_table() + "\n\n" + cluster_plots())
     README.write_text(text)
 
 
