@@ -314,6 +314,8 @@ class cluster_node final : public core::cluster_link {
   void local_route_changed(const std::string& filter, int delta);
   void check_route_waiters(std::int64_t now);
   bool routes_synced_to_peers(std::uint64_t seq) const;
+  // The highest route sequence number every live peer has acknowledged.
+  std::uint64_t route_seq_synced_to_peers() const;
   void send_retained_snapshot(peer_link& link);
   // Hands messages a peer forwarded to a worker (in the peer's order); once
   // what they wrote is durable, settles `ticket` (docs/cluster.md,

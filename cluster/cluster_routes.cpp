@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
 #include <boost/asio/post.hpp>
 
 #include "broker/codec/topic.hpp"
@@ -110,11 +111,16 @@ void cluster_node::opening_frames(
 
 // ----- the SUBACK wait
 
-bool cluster_node::routes_synced_to_peers(std::uint64_t seq) const {
+std::uint64_t cluster_node::route_seq_synced_to_peers() const {
+  auto synced = std::numeric_limits<std::uint64_t>::max();
   for (const auto& link : all_links()) {
-    if (!link->dead() && link->acked_route_seq() < seq) return false;
+    if (!link->dead()) synced = std::min(synced, link->acked_route_seq());
   }
-  return true;
+  return synced;
+}
+
+bool cluster_node::routes_synced_to_peers(std::uint64_t seq) const {
+  return seq <= route_seq_synced_to_peers();
 }
 
 void cluster_node::when_routes_synced(std::function<void()> done) {
@@ -139,8 +145,11 @@ void cluster_node::check_route_waiters(std::int64_t now) {
   {
     std::lock_guard lock(waiters_mutex_);
     if (route_waiters_.empty()) return;
+    // Once for all of them: thousands wait at once when many clients
+    // subscribe together (a failover's reconnections).
+    const auto synced = route_seq_synced_to_peers();
     for (auto it = route_waiters_.begin(); it != route_waiters_.end();) {
-      if (routes_synced_to_peers(it->seq)) {
+      if (it->seq <= synced) {
         ready.push_back(std::move(*it));
       } else if (now >= it->deadline_ms || stopping_) {
         late.push_back(std::move(*it));

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -200,7 +201,7 @@ class session_replicator {
   // Logs with something to resend (candidates, owners not settled).
   std::unordered_set<std::string> active_;
   std::map<member, std::vector<addressed>> outgoing_;
-  std::vector<pending_write> pending_writes_;
+  std::deque<pending_write> pending_writes_;  // in commit order
   std::vector<storage::commit_seq> new_writes_;
   std::uint64_t ticks_ = 0;
   std::uint64_t install_bytes_sent_ = 0;
