@@ -108,6 +108,55 @@ TEST_F(BrokerMisbehaving, HugeRemainingLengthIsRefusedWithoutBufferingIt) {
   }
 }
 
+// CVE-2023-28366 (a broker whose memory grew with QoS 2 messages that were
+// never released): a client that sends QoS 2 PUBLISHes and never sends PUBREL
+// holds at most mqtt.max_inflight of them (the Receive Maximum ringmq
+// announces, 20 by default) and is closed at the next one (5.0: DISCONNECT
+// 0x93 Receive Maximum exceeded); a retransmission of one it holds is the same
+// message and does not count again.
+TEST_F(BrokerMisbehaving, Qos2NeverReleasedIsBoundedByTheReceiveMaximum) {
+  constexpr std::uint16_t receive_maximum = 20;
+  for (const auto version : {protocol_version::v3_1_1, protocol_version::v5}) {
+    SCOPED_TRACE(codec::to_string(version));
+    auto s = open();
+    s->set_version(version);
+    codec::connect_packet c;
+    c.version = version;
+    c.client_id = "qos2-hoarder";
+    ASSERT_TRUE(s->handshake(c)) << s->error();
+    auto publish = [&](std::uint16_t id) {
+      codec::publish_packet p;
+      p.topic = "hoard/" + std::to_string(id);
+      p.payload = "never released";
+      p.qos = codec::qos::exactly_once;
+      p.packet_id = id;
+      return s->send(codec::packet{p});
+    };
+    auto pubrec_for = [&](std::uint16_t id) {
+      codec::packet p;
+      if (s->receive(p, milliseconds(3'000)) != mqtt_socket::read_result::packet) return false;
+      const auto* rec = std::get_if<codec::pubrec_packet>(&p);
+      return rec && rec->packet_id == id;
+    };
+    for (std::uint16_t id = 1; id <= receive_maximum; ++id) {
+      ASSERT_TRUE(publish(id));
+      ASSERT_TRUE(pubrec_for(id)) << "PUBLISH " << id << ": " << s->error();
+    }
+    for (int resend = 0; resend < 5; ++resend) {
+      ASSERT_TRUE(publish(1));
+      ASSERT_TRUE(pubrec_for(1)) << "retransmission " << resend << ": " << s->error();
+    }
+    ASSERT_TRUE(publish(receive_maximum + 1));
+    EXPECT_TRUE(s->wait_closed(milliseconds(3'000))) << broker_->describe();
+    if (version == protocol_version::v5) {
+      ASSERT_FALSE(s->last_packets().empty());
+      const auto* d = std::get_if<codec::disconnect_packet>(&s->last_packets().back());
+      ASSERT_NE(d, nullptr);
+      EXPECT_EQ(d->code, reason_code::receive_maximum_exceeded);
+    }
+  }
+}
+
 TEST_F(BrokerMisbehaving, SilentConnectionIsClosedAfterTheConnectTimeout) {
   auto s = open();
   const auto began = steady::now();
