@@ -157,6 +157,69 @@ TEST_F(BrokerMisbehaving, Qos2NeverReleasedIsBoundedByTheReceiveMaximum) {
   }
 }
 
+// A flood of retained messages and several "#" subscribers at once (the
+// class of retained-message exhaustion reports against MQTT brokers): every
+// subscriber gets every retained message, and the steady client is served
+// throughout (its round trips are checked in TearDown).
+TEST_F(BrokerMisbehaving, RetainedFloodWithHashSubscribersKeepsOthersServed) {
+  constexpr int retained = 20'000;
+  constexpr int subscribers = 5;
+  constexpr int per_send = 1'000;
+  auto pub = open();
+  pub->set_version(protocol_version::v5);
+  codec::connect_packet c;
+  c.version = protocol_version::v5;
+  c.client_id = "retainer";
+  ASSERT_TRUE(pub->handshake(c)) << pub->error();
+  for (int first = 0; first < retained; first += per_send) {
+    std::string bytes;
+    for (int i = first; i < first + per_send; ++i) {
+      codec::publish_packet p;
+      p.topic = "flood/" + std::to_string(i);
+      p.payload = "r" + std::to_string(i);
+      p.retain = true;
+      bytes += codec::encode(codec::packet{p}, protocol_version::v5);
+    }
+    ASSERT_TRUE(pub->send_bytes(bytes)) << pub->error();
+  }
+  // A QoS 1 PUBLISH after them: its PUBACK means every one before was stored.
+  codec::publish_packet last;
+  last.topic = "flood-done";
+  last.qos = codec::qos::at_least_once;
+  last.packet_id = 1;
+  ASSERT_TRUE(pub->send(codec::packet{last}));
+  codec::packet ack;
+  ASSERT_EQ(pub->receive(ack, milliseconds(10'000)), mqtt_socket::read_result::packet);
+  ASSERT_TRUE(std::holds_alternative<codec::puback_packet>(ack));
+
+  std::vector<std::unique_ptr<mqtt_socket>> subs;
+  for (int n = 0; n < subscribers; ++n) {
+    auto s = open();
+    s->set_version(protocol_version::v5);
+    codec::connect_packet sc;
+    sc.version = protocol_version::v5;
+    sc.client_id = "everything-" + std::to_string(n);
+    ASSERT_TRUE(s->handshake(sc)) << s->error();
+    codec::subscribe_packet sub;
+    sub.packet_id = 1;
+    sub.subscriptions.push_back({"#", {codec::qos::at_most_once}});
+    ASSERT_TRUE(s->send(codec::packet{sub}));
+    subs.push_back(std::move(s));
+  }
+  for (int n = 0; n < subscribers; ++n) {
+    int got = 0;
+    while (got < retained) {
+      codec::packet p;
+      const auto r = subs[n]->receive(p, milliseconds(10'000));
+      ASSERT_EQ(r, mqtt_socket::read_result::packet)
+          << "subscriber " << n << " after " << got << " retained messages";
+      const auto* m = std::get_if<codec::publish_packet>(&p);
+      if (m && m->retain && m->topic.starts_with("flood/")) ++got;
+    }
+    EXPECT_EQ(got, retained);
+  }
+}
+
 TEST_F(BrokerMisbehaving, SilentConnectionIsClosedAfterTheConnectTimeout) {
   auto s = open();
   const auto began = steady::now();
