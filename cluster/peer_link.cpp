@@ -12,8 +12,6 @@ namespace {
 // Queued bytes beyond which a QoS 0 message pauses its publisher's reading:
 // about a tenth of a second of a busy link, far below the drop bound.
 constexpr std::uint64_t kQos0PauseBytes = 1 << 20;
-// How long a backlog beyond it goes on pausing publishers.
-constexpr std::chrono::seconds kQos0PauseFor{2};
 }  // namespace
 
 const char* to_string(liveness l) noexcept {
@@ -157,12 +155,12 @@ bool peer_link::enqueue_message(outbound_item&& item) {
     // more slowly for a moment (and beyond the bound, dropped). Not when the
     // backlog has lasted for seconds: a peer that stopped taking anything is
     // for the failure detector, not a reason to hold up every publisher.
-    if (qos0 && queue_bytes_ + item.bytes > kQos0PauseBytes) {
+    if (queue_bytes_ + item.bytes <= kQos0PauseBytes) {
+      backlog_since_ = {};
+    } else if (qos0) {
       const auto now = std::chrono::steady_clock::now();
       if (backlog_since_ == std::chrono::steady_clock::time_point{}) backlog_since_ = now;
-      if (now - backlog_since_ < kQos0PauseFor) core::signal_qos0_overload();
-    } else if (queue_bytes_ + item.bytes <= kQos0PauseBytes) {
-      backlog_since_ = {};
+      if (now - backlog_since_ <= core::overload_stuck_after) core::signal_qos0_overload();
     }
     if (queue_bytes_ + item.bytes > limit) {
       counters.dropped_queue_full.fetch_add(1, std::memory_order_relaxed);

@@ -1,5 +1,7 @@
 #include "broker/core/outbox.hpp"
 
+#include "broker/core/overload.hpp"
+
 namespace ringmq::core {
 
 outbox::outbox(codec::protocol_version version, wake_function wake, std::size_t soft_limit_bytes)
@@ -31,7 +33,7 @@ outbox::congestion outbox::congested(std::chrono::steady_clock::time_point now) 
   std::lock_guard lock(mutex_);
   if (pending_.size() <= soft_limit_) return congestion::none;
   if (congested_since_ == std::chrono::steady_clock::time_point{}) congested_since_ = now;
-  return now - congested_since_ > stuck_after ? congestion::stuck : congestion::slow;
+  return now - congested_since_ > overload_stuck_after ? congestion::stuck : congestion::slow;
 }
 
 std::size_t outbox::pending_bytes() const {

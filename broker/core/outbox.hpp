@@ -37,10 +37,9 @@ class outbox {
 
   // Whether more than the soft limit is waiting (QoS 0 deliveries are dropped
   // then), and since when: a congestion that has lasted longer than
-  // `stuck_after` is a reader that stopped, not one that is slow.
+  // `overload_stuck_after` is a reader that stopped, not one that is slow.
   enum class congestion { none, slow, stuck };
   congestion congested(std::chrono::steady_clock::time_point now) const;
-  static constexpr std::chrono::seconds stuck_after{2};
   std::size_t pending_bytes() const;
 
   // Asks the connection to close after writing what is queued (with `last`

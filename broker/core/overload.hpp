@@ -7,7 +7,14 @@
 // connection that read the PUBLISH pauses its reading for a moment: TCP then
 // slows the publisher down, as an overloaded broker should.
 
+#include <chrono>
+
 namespace ringmq::core {
+
+// A backlog that has lasted longer than this is a reader (or peer) that
+// stopped, not one that is slow: it is dropped for without slowing anyone,
+// so that one stuck subscriber cannot hold up every publisher.
+inline constexpr std::chrono::seconds overload_stuck_after{2};
 
 // A QoS 0 copy of the message being handled on this thread was dropped, or
 // queued behind more than a short wait's worth.

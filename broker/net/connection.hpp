@@ -196,10 +196,10 @@ class connection final : public connection_handle,
   }
 
   // QoS 0 copies of what this client published were dropped or queued too
-  // deep (core/overload.hpp): read it again only after a moment, so that TCP
-  // slows it to what the slow side takes. What it sent is still read, in full,
-  // after the pause; nothing it sent is lost here.
-  // The pause doubles while the overload lasts, up to a bound.
+  // deep (core/overload.hpp): read it again only after a moment, which
+  // doubles while the overload lasts, up to a bound, so that TCP slows it to
+  // what the slow side takes. What it sent is still read, in full, after the
+  // pause; nothing it sent is lost here.
   void pause_reading() {
     core::local_probe().publisher_pauses.add();
     if (!pause_timer_) {

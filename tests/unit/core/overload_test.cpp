@@ -1,7 +1,7 @@
 // Overload protection for QoS 0 (core/overload.hpp): a copy dropped for a
 // slow reader signals the thread handling the PUBLISH, so that its connection
 // pauses reading; a reader that stopped altogether (congested for longer than
-// outbox::stuck_after) is dropped for without slowing anyone down.
+// overload_stuck_after) is dropped for without slowing anyone down.
 
 #include <gtest/gtest.h>
 
@@ -57,8 +57,8 @@ TEST(Overload, OutboxIsCongestedBeyondItsLimitAndStuckWhenThatLasts) {
   p.payload.assign(2 * soft_limit, 'x');
   ASSERT_TRUE(out.send(codec::packet{p}));
   EXPECT_EQ(out.congested(t0), outbox::congestion::slow);
-  EXPECT_EQ(out.congested(t0 + outbox::stuck_after), outbox::congestion::slow);
-  EXPECT_EQ(out.congested(t0 + outbox::stuck_after + std::chrono::milliseconds(1)),
+  EXPECT_EQ(out.congested(t0 + overload_stuck_after), outbox::congestion::slow);
+  EXPECT_EQ(out.congested(t0 + overload_stuck_after + std::chrono::milliseconds(1)),
             outbox::congestion::stuck);
   // Written: the congestion is over, and the next one is counted afresh.
   std::string bytes;
@@ -91,7 +91,7 @@ TEST(Overload, AReaderThatStoppedIsDroppedForWithoutSlowingItsPublishers) {
   r.deliver(100, t0);  // the congestion begins
   ASSERT_TRUE(take_qos0_overload());
   const auto drops = slow_consumer_drops();
-  r.deliver(100, t0 + outbox::stuck_after + std::chrono::seconds(1));
+  r.deliver(100, t0 + overload_stuck_after + std::chrono::seconds(1));
   EXPECT_EQ(slow_consumer_drops(), drops + 1);
   EXPECT_FALSE(take_qos0_overload());
 }
