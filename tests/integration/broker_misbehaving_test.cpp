@@ -182,15 +182,8 @@ TEST_F(BrokerMisbehaving, RetainedFloodWithHashSubscribersKeepsOthersServed) {
     }
     ASSERT_TRUE(pub->send_bytes(bytes)) << pub->error();
   }
-  // A QoS 1 PUBLISH after them: its PUBACK means every one before was stored.
-  codec::publish_packet last;
-  last.topic = "flood-done";
-  last.qos = codec::qos::at_least_once;
-  last.packet_id = 1;
-  ASSERT_TRUE(pub->send(codec::packet{last}));
-  codec::packet ack;
-  ASSERT_EQ(pub->receive(ack, milliseconds(10'000)), mqtt_socket::read_result::packet);
-  ASSERT_TRUE(std::holds_alternative<codec::puback_packet>(ack));
+  // Every one is retained once a QoS 1 PUBLISH after them is acknowledged.
+  ASSERT_TRUE(pub->confirm_handled("flood-done", milliseconds(10'000))) << pub->error();
 
   std::vector<std::unique_ptr<mqtt_socket>> subs;
   for (int n = 0; n < subscribers; ++n) {

@@ -470,6 +470,17 @@ mqtt_socket::read_result mqtt_socket::receive(codec::packet& into, milliseconds 
   }
 }
 
+bool mqtt_socket::confirm_handled(const std::string& topic, milliseconds timeout) {
+  codec::publish_packet marker;
+  marker.topic = topic;
+  marker.qos = codec::qos::at_least_once;
+  marker.packet_id = 1;
+  codec::packet p;
+  if (!send(codec::packet{marker}) || receive(p, timeout) != read_result::packet) return false;
+  const auto* ack = std::get_if<codec::puback_packet>(&p);
+  return ack && ack->packet_id == 1 && static_cast<std::uint8_t>(ack->code) < 0x80;
+}
+
 bool mqtt_socket::wait_closed(milliseconds timeout) {
   const auto deadline = steady::now() + timeout;
   for (;;) {

@@ -185,6 +185,11 @@ class mqtt_socket {
   const std::string& error() const noexcept { return error_; }
   void close();
 
+  // After a burst of PUBLISHes: sends a QoS 1 PUBLISH to `topic` and waits
+  // for its PUBACK, which the broker sends only once everything this
+  // connection sent before it has been handled. False on anything else.
+  bool confirm_handled(const std::string& topic, milliseconds timeout);
+
  private:
   int fd_ = -1;
   bool closed_ = false;
