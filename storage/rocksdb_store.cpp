@@ -199,6 +199,11 @@ class rocksdb_store final : public store {
     observer_ = std::move(observer);
   }
 
+  void set_failure_handler(std::function<void(std::error_code, std::string_view)> handler) override {
+    std::lock_guard lock(mutex_);
+    failure_handler_ = std::move(handler);
+  }
+
   store_stats stats() const override {
     store_stats s;
     {
@@ -257,6 +262,12 @@ class rocksdb_store final : public store {
     while (true) {
       wake_.wait(lock, [&] { return stopping_ || takeable(); });
       if (pending_.empty() && stopping_) break;
+      if (stopping_ && last_error_) {
+        // Shutting down on a disk that fails: what is still pending was never
+        // acknowledged, and retrying forever would keep the process from exiting.
+        give_up(lock);
+        break;
+      }
       // Group commit: everything that queued up while the previous commit ran
       // goes in one write and one fsync. In batch mode the committer also
       // waits a moment for company, so that more writes share the fsync.
@@ -319,6 +330,7 @@ class rocksdb_store final : public store {
       settled_.notify_all();
       lock.unlock();
       if (ec) {
+        if (lasting(ec)) report_failure(ec, status.ToString());
         std::this_thread::sleep_for(options_.retry_interval);
         // After a full disk RocksDB stops writing until told to resume.
         db_->Resume();
@@ -327,11 +339,41 @@ class rocksdb_store final : public store {
     }
   }
 
+  // A failed write that a retry cannot mend (see store::set_failure_handler):
+  // not a full disk or the size limit, which clear when space returns.
+  static bool lasting(std::error_code ec) {
+    return ec != storage_errc::no_space && ec != storage_errc::over_limit && ec != storage_errc::busy;
+  }
+
+  void report_failure(std::error_code ec, const std::string& why) {
+    std::function<void(std::error_code, std::string_view)> handler;
+    {
+      std::lock_guard lock(mutex_);
+      if (failure_reported_) return;
+      failure_reported_ = true;
+      handler = failure_handler_;
+    }
+    if (handler) handler(ec, why);
+  }
+
+  // Fails every waiter with the last error (the store stops while its disk fails).
+  void give_up(std::unique_lock<std::mutex>& lock) {
+    auto waiters = std::move(waiters_);
+    waiters_.clear();
+    const auto ec = last_error_;
+    lock.unlock();
+    for (auto& [seq, done] : waiters) done(ec);
+    lock.lock();
+    settled_.notify_all();
+  }
+
   rocksdb::DB* db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::shared_ptr<rocksdb::SstFileManager> files_;
   rocksdb_options options_;
   std::function<void(double)> observer_;
+  std::function<void(std::error_code, std::string_view)> failure_handler_;
+  bool failure_reported_ = false;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -123,6 +123,17 @@ class store {
     (void)observer;
   }
 
+  // Called once, on the store's thread, when a write failed in a way that
+  // retrying cannot mend: an I/O error such as a failed fsync, after which
+  // what the page cache holds can no longer be trusted to reach the disk (the
+  // lesson of PostgreSQL's "fsyncgate"). Nothing waiting on it was
+  // acknowledged; the owner should stop the process, whose restart recovers
+  // from what is really on disk (and, clustered, from the replicas). A full
+  // disk or the size limit is not such a failure: writes resume with space.
+  virtual void set_failure_handler(std::function<void(std::error_code, std::string_view why)> handler) {
+    (void)handler;
+  }
+
   // Batches appended (by any thread) between begin_group() and the matching
   // end_group() are committed in one write, with nothing of them before a
   // crash unless all: for one change that takes several appends. Returns the

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <future>
 #include <unordered_set>
 
@@ -112,6 +113,15 @@ node::node(const config::config& cfg)
   store_ = std::move(opened.opened);
   spdlog::info("store opened: data_dir={} durability={}", cfg.node.data_dir,
                durability_name(cfg.storage.durability));
+  // Fail-stop: a node whose disk lost a write it was told to sync cannot know
+  // what else it lost. Nothing waiting on that write was acknowledged; the
+  // restart recovers from what the disk really holds and from the replicas.
+  store_->set_failure_handler([](std::error_code ec, std::string_view why) {
+    spdlog::critical("store failed: {} ({}): this node can no longer promise durability; "
+                     "stopping so that it restarts from what its disk holds", ec.message(), why);
+    spdlog::shutdown();
+    std::_Exit(1);
+  });
   // Reader stripes: one per worker, plus room for the control and HTTP threads.
   broker_ = std::make_unique<core::broker>(broker_settings_from(cfg, workers_.size()),
                                            workers_.size() + 2, authn_.get(), authz_.get(),
