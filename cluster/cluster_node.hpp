@@ -360,6 +360,7 @@ class cluster_node final : public core::cluster_link {
   void on_register(peer_link& origin, const v1::Register& r);
 
   void readiness_may_have_changed() const {
+    recompute_routes_incomplete();
     if (readiness_observer_) readiness_observer_();
   }
   void observe(std::string_view what, double seconds) const {
@@ -447,6 +448,13 @@ class cluster_node final : public core::cluster_link {
   // departed_.size(), for can_settle() on any thread.
   std::atomic<std::size_t> departed_count_{0};
   void departed_changed() { departed_count_.store(departed_.size(), std::memory_order_release); }
+  // True until the routes of every peer that is not dead have arrived (after
+  // this node starts, or a peer's stream starts over): until then a message
+  // would miss the subscribers of that peer's sessions, so can_settle()
+  // refuses it. Recomputed when readiness may change and, while true, by
+  // can_settle() itself.
+  mutable std::atomic<bool> routes_incomplete_{true};
+  bool recompute_routes_incomplete() const;
   // Takeovers peers announced for a node this one did not find dead yet:
   // sender and when. Cluster thread only.
   std::map<origin_index, std::map<std::string, std::int64_t>> early_takeovers_;

@@ -334,7 +334,27 @@ void cluster_node::expire_barriers(std::int64_t now) {
   for (auto& d : done) d();
 }
 
+bool cluster_node::recompute_routes_incomplete() const {
+  bool incomplete = false;
+  for (const auto& link : all_links()) {
+    if (link->dead()) continue;
+    std::lock_guard lock(link->inbound_mutex);
+    if (!link->inbound.routes_synced) {
+      incomplete = true;
+      break;
+    }
+  }
+  routes_incomplete_.store(incomplete, std::memory_order_release);
+  return incomplete;
+}
+
 bool cluster_node::can_settle(std::string_view topic) const {
+  // Just started (or a peer's stream started over): its subscribers are not
+  // known here yet. Found in a full-cluster restart by the chaos run: the
+  // first node up acknowledged messages that reached no persistent session.
+  if (routes_incomplete_.load(std::memory_order_acquire) && recompute_routes_incomplete()) {
+    return false;
+  }
   if (departed_count_.load(std::memory_order_acquire) == 0) return true;
   const auto& peers = peers_for_this_thread();
   const auto departed = [&](origin_index o) {

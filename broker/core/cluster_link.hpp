@@ -56,7 +56,8 @@ class cluster_link {
 
   // False when a QoS 1/2 message on `topic` cannot be settled now: it
   // matches the routes of a node that just died, whose persistent sessions
-  // are moving to their replicas. Such a message is refused before it is
+  // are moving to their replicas, or this node has not yet received the
+  // routes of every live peer (it just started). Such a message is refused before it is
   // delivered anywhere (all or nothing: a partial delivery followed by the
   // publisher's retry would deliver it twice). From any thread; cheap when no
   // node died recently.

@@ -593,7 +593,8 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
         qos == codec::qos::exactly_once &&
         (session_->inbound_number(packet_id) || (p.dup && session_->numbers_qos2()));
     if (!v5 || resend_of_numbered) {
-      close(reason_code::quota_exceeded, "sessions of a failed node are moving");
+      close(reason_code::quota_exceeded,
+            "routes not settled (a node just started, or a failed node's sessions are moving)");
       return;
     }
     code = reason_code::quota_exceeded;
