@@ -9,6 +9,7 @@ harness's clients record them (times in milliseconds of one clock):
   {"op": "connect", "client": "s1", "conn": 3, "node": "n2", "clean": false,
    "t": 10.0, "ok": true, "session_present": true}
   {"op": "closed", "client": "s1", "conn": 3, "t": 55.1}
+  {"op": "subscribe", "client": "s1", "conn": 3, "filter": "a/#", "qos": 1, "t": 10.5}
   {"op": "subscribed", "client": "s1", "conn": 3, "filter": "a/#", "qos": 1, "t": 11.0}
   {"op": "unsubscribed", "client": "s1", "conn": 3, "filter": "a/#", "t": 40.0}
   {"op": "send", "client": "p1", "conn": 7, "topic": "a/b", "qos": 1, "id": "p1:17",
@@ -25,15 +26,25 @@ nothing). The checks:
   lost        an acknowledged QoS 1/2 message for a persistent subscriber whose
               matching subscription was in place before it was sent (and not
               removed before its acknowledgement) was never delivered to it
-  duplicate   a QoS 2 message delivered twice to one subscriber
-  order       a subscriber got a publisher's messages on one topic out of order
-              (first deliveries only: redeliveries after a reconnect may repeat)
-  overlap     one client id had two connections active at once: something
-              arrived on the older after the newer's CONNACK
+  duplicate   a QoS 2 message delivered twice to one subscriber's session (each
+              connection of a clean-session client is a new session)
+  order       a subscriber got a publisher's QoS 1/2 messages of one QoS on one
+              topic out of the order the broker took them in: the earlier was
+              acknowledged before the later was sent, or both on the connection
+              that sent them (a message sent again after a broken connection is
+              taken after what followed it). MQTT orders per topic and QoS;
+              first deliveries only, as redeliveries after a reconnect may repeat.
+              Both for publishers with a persistent session only: a clean
+              session's resend after a reconnect is a new message to the broker.
+  overlap     one client id had two connections active at once: a message sent
+              after the newer connection's CONNACK arrived on the older (one
+              sent before may still be read from the older's socket)
   retained    the value retained at the end is not the last acknowledged write
               (writes that overlapped in time may each win)
   resurrected a message sent after an unsubscribe was acknowledged arrived
-              through that subscription
+              through that subscription (a message acknowledged after the next
+              SUBSCRIBE was sent may have met the new subscription: a broker may
+              deliver before its SUBACK)
   session     a persistent session's client reconnected and found no session
 
 Prints the counts; on a violation, the smallest excerpt of history that shows
@@ -118,6 +129,10 @@ def check(events):
             spans[-1][2] = e["t"]
             spans[-1].append(e)
 
+    requests = defaultdict(list)  # (client, filter) -> SUBSCRIBE sent
+    for e in by_op["subscribe"]:
+        requests[(e["client"], e["filter"])].append(e)
+
     deliveries = defaultdict(list)  # (client, id) -> deliveries
     for d in by_op["deliver"]:
         deliveries[(d["client"], d["id"])].append(d)
@@ -140,28 +155,57 @@ def check(events):
                                                 [span[3], s, acks[mid]]))
 
     # duplicate: QoS 2 at most once per subscriber.
-    for (client, mid), ds in deliveries.items():
-        if len(ds) > 1 and sends.get(mid, {}).get("qos") == 2 and all(d.get("qos") == 2 for d in ds):
-            violations.append(Violation("duplicate", f"{mid} (QoS 2) delivered {len(ds)} times to {client}",
-                                        [sends[mid], *ds]))
+    def from_persistent(send):
+        return send is not None and persistent[send["client"]]
 
-    # order: first deliveries per (subscriber, publisher, topic) in sequence order.
+    for (client, mid), ds in deliveries.items():
+        if not from_persistent(sends.get(mid)) or sends[mid].get("qos") != 2:
+            continue
+        # Each connection of a clean-session client is a session of its own.
+        sessions = defaultdict(list)
+        for d in ds:
+            if d.get("qos") == 2:
+                sessions[None if persistent[client] else d.get("conn")].append(d)
+        for same in sessions.values():
+            if len(same) > 1:
+                violations.append(Violation("duplicate", f"{mid} (QoS 2) delivered {len(same)} times to {client}",
+                                            [sends[mid], *same]))
+
+    # order: first deliveries per (subscriber, publisher, topic, QoS) in sequence order,
+    # where the broker had taken the earlier message first: it was acknowledged before
+    # the later one was sent, or both were acknowledged on the connection that sent them.
+    # (A message whose connection broke before its acknowledgement is sent again later:
+    # the broker takes it after what followed it, and may deliver it after that.)
+    def taken_on_its_connection(mid):
+        return mid in acks and acks[mid].get("conn") == sends[mid].get("conn")
+
+    def taken_before(a, b):
+        if a in acks and acks[a]["t"] < sends[b]["t"]:
+            return True
+        return (taken_on_its_connection(a) and taken_on_its_connection(b)
+                and sends[a].get("conn") == sends[b].get("conn"))
+
     seen = set()
-    last = {}
+    delivered = defaultdict(list)  # key -> first deliveries so far
+    top = {}                       # key -> highest sequence number delivered so far
     for d in sorted(by_op["deliver"], key=lambda e: e["t"]):
         s = sends.get(d["id"])
-        if s is None or (d["client"], d["id"]) in seen:
+        if not from_persistent(s) or s.get("qos", 0) == 0 or (d["client"], d["id"]) in seen:
             continue
         seen.add((d["client"], d["id"]))
-        key = (d["client"], s["client"], d["topic"])
-        if key in last and sends[last[key]["id"]]["seq"] > s["seq"]:
-            violations.append(Violation("order", f"{d['client']} got {d['id']} after {last[key]['id']}",
-                                        [last[key], d]))
-        last[key] = d
+        key = (d["client"], s["client"], d["topic"], s["qos"])
+        if top.get(key, -1) > s["seq"]:
+            for earlier in delivered[key]:
+                if sends[earlier["id"]]["seq"] > s["seq"] and taken_before(d["id"], earlier["id"]):
+                    violations.append(Violation("order", f"{d['client']} got {d['id']} after {earlier['id']}",
+                                                [s, acks.get(d["id"], s), earlier, d]))
+                    break
+        delivered[key].append(d)
+        top[key] = max(top.get(key, -1), s["seq"])
 
-    # overlap: nothing arrives on an older connection after a newer one's CONNACK.
+    # overlap: nothing sent after a newer connection's CONNACK reaches an older one.
     received = defaultdict(list)
-    for e in by_op["deliver"] + by_op["ack"]:
+    for e in by_op["deliver"]:
         received[(e["client"], e.get("conn"))].append(e)
     per_client = defaultdict(list)
     for c in connects:
@@ -170,18 +214,23 @@ def check(events):
         cs.sort(key=lambda c: c["t"])
         for i, older in enumerate(cs):
             for newer in cs[i + 1:]:
-                late = [e for e in received[(client, older["conn"])] if e["t"] > newer["t"]]
+                late = [e for e in received[(client, older["conn"])]
+                        if e["id"] in sends and sends[e["id"]]["t"] > newer["t"]]
                 if late:
                     violations.append(Violation("overlap", f"{client}: connection {older['conn']} still "
                                                 f"active after connection {newer['conn']} connected",
                                                 [older, newer, late[0]]))
                     break
 
-    # retained: the final value is the last acknowledged retained write, or one overlapping it.
+    # retained: the final value is the last acknowledged retained write, one overlapping
+    # it, or one sent after it that was never answered (it may have been applied).
     writes = defaultdict(list)
+    unanswered = defaultdict(list)
     for mid, s in sends.items():
         if s.get("retain") and mid in acks:
             writes[s["topic"]].append((s, acks[mid]))
+        elif s.get("retain") and s.get("qos", 0) > 0:
+            unanswered[s["topic"]].append(s)
     for r in by_op["retained"]:
         ws = writes.get(r["topic"], [])
         if not ws:
@@ -191,6 +240,7 @@ def check(events):
         # Any write sent before the newest was acknowledged may have been applied last.
         allowed = {s["id"] for s, a in ws if s["t"] <= newest[1]["t"] and a["t"] >= newest[0]["t"]}
         allowed.add(newest[0]["id"])
+        allowed |= {s["id"] for s in unanswered[r["topic"]] if s["t"] >= newest[0]["t"]}
         if r.get("id") not in allowed:
             violations.append(Violation("retained", f"{r['topic']} holds {r.get('id')}, expected one of "
                                         f"{sorted(allowed)}", [newest[0], newest[1], r]))
@@ -202,11 +252,16 @@ def check(events):
             if until is None:
                 continue
             resubscribed = spans[i + 1][1] if i + 1 < len(spans) else None
+            asked = [e["t"] for e in requests[(client, filter_)] if e["t"] > until]
+            if asked and (resubscribed is None or min(asked) < resubscribed):
+                resubscribed = min(asked)
             for (c, mid), ds in deliveries.items():
                 s = sends.get(mid)
                 if c != client or s is None or not matches(filter_, s["topic"]) or s["t"] <= until:
                     continue
-                if resubscribed is not None and s["t"] >= resubscribed:
+                # Once the next SUBSCRIBE is on its way, only a message the broker
+                # had acknowledged before it was sent was surely routed without it.
+                if resubscribed is not None and (mid not in acks or acks[mid]["t"] >= resubscribed):
                     continue
                 other = any(matches(f, s["topic"]) and any(sp[1] <= s["t"] and (sp[2] is None or sp[2] > s["t"])
                                                              for sp in sps)

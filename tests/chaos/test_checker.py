@@ -21,7 +21,8 @@ def clean_history():
         {"op": "connect", "client": "s1", "conn": 1, "node": "n1", "clean": False, "t": 0,
          "session_present": False},
         {"op": "subscribed", "client": "s1", "conn": 1, "filter": "a/#", "qos": 2, "t": 1},
-        {"op": "connect", "client": "p1", "conn": 2, "node": "n2", "clean": True, "t": 2},
+        {"op": "connect", "client": "p1", "conn": 2, "node": "n2", "clean": False, "t": 2,
+         "session_present": False},
         {"op": "send", "client": "p1", "conn": 2, "topic": "a/x", "qos": 1, "id": "p1:1", "seq": 1, "t": 3},
         {"op": "ack", "client": "p1", "conn": 2, "id": "p1:1", "t": 4},
         {"op": "deliver", "client": "s1", "conn": 1, "topic": "a/x", "qos": 1, "id": "p1:1", "t": 5},
@@ -77,6 +78,50 @@ class Checker(unittest.TestCase):
         h.append({"op": "deliver", "client": "s1", "conn": 3, "topic": "a/x", "qos": 2, "id": "p1:2", "t": 9.1})
         self.assertEqual(kinds(h), ["duplicate"])
 
+    def test_a_message_sent_again_after_a_broken_connection_may_come_after_later_ones(self):
+        h = clean_history()
+        h.append({"op": "send", "client": "p1", "conn": 2, "topic": "a/y", "qos": 1, "id": "p1:6", "seq": 6, "t": 8.1})
+        h.append({"op": "send", "client": "p1", "conn": 2, "topic": "a/y", "qos": 1, "id": "p1:7", "seq": 7, "t": 8.2})
+        h.append({"op": "deliver", "client": "s1", "conn": 3, "topic": "a/y", "qos": 1, "id": "p1:7", "t": 8.3})
+        # p1:6 was only taken when sent again on the publisher's next connection.
+        h.append({"op": "ack", "client": "p1", "conn": 4, "id": "p1:6", "t": 8.9})
+        h.append({"op": "ack", "client": "p1", "conn": 4, "id": "p1:7", "t": 8.95})
+        h.append({"op": "deliver", "client": "s1", "conn": 3, "topic": "a/y", "qos": 1, "id": "p1:6", "t": 9.0})
+        self.assertEqual(kinds(h), [])
+        for e in h:
+            if e["op"] == "ack" and e["id"] in ("p1:6", "p1:7"):
+                e["conn"] = 2  # taken in order on the connection that sent them
+        self.assertEqual(kinds(h), ["order"])
+
+    def test_order_is_kept_per_qos(self):
+        h = clean_history()
+        for e in h:
+            if e["op"] == "deliver" and e["id"] == "p1:1":
+                e["t"], e["conn"] = 9.5, 3  # QoS 1 after the QoS 2 message p1:2
+        self.assertEqual(kinds(h), [])
+
+    def test_a_clean_publishers_resend_is_a_new_message(self):
+        h = clean_history()
+        for e in h:
+            if e["op"] == "connect" and e["client"] == "p1":
+                e["clean"] = True
+        h.append({"op": "deliver", "client": "s1", "conn": 3, "topic": "a/x", "qos": 2, "id": "p1:2", "t": 9.1})
+        self.assertEqual(kinds(h), [])
+
+    def test_a_new_clean_session_may_get_a_qos2_message_again(self):
+        h = clean_history()
+        h.append({"op": "connect", "client": "c1", "conn": 4, "node": "n1", "clean": True, "t": 5})
+        h.append({"op": "connect", "client": "c1", "conn": 5, "node": "n2", "clean": True, "t": 8})
+        h.append({"op": "deliver", "client": "c1", "conn": 4, "topic": "a/x", "qos": 2, "id": "p1:2", "t": 6.5})
+        h.append({"op": "deliver", "client": "c1", "conn": 5, "topic": "a/x", "qos": 2, "id": "p1:2", "t": 9})
+        self.assertEqual(kinds(h), [])
+        h.append({"op": "deliver", "client": "c1", "conn": 5, "topic": "a/x", "qos": 2, "id": "p1:2", "t": 9.5})
+        self.assertEqual(kinds(h), ["duplicate"])
+
+    def test_an_unanswered_retained_write_sent_last_may_win(self):
+        h = without(clean_history(), op="ack", id="p1:4")
+        self.assertEqual(kinds(h), [])
+
     def test_a_qos1_message_delivered_twice_is_allowed(self):
         h = clean_history()
         h.append({"op": "deliver", "client": "s1", "conn": 3, "topic": "a/x", "qos": 1, "id": "p1:1", "t": 9.1})
@@ -84,6 +129,9 @@ class Checker(unittest.TestCase):
 
     def test_messages_of_one_publisher_out_of_order(self):
         h = clean_history()
+        h.append({"op": "send", "client": "p1", "conn": 2, "topic": "a/x", "qos": 1, "id": "p1:6", "seq": 6,
+                  "t": 8.1})
+        h.append({"op": "deliver", "client": "s1", "conn": 3, "topic": "a/x", "qos": 1, "id": "p1:6", "t": 8.6})
         for e in h:
             if e["op"] == "deliver" and e["id"] == "p1:1":
                 e["t"], e["conn"] = 9.5, 3
@@ -91,8 +139,16 @@ class Checker(unittest.TestCase):
 
     def test_two_connections_of_one_client_active_at_once(self):
         h = clean_history()
-        h.append({"op": "deliver", "client": "s1", "conn": 1, "topic": "a/x", "qos": 1, "id": "p1:1", "t": 8.5})
+        # Sent after the newer connection's CONNACK, yet it reached the older one.
+        h.append({"op": "send", "client": "p1", "conn": 2, "topic": "a/y", "qos": 1, "id": "p1:6", "seq": 6,
+                  "t": 8.2})
+        h.append({"op": "deliver", "client": "s1", "conn": 1, "topic": "a/y", "qos": 1, "id": "p1:6", "t": 8.5})
         self.assertEqual(kinds(h), ["overlap"])
+
+    def test_a_message_sent_before_the_takeover_may_still_be_read_from_the_older(self):
+        h = clean_history()
+        h.append({"op": "deliver", "client": "s1", "conn": 1, "topic": "a/x", "qos": 1, "id": "p1:1", "t": 8.5})
+        self.assertEqual(kinds(h), [])
 
     def test_an_older_retained_value_winning_is_caught(self):
         h = clean_history()
@@ -112,6 +168,18 @@ class Checker(unittest.TestCase):
 
     def test_a_message_through_a_removed_subscription_is_resurrected(self):
         h = clean_history()
+        h.append({"op": "deliver", "client": "s1", "conn": 3, "topic": "a/x", "qos": 1, "id": "p1:5", "t": 17})
+        self.assertEqual(kinds(h), ["resurrected"])
+
+    def test_a_delivery_after_a_new_subscribe_is_sent_is_not_resurrected(self):
+        h = clean_history()
+        h.append({"op": "subscribe", "client": "s1", "conn": 3, "filter": "a/#", "qos": 1, "t": 15.5})
+        h.append({"op": "deliver", "client": "s1", "conn": 3, "topic": "a/x", "qos": 1, "id": "p1:5", "t": 17})
+        self.assertEqual(kinds(h), [])
+
+    def test_a_message_acknowledged_before_the_new_subscribe_is_still_resurrected(self):
+        h = clean_history()
+        h.append({"op": "subscribe", "client": "s1", "conn": 3, "filter": "a/#", "qos": 1, "t": 16.5})
         h.append({"op": "deliver", "client": "s1", "conn": 3, "topic": "a/x", "qos": 1, "id": "p1:5", "t": 17})
         self.assertEqual(kinds(h), ["resurrected"])
 
