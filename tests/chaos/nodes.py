@@ -63,7 +63,10 @@ class Node:
             "cluster.heartbeat_interval_ms=100", "cluster.suspect_timeout_ms=600",
             "cluster.dead_timeout_ms=1500", "cluster.digest_interval_ms=1000",
             "mqtt.sys_interval_s=0", f"http.admin_token={ADMIN_TOKEN}",
-            "storage.durability=sync", "log.level=info",
+            "storage.durability=sync",
+            f"log.level={os.environ.get('CHAOS_NODE_LOG_LEVEL', 'info')}",
+            # The run tests failures, not limits: no offline queue fills up in it.
+            "mqtt.max_queued_messages=100000",
         ]
         if seeds:
             sets.append("cluster.seeds=[" + ",".join(seeds) + "]")
