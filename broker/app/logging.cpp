@@ -4,7 +4,9 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 
 #include "broker/net/worker_pool.hpp"
@@ -70,7 +72,7 @@ class json_formatter final : public spdlog::formatter {
         1'000'000;
     std::tm tm{};
     gmtime_r(&secs, &tm);
-    char ts[40];
+    char ts[64];  // room for any year the compiler can imagine
     std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                   static_cast<long long>(micros));
@@ -115,6 +117,48 @@ class json_formatter final : public spdlog::formatter {
   std::string node_;
 };
 
+// Text lines: control characters in a message (a client id or topic with a
+// newline or a terminal escape) are written as \xNN, so that a client can
+// neither split a log line nor forge one. (JSON lines escape them anyway.)
+bool needs_escape(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return u < 0x20 || u == 0x7F;
+}
+
+class escaping_formatter final : public spdlog::formatter {
+ public:
+  explicit escaping_formatter(std::unique_ptr<spdlog::formatter> inner) : inner_(std::move(inner)) {}
+
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    const std::string_view payload(msg.payload.data(), msg.payload.size());
+    if (std::none_of(payload.begin(), payload.end(), needs_escape)) {
+      inner_->format(msg, dest);
+      return;
+    }
+    std::string escaped;
+    escaped.reserve(payload.size() + 16);
+    for (const char c : payload) {
+      if (needs_escape(c)) {
+        char esc[8];
+        std::snprintf(esc, sizeof esc, "\\x%02X", static_cast<unsigned char>(c));
+        escaped += esc;
+      } else {
+        escaped.push_back(c);
+      }
+    }
+    auto copy = msg;
+    copy.payload = spdlog::string_view_t(escaped.data(), escaped.size());
+    inner_->format(copy, dest);
+  }
+
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<escaping_formatter>(inner_->clone());
+  }
+
+ private:
+  std::unique_ptr<spdlog::formatter> inner_;
+};
+
 }  // namespace
 
 bool setup_logging(const config::log_config& log, const std::string& node_id) {
@@ -126,8 +170,8 @@ bool setup_logging(const config::log_config& log, const std::string& node_id) {
   if (log.format == config::log_format::json) {
     spdlog::set_formatter(std::make_unique<json_formatter>(node_id));
   } else {
-    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %-5l " + node_id + " %v",
-                        spdlog::pattern_time_type::utc);
+    spdlog::set_formatter(std::make_unique<escaping_formatter>(std::make_unique<spdlog::pattern_formatter>(
+        "%Y-%m-%dT%H:%M:%S.%eZ %-5l " + node_id + " %v", spdlog::pattern_time_type::utc)));
   }
   spdlog::flush_on(spdlog::level::info);
   return true;
