@@ -320,5 +320,59 @@ TEST_F(ClusterRouting, ConcurrentClaimsOfOneClientIdLeaveOneConnection) {
   EXPECT_EQ(open, 1) << cluster_->describe();
 }
 
+TEST_F(ClusterRouting, ATakeoverStormOfOneClientIdAcrossNodesLeavesOneConnection) {
+  // Waves of nine connections of one client id with a persistent session, three
+  // per node at once: each wave leaves at most one of them open, the last one
+  // works, and a pair of other clients across the nodes is served throughout.
+  constexpr int waves = 6;
+  constexpr int per_wave = 9;
+  cluster_client watcher;
+  ASSERT_TRUE(watcher.connect(n(3), "storm-watcher")) << watcher.error();
+  ASSERT_FALSE(watcher.subscribe("storm/#").empty());
+  cluster_client bystander;
+  ASSERT_TRUE(bystander.connect(n(1), "storm-bystander")) << bystander.error();
+  codec::properties expiry;
+  expiry.session_expiry_interval = 600;
+  std::vector<std::unique_ptr<cluster_client>> last;
+  for (int wave = 0; wave < waves; ++wave) {
+    std::vector<std::unique_ptr<cluster_client>> clients;
+    std::vector<std::thread> threads;
+    std::vector<int> ok(per_wave, 0);
+    for (int i = 0; i < per_wave; ++i) clients.push_back(std::make_unique<cluster_client>());
+    for (int i = 0; i < per_wave; ++i) {
+      threads.emplace_back([&, i] {
+        ok[i] = clients[i]->connect(n(1 + i % 3), "storm-device", codec::protocol_version::v5,
+                                    false, expiry);
+      });
+    }
+    for (auto& t : threads) t.join();
+    int open = 0;
+    for (int i = 0; i < per_wave; ++i) {
+      if (!ok[i]) continue;
+      clients[i]->wait_closed(milliseconds(1'500));
+      if (!clients[i]->socket().closed()) ++open;
+    }
+    EXPECT_LE(open, 1) << "wave " << wave << "\n" << cluster_->describe();
+    // The others are served while it goes on.
+    ASSERT_EQ(bystander.publish("storm/bystander", "wave " + std::to_string(wave)),
+              codec::reason_code::success)
+        << cluster_->describe();
+    auto got = watcher.receive(milliseconds(5'000));
+    ASSERT_TRUE(got) << "wave " << wave;
+    EXPECT_EQ(got->payload, "wave " + std::to_string(wave));
+    last = std::move(clients);
+  }
+  // One more connection after the storm gets the session and works.
+  cluster_client device;
+  ASSERT_TRUE(device.connect(n(2), "storm-device", codec::protocol_version::v5, false, expiry))
+      << device.error();
+  EXPECT_TRUE(device.connack().session_present);
+  ASSERT_FALSE(device.subscribe("storm/device").empty());
+  ASSERT_EQ(bystander.publish("storm/device", "to the device"), codec::reason_code::success);
+  auto got = device.receive(milliseconds(5'000));
+  ASSERT_TRUE(got) << cluster_->describe();
+  EXPECT_EQ(got->payload, "to the device");
+}
+
 }  // namespace
 }  // namespace ringmq::testing

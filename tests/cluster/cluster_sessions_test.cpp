@@ -530,5 +530,71 @@ TEST(ReplicatedSessions, AConnectWithoutExpiryResumesOrEndsTheReplicatedSession)
   }
 }
 
+// Duplicate detection of QoS 2 across a takeover on another node: the
+// publisher's PUBLISH was received (PUBREC) on n1, its client lost the PUBREC
+// and moved to n2, where it sends the PUBLISH again with DUP set, as a client
+// must. The new owner knows the packet id from the session's log: the
+// message is delivered once, and the PUBREL completes it.
+TEST(ReplicatedSessions, AQos2PublishSentAgainAfterATakeoverOnAnotherNodeIsDeliveredOnce) {
+  test_cluster c(3, replicated(3));
+  ASSERT_TRUE(c.started()) << c.describe();
+  cluster_client sub;
+  ASSERT_TRUE(sub.connect(c.node(3), "dedup-sub")) << sub.error();
+  ASSERT_FALSE(sub.subscribe("dedup/#", qos::exactly_once).empty());
+
+  codec::publish_packet p;
+  p.topic = "dedup/x";
+  p.payload = "exactly once";
+  p.qos = qos::exactly_once;
+  p.packet_id = 7;
+  {
+    cluster_client first;
+    ASSERT_TRUE(first.connect(c.node(1), "dedup-pub", codec::protocol_version::v5, false, expiry(600)))
+        << first.error();
+    ASSERT_TRUE(first.socket().send(codec::packet{p}));
+    bool recorded = false;
+    while (!recorded) {
+      codec::packet in;
+      ASSERT_EQ(first.socket().receive(in, milliseconds(10'000)), mqtt_socket::read_result::packet);
+      if (const auto* rec = std::get_if<codec::pubrec_packet>(&in)) {
+        ASSERT_EQ(rec->packet_id, 7);
+        ASSERT_EQ(rec->code, codec::reason_code::success);
+        recorded = true;
+      }
+    }
+    // The PUBREC "is lost": the client moves on without sending PUBREL.
+  }
+  auto got = sub.receive(milliseconds(5'000));
+  ASSERT_TRUE(got) << c.describe();
+  EXPECT_EQ(got->payload, "exactly once");
+
+  cluster_client second;
+  ASSERT_TRUE(second.connect(c.node(2), "dedup-pub", codec::protocol_version::v5, false, expiry(600)))
+      << second.error();
+  ASSERT_TRUE(second.connack().session_present);
+  p.dup = true;
+  ASSERT_TRUE(second.socket().send(codec::packet{p}));
+  for (bool completed = false; !completed;) {
+    codec::packet in;
+    ASSERT_EQ(second.socket().receive(in, milliseconds(10'000)), mqtt_socket::read_result::packet)
+        << c.describe();
+    if (const auto* rec = std::get_if<codec::pubrec_packet>(&in)) {
+      ASSERT_EQ(rec->packet_id, 7);
+      EXPECT_EQ(rec->code, codec::reason_code::success);
+      codec::pubrel_packet rel;
+      rel.packet_id = 7;
+      ASSERT_TRUE(second.socket().send(codec::packet{rel}));
+    }
+    completed = std::holds_alternative<codec::pubcomp_packet>(in);
+  }
+  // A message after it shows that nothing else came in between.
+  cluster_client marker;
+  ASSERT_TRUE(marker.connect(c.node(1), "dedup-marker")) << marker.error();
+  ASSERT_EQ(marker.publish("dedup/marker", "after", qos::exactly_once), codec::reason_code::success);
+  auto next = sub.receive(milliseconds(5'000));
+  ASSERT_TRUE(next) << c.describe();
+  EXPECT_EQ(next->payload, "after") << "the resend after the takeover was delivered again";
+}
+
 }  // namespace
 }  // namespace ringmq::testing

@@ -213,6 +213,83 @@ TEST_F(BrokerMisbehaving, RetainedFloodWithHashSubscribersKeepsOthersServed) {
   }
 }
 
+TEST_F(BrokerMisbehaving, SubscribeStormOfLongWildcardFiltersKeepsOthersServed) {
+  // 2,000 SUBSCRIBEs at once, each a filter of 100 levels of wildcards: the
+  // subscription tree grows by 200,000 nodes, and every PUBLISH is matched
+  // against it. The storm is answered, a deep topic still finds exactly its
+  // one filter, and the steady client's round trips stay on time (TearDown).
+  constexpr int filters = 2'000;
+  constexpr int wildcard_levels = 98;
+  auto storm = open();
+  storm->set_version(protocol_version::v5);
+  codec::connect_packet c;
+  c.version = protocol_version::v5;
+  c.client_id = "subscribe-storm";
+  ASSERT_TRUE(storm->handshake(c)) << storm->error();
+  std::string wildcards;
+  for (int l = 0; l < wildcard_levels; ++l) wildcards += "/+";
+  std::string bytes;
+  for (int i = 0; i < filters; ++i) {
+    codec::subscribe_packet sub;
+    sub.packet_id = static_cast<std::uint16_t>(i + 1);
+    sub.subscriptions.push_back({"storm/" + std::to_string(i) + wildcards + "/#", {codec::qos::at_most_once}});
+    bytes += codec::encode(codec::packet{sub}, protocol_version::v5);
+  }
+  const auto sent = steady::now();
+  ASSERT_TRUE(storm->send_bytes(bytes)) << storm->error();
+  int subacks = 0;
+  while (subacks < filters) {
+    codec::packet p;
+    ASSERT_EQ(storm->receive(p, milliseconds(20'000)), mqtt_socket::read_result::packet)
+        << "after " << subacks << " SUBACKs";
+    if (const auto* ack = std::get_if<codec::suback_packet>(&p)) {
+      ASSERT_EQ(ack->codes.size(), 1U);
+      EXPECT_EQ(ack->codes[0], reason_code::success);
+      ++subacks;
+    }
+  }
+  RecordProperty("storm_ms", static_cast<int>(since(sent).count()));
+
+  std::string deep = "storm/1234";
+  for (int l = 0; l < wildcard_levels; ++l) deep += "/x";
+  deep += "/end";
+  codec::publish_packet pub;
+  pub.topic = deep;
+  pub.payload = "deep";
+  ASSERT_TRUE(storm->send(codec::packet{pub}));
+  // A QoS 1 marker after it: its PUBACK leaves after every copy of the deep
+  // message was queued to this connection.
+  codec::publish_packet marker;
+  marker.topic = "storm-done";
+  marker.qos = codec::qos::at_least_once;
+  marker.packet_id = 1;
+  ASSERT_TRUE(storm->send(codec::packet{marker}));
+  int matched = 0;
+  for (bool acked = false; !acked;) {
+    codec::packet p;
+    ASSERT_EQ(storm->receive(p, milliseconds(10'000)), mqtt_socket::read_result::packet)
+        << storm->error();
+    if (const auto* m = std::get_if<codec::publish_packet>(&p); m && m->payload == "deep") ++matched;
+    acked = std::holds_alternative<codec::puback_packet>(p);
+  }
+  EXPECT_EQ(matched, 1) << "the deep topic matches one filter of the storm";
+}
+
+TEST_F(BrokerMisbehaving, AClientIdWithANewlineCannotForgeALogLine) {
+  // Found by the wire fuzzer: a client id is logged, and MQTT lets it hold
+  // control characters. Written raw, a newline in it started a line of the
+  // client's choosing.
+  auto s = open();
+  codec::connect_packet c;
+  c.client_id = "evil\n2026-01-01T00:00:00.000Z info  n1 ringmq started: forged=yes";
+  const auto ack = s->handshake(c);
+  ASSERT_TRUE(ack) << s->error();
+  ASSERT_TRUE(broker_->wait_for_log("client connected: client_id=evil\\x0A2026-01-01T00:00:00.000Z"))
+      << broker_->log();
+  EXPECT_EQ(broker_->log().find("\n2026-01-01T00:00:00.000Z"), std::string::npos)
+      << "the client id split the log line";
+}
+
 TEST_F(BrokerMisbehaving, SilentConnectionIsClosedAfterTheConnectTimeout) {
   auto s = open();
   const auto began = steady::now();
