@@ -111,7 +111,8 @@ def main(argv):
     log(f"seed {seed}, {args.nodes} nodes, faults: {', '.join(kinds)}"
         + (" (the disk lies about fsync)" if args.disk_lies else ""))
     rng = random.Random(seed)
-    root = tempfile.mkdtemp(prefix="ringmq-chaos-", dir=args.out)
+    # Absolute: the power-loss disk records the paths it synced as the kernel names them.
+    root = os.path.abspath(tempfile.mkdtemp(prefix="ringmq-chaos-", dir=args.out))
     os.chmod(root, 0o755)  # the nodes run as users of their own
     cluster = Cluster(args.nodes, root, os.path.abspath(args.ringmq), os.path.abspath(args.shim),
                       disk_lies=args.disk_lies, clock=not args.no_clock)

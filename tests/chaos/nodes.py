@@ -37,7 +37,7 @@ class Node:
         self.paused = False
         os.makedirs(self.data_dir, exist_ok=True)
         # A small disk of its own: "full disk" fills this one only.
-        run(f"mount -t tmpfs -o size=256m,mode=0755 chaos-{self.id} {self.data_dir}")
+        run(f"mount -t tmpfs -o size=2g,mode=0755 chaos-{self.id} {self.data_dir}")
         os.chown(self.data_dir, self.uid, self.uid)
         open(self.journal, "a").close()
         os.chown(self.journal, self.uid, self.uid)
