@@ -54,6 +54,21 @@ class BrokerMisbehaving : public ::testing::Test {
     return s;
   }
 
+  // A raw connection that has sent an MQTT 5 CONNECT as `client_id` and got
+  // its CONNACK (null, with the failure recorded, otherwise).
+  std::unique_ptr<mqtt_socket> connected_v5(const std::string& client_id) {
+    auto s = open();
+    s->set_version(protocol_version::v5);
+    codec::connect_packet c;
+    c.version = protocol_version::v5;
+    c.client_id = client_id;
+    if (!s->handshake(c)) {
+      ADD_FAILURE() << client_id << ": " << s->error();
+      return nullptr;
+    }
+    return s;
+  }
+
   std::unique_ptr<broker_process> broker_;
   std::unique_ptr<steady_client> steady_;
 };
@@ -165,12 +180,8 @@ TEST_F(BrokerMisbehaving, RetainedFloodWithHashSubscribersKeepsOthersServed) {
   constexpr int retained = 20'000;
   constexpr int subscribers = 5;
   constexpr int per_send = 1'000;
-  auto pub = open();
-  pub->set_version(protocol_version::v5);
-  codec::connect_packet c;
-  c.version = protocol_version::v5;
-  c.client_id = "retainer";
-  ASSERT_TRUE(pub->handshake(c)) << pub->error();
+  auto pub = connected_v5("retainer");
+  ASSERT_TRUE(pub);
   for (int first = 0; first < retained; first += per_send) {
     std::string bytes;
     for (int i = first; i < first + per_send; ++i) {
@@ -187,12 +198,8 @@ TEST_F(BrokerMisbehaving, RetainedFloodWithHashSubscribersKeepsOthersServed) {
 
   std::vector<std::unique_ptr<mqtt_socket>> subs;
   for (int n = 0; n < subscribers; ++n) {
-    auto s = open();
-    s->set_version(protocol_version::v5);
-    codec::connect_packet sc;
-    sc.version = protocol_version::v5;
-    sc.client_id = "everything-" + std::to_string(n);
-    ASSERT_TRUE(s->handshake(sc)) << s->error();
+    auto s = connected_v5("everything-" + std::to_string(n));
+    ASSERT_TRUE(s);
     codec::subscribe_packet sub;
     sub.packet_id = 1;
     sub.subscriptions.push_back({"#", {codec::qos::at_most_once}});
@@ -220,12 +227,8 @@ TEST_F(BrokerMisbehaving, SubscribeStormOfLongWildcardFiltersKeepsOthersServed) 
   // one filter, and the steady client's round trips stay on time (TearDown).
   constexpr int filters = 2'000;
   constexpr int wildcard_levels = 98;
-  auto storm = open();
-  storm->set_version(protocol_version::v5);
-  codec::connect_packet c;
-  c.version = protocol_version::v5;
-  c.client_id = "subscribe-storm";
-  ASSERT_TRUE(storm->handshake(c)) << storm->error();
+  auto storm = connected_v5("subscribe-storm");
+  ASSERT_TRUE(storm);
   std::string wildcards;
   for (int l = 0; l < wildcard_levels; ++l) wildcards += "/+";
   std::string bytes;
