@@ -121,10 +121,11 @@ REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import protowire  # noqa: E402
 from mqtt_client import MqttClient  # noqa: E402
-from wire_fuzz import (BOGUS_PROPERTIES, Broker, describe_status, log_findings,  # noqa: E402
-                       mutate_bit_flip, mutate_byte_delete, mutate_byte_insert,
-                       mutate_byte_replace, mutate_chunk_delete, mutate_chunk_duplicate,
-                       mutate_chunk_swap, mutate_truncate, percentile)
+from broker_process import Broker, describe_status, log_findings  # noqa: E402
+from mutations import (BOGUS_PROPERTIES, mutate_bit_flip, mutate_byte_delete, mutate_byte_insert,  # noqa: E402
+                       mutate_byte_replace, mutate_chunk_delete, mutate_chunk_duplicate, mutate_chunk_swap,
+                       mutate_truncate)
+from probe import percentile  # noqa: E402
 
 PROTO_DIR = os.path.join(REPO_ROOT, "proto")
 CLUSTER_NAME = "grpc-fuzz"
@@ -238,23 +239,13 @@ def loopback_prefix():
 
 
 class Node(Broker):
-    """One cluster node: MQTT, HTTP and the peer server on its own loopback address."""
+    """One cluster node: MQTT, WebSocket, HTTP and the peer server on its own loopback address."""
 
     def __init__(self, binary, workdir, node_id, ip):
-        # (The runner's WebSocket listener comes along, on this address too.)
-        settings = [f"listeners[0].bind={ip}:0", f"listeners[1].bind={ip}:0", f"http.bind={ip}:0",
-                    f"cluster.bind={ip}:0"] + NODE_SETTINGS
         os.makedirs(workdir, exist_ok=True)
-        super().__init__(binary, workdir, settings, node_id=node_id)
+        super().__init__(binary, workdir, [f"cluster.bind={ip}:0"] + NODE_SETTINGS, node_id=node_id,
+                         host=ip, http=True)
         self.ip = ip
-        self.http_port = self.cluster_port = None
-
-    def start(self):
-        super().start()
-        log = self.log_text()
-        self.http_port = int(re.search(r"http listening: address=\S+:(\d+)", log).group(1))
-        self.cluster_port = int(re.search(r"peer server listening: address=\S+ advertised=\S+:(\d+)",
-                                          log).group(1))
 
     @property
     def mqtt_port(self):
@@ -262,12 +253,12 @@ class Node(Broker):
 
     @property
     def peer_address(self):
-        return f"{self.ip}:{self.cluster_port}"
+        return f"{self.ip}:{self.ports['cluster']}"
 
-    def http(self, path, timeout=1.0):
+    def http_get(self, path, timeout=1.0):
         """(status, body) of a GET, or (None, reason) when nothing answered in time."""
         try:
-            with urllib.request.urlopen(f"http://{self.ip}:{self.http_port}{path}", timeout=timeout) as r:
+            with urllib.request.urlopen(f"http://{self.ip}:{self.ports['http']}{path}", timeout=timeout) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
@@ -275,7 +266,7 @@ class Node(Broker):
             return None, str(e)
 
     def cluster_view(self):
-        status, body = self.http("/api/v1/cluster", timeout=2.0)
+        status, body = self.http_get("/api/v1/cluster", timeout=2.0)
         return json.loads(body) if status == 200 else None
 
 
@@ -1562,8 +1553,8 @@ class Run:
     def http_ok(self, jobs):
         target = self.cluster[TARGET]
         for attempt in range(2):
-            live, _ = target.http("/livez")
-            ready, _ = target.http("/readyz")
+            live, _ = target.http_get("/livez")
+            ready, _ = target.http_get("/readyz")
             if live == 200 and ready is not None:
                 return None
             if attempt == 0:
@@ -1573,7 +1564,7 @@ class Run:
     def retained_on_target(self):
         """n1's retained message of the writer's topic is the value last written (admin API)."""
         topic = urllib.parse.quote(self.ctx.retained_topic, safe="")
-        status, body = self.cluster[TARGET].http(f"/api/v1/retained?filter={topic}")
+        status, body = self.cluster[TARGET].http_get(f"/api/v1/retained?filter={topic}")
         if status != 200:
             return [f"/api/v1/retained answered {status}"]
         payloads = [m.get("payload") for m in json.loads(body)["data"]]
@@ -1666,9 +1657,9 @@ def end_checks(run):
     failures = []
     target = cluster[TARGET]
     deadline = time.monotonic() + READY_WAIT_S
-    while time.monotonic() < deadline and target.http("/readyz")[0] != 200:
+    while time.monotonic() < deadline and target.http_get("/readyz")[0] != 200:
         time.sleep(0.05)
-    status, body = target.http("/readyz")
+    status, body = target.http_get("/readyz")
     if status != 200:
         failures.append(f"n1 not ready {READY_WAIT_S:.0f} s after the last job: {status} {body[:200]!r}")
     failures += check_deliveries(clients)

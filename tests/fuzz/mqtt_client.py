@@ -14,7 +14,7 @@ import struct
 import threading
 import time
 
-from wire_fuzz import decode_varint, mqtt_string, packet
+from mqtt_wire import decode_varint, mqtt_string, packet
 
 CONNACK, PUBLISH, PUBACK, SUBACK, PINGRESP, DISCONNECT = 2, 3, 4, 9, 13, 14
 PING_EVERY_S = 15.0

@@ -61,9 +61,9 @@ import unittest
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wire_fuzz import (HOST, Broker, check_upgrade_response, decode_varint,  # noqa: E402
-                       describe_status, encode_frame, mqtt_string, packet,
-                       recv_until_header_end, upgrade_request)
+from broker_process import HOST, Broker, describe_status  # noqa: E402
+from mqtt_wire import decode_varint, mqtt_string, packet  # noqa: E402
+from ws_client import check_upgrade_response, encode_frame, recv_until_header_end, upgrade_request  # noqa: E402
 
 BINARY_VARIABLE = "WS_ABUSE_RINGMQ"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -120,7 +120,7 @@ def resident_kib(pid):
 
 
 # --------------------------------------------------------------------------
-# MQTT packets, encoded by hand (the framing helpers are wire_fuzz's)
+# MQTT packets, encoded by hand (the framing helpers are mqtt_wire's)
 
 
 def encode_connect(version, client_id, username=None, keep_alive=60):
