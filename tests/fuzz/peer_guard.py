@@ -100,8 +100,8 @@ def withheld_batch(data, first, ctx):
     return None
 
 
-# Classes of input that find open findings (docs/reliability.md, "Open findings"): a run can
-# leave them out (--leave-out), so that it looks for others; the frames are then withheld.
+# Classes of input that find open findings (docs/reliability.md, "What the gRPC fuzzer found"):
+# a run can leave them out (--leave-out), so that it looks for others; their frames are withheld.
 LEAVE_OUT = {
     # A retained version whose HLC is within 2^16 of 2^64: the node's hybrid clock takes it
     # and its next timestamps wrap around to 0, so later retained writes lose to older ones.

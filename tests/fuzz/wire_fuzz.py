@@ -49,6 +49,11 @@ How it works:
   7. At the end one summary line; the exit status is 0 only with no crash and
      no hang, and when the broker then stops cleanly (exit code 0) on SIGTERM.
 
+Its pieces are modules of their own, shared with the gRPC fuzzer: mqtt_wire.py
+(framing), ws_client.py (the WebSocket client side), broker_process.py (the broker
+process), mutations.py, wire_seeds.py (seeds) and probe.py; this file holds the jobs,
+sending them and the run.
+
 Run:  /usr/bin/python3 tests/fuzz/wire_fuzz.py --ringmq build/bin/ringmq --sequences 10000 --seed 1
 Replay a saved batch:  ... --ringmq build/bin/ringmq --replay ARTIFACTS/crash-batch-....jsonl
 """
