@@ -92,9 +92,14 @@ class Cluster:
         raise RuntimeError("the cluster did not converge in time:\n" +
                            "\n".join(f"--- {n.node_id}\n{n.log_tail(15)}" for n in self.nodes.values()))
 
+    def started(self):
+        """The nodes whose process was started (all of them, unless the start failed)."""
+        return [n for n in self.nodes.values() if n.proc is not None]
+
     def dead(self):
-        return [n for n in self.nodes.values() if not n.alive()]
+        return [n for n in self.started() if not n.alive()]
 
     def stop(self):
-        return {node_id: n.stop() for node_id, n in self.nodes.items()}
+        """SIGTERM to every started node; their exit statuses by id."""
+        return {n.node_id: n.stop() for n in self.started()}
 

@@ -467,7 +467,7 @@ def main():
                 print(f"FAILURE at the end: {failure}", flush=True)
     except BaseException:
         cluster.stop()
-        for node in cluster.nodes.values():
+        for node in cluster.started():
             print(f"--- {node.node_id} log tail ---\n{node.log_tail()}", file=sys.stderr)
         raise
     label = f"replay={args.replay}" if args.replay else f"seed={seed}"

@@ -169,7 +169,9 @@ def withheld_unary(rpc, data, ctx):
             return "an Exchange that changes the cluster"
     elif rpc == "Claim":
         req = parse_or_none(pb.ClaimRequest, data)
-        if req is not None and req.cluster_name == CLUSTER_NAME and req.client_id in ctx.clients:
+        # (n1 is no member to itself: its own name is refused like an unknown one.)
+        if (req is not None and req.cluster_name == CLUSTER_NAME and req.client_id in ctx.clients
+                and req.node in ctx.incarnations and req.node != TARGET):
             return "a Claim of a real client"
     elif rpc == "Kick":
         req = parse_or_none(pb.KickRequest, data)
