@@ -46,7 +46,12 @@ std::shared_ptr<core::message> from_wire(const v1::ClusterMessage& in, core::tim
   m->publish_packet_id = static_cast<std::uint16_t>(in.publish_packet_id());
   m->received_at = now;
   if (in.has_expires_in_ms()) {
-    m->expires_at = now + std::chrono::milliseconds(in.expires_in_ms());
+    // No more than MQTT's largest Message Expiry Interval (2^32 - 1 s): a
+    // larger value from a peer would overflow the clock's nanoseconds (found
+    // by the gRPC fuzzer).
+    constexpr std::uint64_t max_expiry_ms = 4'294'967'295ull * 1000;
+    const auto in_ms = std::min<std::uint64_t>(in.expires_in_ms(), max_expiry_ms);
+    m->expires_at = now + std::chrono::milliseconds(in_ms);
   }
   return m;
 }

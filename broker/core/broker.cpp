@@ -59,6 +59,11 @@ void broker::set_cluster(cluster_link* link) noexcept {
 }
 
 bool broker::apply_retained(const message_ptr& m, const retained_version& v) {
+  if (!hybrid_clock::plausible(v.hlc, static_cast<std::uint64_t>(unix_now_ms()))) {
+    // Later than any clock of the cluster can be: it would win over every
+    // write to come, and drag this node's clock along. Not applied.
+    return false;
+  }
   hlc_.observe(v.hlc);
   // The store write happens under the index's lock: one topic's writes reach
   // the store in the order the index applied them.

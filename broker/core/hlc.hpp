@@ -29,12 +29,26 @@ class hybrid_clock {
     const auto physical = make(wall_ms, 0);
     auto last = last_.load(std::memory_order_relaxed);
     while (true) {
-      const auto next = physical > last ? physical : last + 1;
+      // Saturates instead of wrapping (the counter bits of one millisecond).
+      const auto next = physical > last ? physical : last == ~std::uint64_t{0} ? last : last + 1;
       if (last_.compare_exchange_weak(last, next, std::memory_order_relaxed)) return next;
     }
   }
 
-  // A timestamp received from another node: later local timestamps follow it.
+  // How far ahead of this node's wall clock a timestamp from elsewhere may
+  // be: beyond it, a peer's clock (or a forged frame) would drag this clock
+  // along for as long, or past the end of its range.
+  static constexpr std::uint64_t max_ahead_ms = 24ull * 60 * 60 * 1000;
+
+  // Whether `ts` is within max_ahead_ms of the wall clock `wall_ms`.
+  static constexpr bool plausible(std::uint64_t ts, std::uint64_t wall_ms) noexcept {
+    return wall_ms_of(ts) <= wall_ms + max_ahead_ms;
+  }
+
+  // A timestamp received from another node: later local timestamps follow
+  // it. The caller refuses what is not plausible() first (found by the gRPC
+  // fuzzer: a version of 2^64 - 1 from a peer made this clock wrap to 0, so
+  // every later retained write lost to the one before).
   void observe(std::uint64_t ts) noexcept {
     auto last = last_.load(std::memory_order_relaxed);
     while (ts > last && !last_.compare_exchange_weak(last, ts, std::memory_order_relaxed)) {

@@ -48,5 +48,18 @@ TEST(Wire, AMessageComesBackAsItWent) {
   EXPECT_EQ(from_wire(plain, now)->publish_number, 0u);
 }
 
+TEST(Wire, AnExpiryBeyondWhatMqttCanSayIsCutToTheLargestItCan) {
+  // A peer's frame with an expiry near 2^64 ms overflowed the clock's
+  // nanoseconds (undefined behaviour; found by the gRPC fuzzer).
+  const auto now = core::clock::now();
+  v1::ClusterMessage wire;
+  wire.set_topic("t");
+  wire.set_expires_in_ms(~std::uint64_t{0});
+  const auto back = from_wire(wire, now);
+  ASSERT_NE(back, nullptr);
+  ASSERT_TRUE(back->expires_at.has_value());
+  EXPECT_EQ(*back->expires_at - now, std::chrono::seconds(4'294'967'295));
+}
+
 }  // namespace
 }  // namespace ringmq::cluster

@@ -46,6 +46,21 @@ TEST(HybridClock, MovesPastWhatItObserves) {
   EXPECT_EQ(local.last(), before);
 }
 
+TEST(HybridClock, TimestampsFarAheadOfTheWallClockAreNotPlausibleAndNowNeverWraps) {
+  const std::uint64_t wall = 1'700'000'000'000;
+  EXPECT_TRUE(hybrid_clock::plausible(hybrid_clock::make(wall + 3'600'000, 0), wall))
+      << "an hour of clock skew between nodes is taken";
+  EXPECT_FALSE(hybrid_clock::plausible(hybrid_clock::make(wall + hybrid_clock::max_ahead_ms + 1, 0),
+                                       wall));
+  EXPECT_FALSE(hybrid_clock::plausible(~std::uint64_t{0}, wall));
+  // Had the top of the range been observed, the clock stays there instead of
+  // wrapping to 0 (a write numbered 0 would lose to every earlier one).
+  hybrid_clock c;
+  c.observe(~std::uint64_t{0});
+  EXPECT_EQ(c.now(wall), ~std::uint64_t{0});
+  EXPECT_EQ(c.now(wall), ~std::uint64_t{0});
+}
+
 TEST(RetainedVersions, LastWriterWinsWhateverTheOrder) {
   const retained_version v1{hybrid_clock::make(100, 0), "n1"};
   const retained_version v2{hybrid_clock::make(100, 0), "n2"};  // same time: origin decides
