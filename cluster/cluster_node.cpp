@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -86,7 +87,14 @@ cluster_node::cluster_node(cluster_settings settings, core::broker& broker,
 
 cluster_node::~cluster_node() { stop(); }
 
-std::int64_t cluster_node::now_ms() const { return wall_ms(); }
+// Liveness, deadlines and leases are durations on this node alone: a jump of
+// the wall clock (found by the chaos run) must not make every peer look
+// silent for as long as it jumped.
+std::int64_t cluster_node::now_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 // ----- lifecycle
 
@@ -733,6 +741,7 @@ void cluster_node::tick() {
   const auto now = now_ms();
   if (clustered_) {
     check_liveness(now);
+    check_lease(now);
     expire_departed_routes(now);
     expire_barriers(now);
     for (const auto& link : all_links()) link->maintain(now);
@@ -765,6 +774,79 @@ void cluster_node::tick() {
   }
   check_route_waiters(now);
   schedule_tick();
+}
+
+std::int64_t cluster_node::lease_ms() const {
+  return settings_.suspect_timeout.count() +
+         (settings_.dead_timeout.count() - settings_.suspect_timeout.count()) / 2;
+}
+
+std::int64_t cluster_node::lease_expiry(std::int64_t now) const {
+  constexpr auto never = std::numeric_limits<std::int64_t>::max();
+  // Only replicated sessions can be taken over by a peer that finds this
+  // node dead (found by the chaos run: a node back from a pause or a
+  // partition delivered through sessions that had moved meanwhile).
+  if (!clustered_ || !settings_.replicate_sessions) return never;
+  const auto& peers = peers_for_this_thread();
+  if (peers.all.empty()) return never;
+  // The members that answered at least once since this node started: one
+  // that never did (it is joining, or was down all along) cannot have found
+  // this node dead while it served sessions, and counting it would cut a
+  // node off whenever the cluster grows.
+  std::vector<std::int64_t> answers;
+  answers.reserve(peers.all.size());
+  for (const auto& link : peers.all) {
+    if (const auto at = link->confirmed_ms(); at != 0) answers.push_back(at);
+  }
+  if (answers.empty()) return never;
+  std::sort(answers.begin(), answers.end(), std::greater<>());
+  // A majority of them, this node included, must have answered lately.
+  const std::size_t needed = (answers.size() + 1) / 2;
+  const auto majority_at = answers[needed - 1];
+  // Only a majority counts: a single peer that stopped answering may just be
+  // slow to send, or dead (counting it cut nodes off whenever a peer was
+  // slow, in the chaos run). One that cannot hear this node and takes a
+  // session over needs another replica's promise for it, and this node
+  // learns of the new generation at its next write to that session.
+  return majority_at + lease_ms();
+}
+
+void cluster_node::extend_lease(std::int64_t now) {
+  // Never past a lapse: the cluster thread must see it (check_lease) and
+  // put the sessions in doubt first, even if the peers answer again by then.
+  const auto until = lease_expiry(now);
+  auto held = held_until_.load();
+  while (held > now && until > held && !held_until_.compare_exchange_weak(held, until)) {
+  }
+}
+
+void cluster_node::check_lease(std::int64_t now) {
+  const auto previous = held_until_.load();
+  const auto until = lease_expiry(now);
+  held_until_.store(until);
+  // Lapsed since the last look (a pause: the peers may have answered the
+  // first heartbeats after it already, but found this node dead before),
+  // or lapsing now.
+  const bool lapsed = now >= previous || now >= until;
+  if (lapsed == cut_off_.load()) return;
+  cut_off_.store(lapsed);
+  readiness_may_have_changed();
+  if (lapsed) {
+    std::string silent;
+    for (const auto& link : all_links()) {
+      const auto at = link->confirmed_ms();
+      if (at == 0 || now - at >= lease_ms()) silent += (silent.empty() ? "" : ",") + link->id();
+    }
+    spdlog::warn("cluster: cut off from the cluster (no answer to heartbeats within {} ms{}{}): "
+                 "the persistent sessions served here may be taken over elsewhere, so their "
+                 "clients are disconnected, and QoS 1/2 messages refused, until the peers "
+                 "answer again",
+                 lease_ms(), silent.empty() ? " (this node was stalled)" : " from: ", silent);
+  } else {
+    spdlog::info("cluster: the peers answer again; sessions are served here again once "
+                 "their clients reconnect");
+  }
+  if (replication_) replication_->set_cut_off(lapsed);
 }
 
 void cluster_node::check_liveness(std::int64_t now) {

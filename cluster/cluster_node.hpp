@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -218,6 +219,14 @@ class cluster_node final : public core::cluster_link {
   void local_route_added(const std::string& filter) override;
   void local_route_removed(const std::string& filter) override;
   bool can_settle(std::string_view topic) const override;
+
+  // Whether this node is cut off from its cluster (docs/cluster.md, "Cut off
+  // from the cluster"): fewer than a majority of the members answered its
+  // heartbeats within the lease, now or at some time since it last looked
+  // (it was paused). The others may find it dead and take its sessions
+  // over, so it then serves none of them until its peers answer again, and
+  // acquires each again before its client is served. Any thread.
+  bool cut_off() const { return cut_off_.load() || now_ms() >= held_until_.load(); }
   void when_forwards_delivered(std::function<void()> done) override;
   std::size_t publish(const core::message_ptr& m, const core::retained_version* retained,
                       std::vector<std::string>& local_groups, bool& groups_decided) override;
@@ -455,6 +464,18 @@ class cluster_node final : public core::cluster_link {
   // can_settle() itself.
   mutable std::atomic<bool> routes_incomplete_{true};
   bool recompute_routes_incomplete() const;
+  // The lease (see cut_off()): a peer that answered a heartbeat sent at t
+  // cannot find this node dead before t + dead_timeout; this node stops
+  // serving its sessions well before, at t + lease_ms().
+  std::int64_t lease_ms() const;
+  // Until when the answers this node has make its lease hold.
+  std::int64_t lease_expiry(std::int64_t now) const;
+  // An answer came (a gRPC thread): the lease holds longer, unless it lapsed.
+  void extend_lease(std::int64_t now);
+  // Cluster thread: tells the sessions when the node is cut off and back.
+  void check_lease(std::int64_t now);
+  std::atomic<bool> cut_off_{false};
+  std::atomic<std::int64_t> held_until_{std::numeric_limits<std::int64_t>::max()};
   // Takeovers peers announced for a node this one did not find dead yet:
   // sender and when. Cluster thread only.
   std::map<origin_index, std::map<std::string, std::int64_t>> early_takeovers_;

@@ -349,6 +349,9 @@ bool cluster_node::recompute_routes_incomplete() const {
 }
 
 bool cluster_node::can_settle(std::string_view topic) const {
+  // Cut off: the subscribers on the other side cannot be reached, and this
+  // node's own persistent sessions may be served elsewhere by now.
+  if (cut_off()) return false;
   // Just started (or a peer's stream started over): its subscribers are not
   // known here yet. Found in a full-cluster restart by the chaos run: the
   // first node up acknowledged messages that reached no persistent session.
@@ -425,8 +428,14 @@ void cluster_node::on_peer_response(peer_link& link, v1::PeerBatch& batch) {
         }
         if (f.resync().retained()) send_retained_snapshot(link);
         break;
+      case v1::PeerFrame::kHeartbeat:
+        if (f.heartbeat().answers_sent_at_ms() > 0) {
+          link.confirmed(f.heartbeat().answers_sent_at_ms());
+          extend_lease(now);
+        }
+        break;
       default:
-        break;  // heartbeats: hearing from the peer was the point
+        break;
     }
   }
   if (acked) check_route_waiters(now);
@@ -679,7 +688,11 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
                                    now_ms());
           origin->record_releasing(f.heartbeat().releasing_sessions());
         }
-        result.replies.emplace_back().mutable_heartbeat()->set_sent_at_ms(now);
+        {
+          auto* answer = result.replies.emplace_back().mutable_heartbeat();
+          answer->set_sent_at_ms(now);
+          answer->set_answers_sent_at_ms(f.heartbeat().sent_at_ms());
+        }
         break;
       case v1::PeerFrame::kSessionsTakenOver:
         // Its routes, ahead of it on this stream, are applied: the cluster
@@ -808,6 +821,16 @@ void cluster_node::deliver_forwarded(peer_link& origin,
   origin.delivery_posted();
   post_(origin.index(), [this, link = origin.shared_from_this(), items = std::move(items), ticket,
                           stale = std::move(stale)]() mutable {
+    if (cut_off()) {
+      // The sessions these are for may be served elsewhere by now (this
+      // node was paused or cut off): delivered nowhere, failed back to
+      // their publishers, who send them again.
+      link->delivery_done();
+      auto failed = std::move(stale);
+      for (const auto& f : items) failed.push_back(f.seq);
+      settle_forwarded(link, ticket, std::move(failed));
+      return;
+    }
     // Only what these messages write counts for their settlement.
     core::take_commit_watermark();
     core::take_keeper_wait();

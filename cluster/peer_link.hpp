@@ -110,6 +110,19 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   }
   liveness state() const noexcept { return state_.load(std::memory_order_relaxed); }
   void set_state(liveness l) noexcept { state_.store(l, std::memory_order_relaxed); }
+  // The peer answered a heartbeat this node sent at `sent_ms` (this node's
+  // clock): it heard this node then or later, so it cannot find this node
+  // dead before dead_timeout has passed since `sent_ms`. 0: it never
+  // answered since this node started.
+  void confirmed(std::int64_t sent_ms) noexcept {
+    auto seen = confirmed_ms_.load(std::memory_order_relaxed);
+    while (sent_ms > seen &&
+           !confirmed_ms_.compare_exchange_weak(seen, sent_ms, std::memory_order_relaxed)) {
+    }
+  }
+  std::int64_t confirmed_ms() const noexcept {
+    return confirmed_ms_.load(std::memory_order_relaxed);
+  }
 
   // --- what the peer reports with its heartbeats -----------------------------
   // Its member set's epoch and the sessions it serves that are not on the
@@ -232,6 +245,7 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   int deliveries_waiting_ = 0;
 
   std::atomic<std::int64_t> last_heard_ms_;
+  std::atomic<std::int64_t> confirmed_ms_{0};
   mutable std::mutex report_mutex_;
   placement_report report_;
   std::int64_t epoch_raised_at_ms_ = 0;

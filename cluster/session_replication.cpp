@@ -220,7 +220,15 @@ void session_replication::acquire(const std::string& client, std::function<void(
       done(false);
       return;
     }
-    if (replicator_->serving(client)) {
+    if (cut_off_.load()) {
+      // Another node may be serving it (or about to): refused, the client
+      // connects again, here once the peers answer, or elsewhere.
+      spdlog::debug("cluster: session {} not acquired: this node is cut off from its cluster",
+                    client);
+      done(false);
+      return;
+    }
+    if (replicator_->serving(client) && in_doubt_.erase(client) == 0) {
       done(true);
       return;
     }
@@ -239,6 +247,7 @@ void session_replication::on_owned(const std::string& client,
                                    replication::session_records records, member deposed) {
   const auto now = settings_.now();
   handing_over_.erase(client);
+  in_doubt_.erase(client);
   if (auto session = as_session(client, records, now)) {
     broker_.adopt_session(std::move(*session), now);
   } else {
@@ -270,12 +279,60 @@ void session_replication::on_owned(const std::string& client,
 
 void session_replication::on_fenced(const std::string& client) {
   // The session's changes fail from now on, but it keeps its routes until
-  // its new owner hands it over (or at the deadline).
-  if (broker_.sessions().find(client)) {
-    handing_over_.try_emplace(client, handover_wait{settings_.now() + settings_.handover_timeout});
+  // its new owner hands it over (or at the deadline). Its client is
+  // disconnected now: whatever reached it from here from now on would be
+  // out of step with the new owner (found by the chaos run: a node back
+  // from a partition kept delivering through a session that had moved).
+  in_doubt_.erase(client);
+  if (auto session = broker_.sessions().find(client)) {
+    auto [wait, added] =
+        handing_over_.try_emplace(client, handover_wait{settings_.now() + settings_.handover_timeout});
     routed_.erase(client);
+    // The new owner's handover may have been sent while this node could not
+    // hear it (it was cut off, or paused): asked for at once, since until it
+    // comes every message matching the session fails here and is sent again
+    // (found by the chaos run: publishers reconnecting for seconds after a
+    // partition healed).
+    const auto* log = replicator_->log_of(client);
+    const auto holder = log ? log->newest_known().node : 0;
+    if (added && holder != 0 && holder != settings_.self && hooks_.alive(holder)) {
+      ++wait->second.asks;
+      replicator_->ask_handover(client, holder);
+      schedule_flush();
+    }
+    if (session->disconnect(codec::reason_code::session_taken_over,
+                            "session taken over on another node")) {
+      spdlog::info("cluster: session {} was taken over by another node; its client here "
+                   "disconnected",
+                   client);
+    }
   }
   finish_acquire(client, false);
+}
+
+void session_replication::set_cut_off(bool off) {
+  cut_off_.store(off);
+  if (!off) return;
+  boost::asio::post(strand_, [this] {
+    // Even if the peers answer again by now: another node may have taken
+    // these sessions over meanwhile.
+    if (stopped_) return;
+    std::vector<std::string> served;
+    replicator_->for_each_log([&](const std::string& client, const replication::session_log& log) {
+      if (log.serving()) served.push_back(client);
+    });
+    std::size_t disconnected = 0;
+    for (auto& client : served) {
+      if (auto session = broker_.sessions().find(client)) {
+        disconnected += session->disconnect(codec::reason_code::use_another_server,
+                                            "this node is cut off from its cluster");
+      }
+      in_doubt_.insert(std::move(client));
+    }
+    spdlog::warn("cluster: cut off: {} persistent sessions served here are in doubt, {} of "
+                 "their clients disconnected",
+                 served.size(), disconnected);
+  });
 }
 
 void session_replication::let_go(const std::string& client, const char* why) {
@@ -395,7 +452,8 @@ void session_replication::tick() {
   }
   std::vector<std::string> unclaimed;
   for (auto& [client, wait] : handing_over_) {
-    if (now < wait.deadline) continue;
+    // Cut off: taking anything back is for when the peers answer.
+    if (now < wait.deadline || cut_off_.load()) continue;
     wait.deadline = now + settings_.handover_timeout;
     // No handover in time: it was lost, or the node that fenced this one
     // never came to serve the session. The session is not let go blindly
@@ -426,7 +484,8 @@ void session_replication::tick() {
   }
   if (now - last_orphan_check_ >= settings_.orphan_check) {
     last_orphan_check_ = now;
-    take_over_orphans();
+    // Cut off, every peer may look dead from here while they are not.
+    if (!cut_off_.load()) take_over_orphans();
     find_misplaced();
     sessions_.store(replicator_->sessions());
   } else {

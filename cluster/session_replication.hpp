@@ -123,6 +123,13 @@ class session_replication final : public core::session_keeper {
   void acquire(const std::string& client, std::function<void(bool)> done);
   // A LogBatch from a peer.
   void on_batch(member from, std::string bytes);
+  // The node is cut off from its cluster, or back (cluster_node::cut_off()).
+  // Cut off, it may have been found dead and its sessions taken over: it
+  // disconnects the clients of the sessions it serves, refuses CONNECTs of
+  // replicated sessions and takes nothing over. Back, each session it
+  // served is acquired again (a new generation) when its client connects,
+  // so the node learns whether another one serves it now. Any thread.
+  void set_cut_off(bool off);
 
   // What this node's log of one session says (for the admin API).
   struct session_state {
@@ -229,6 +236,10 @@ class session_replication final : public core::session_keeper {
   // Sessions whose last generation was this node's before it restarted:
   // taken back by the first look for orphans.
   std::unordered_set<std::string> restarted_;
+  // Served sessions this node was cut off from its cluster with: another
+  // node may serve them now. Acquired again before a client is served.
+  std::unordered_set<std::string> in_doubt_;
+  std::atomic<bool> cut_off_{false};
   std::chrono::steady_clock::time_point last_orphan_check_{};
   bool flush_posted_ = false;
   bool stopped_ = false;

@@ -161,7 +161,9 @@ bool ack_sequencer::send_failure_locked(entry& front) {
     codec::disconnect_packet d;
     d.code = codec::reason_code::unspecified_error;
     out_->close(codec::is_v5(out_->version()) ? std::optional<codec::packet>(std::move(d))
-                                               : std::nullopt);
+                                               : std::nullopt,
+                "a write this acknowledgement waited for failed (the store failed, or the "
+                "session is served by another node now)");
     waiting_.clear();
     return false;
   }

@@ -594,7 +594,8 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
         (session_->inbound_number(packet_id) || (p.dup && session_->numbers_qos2()));
     if (!v5 || resend_of_numbered) {
       close(reason_code::quota_exceeded,
-            "routes not settled (a node just started, or a failed node's sessions are moving)");
+            "routes not settled (a node just started, a failed node's sessions are moving, "
+            "or this node is cut off from its cluster)");
       return;
     }
     code = reason_code::quota_exceeded;
