@@ -7,6 +7,7 @@ observed it. On a lost connection it reconnects to another node."""
 import json
 import logging
 import os
+import struct
 import threading
 import time
 
@@ -64,6 +65,7 @@ class Recorder:
         self.offline_until = 0.0
         self.node = None
         self.pending = {}       # paho mid -> payload id, QoS > 0 sends not yet acknowledged
+        self.refused = {}       # paho mid -> reason code of a PUBACK/PUBREC that refused it
         self.requests = {}      # paho mid -> ("sub" | "unsub", filter, qos)
         self.client = self.make_client()
 
@@ -80,6 +82,8 @@ class Recorder:
             logging.basicConfig(filename=os.environ["CHAOS_PAHO_LOG"], level=logging.DEBUG,
                                 format="%(relativeCreated)d %(name)s %(message)s")
             c.enable_logger(logging.getLogger(self.client_id))
+        if self.v5:
+            self.watch_refusals(c)
         c.on_connect = self.on_connect
         c.on_disconnect = self.on_disconnect
         c.on_message = self.on_message
@@ -87,6 +91,28 @@ class Recorder:
         c.on_subscribe = self.on_subscribe
         c.on_unsubscribe = self.on_unsubscribe
         return c
+
+    def watch_refusals(self, c):
+        """Paho 1.6 calls on_publish whatever the reason code of an MQTT 5
+        PUBACK, and sends PUBREL after a PUBREC that refused the message: the
+        refusals (reason code 0x80 or above) are taken from the packets, so a
+        refused message is not recorded as acknowledged."""
+        def refused(packet, length):
+            if length > 2 and packet[2] >= 0x80:
+                self.refused[struct.unpack("!H", packet[:2])[0]] = packet[2]
+
+        handle_pubrec, handle_pubackcomp = c._handle_pubrec, c._handle_pubackcomp
+
+        def on_pubrec():
+            refused(c._in_packet["packet"], c._in_packet["remaining_length"])
+            return handle_pubrec()
+
+        def on_pubackcomp(cmd):
+            if cmd == "PUBACK":
+                refused(c._in_packet["packet"], c._in_packet["remaining_length"])
+            return handle_pubackcomp(cmd)
+
+        c._handle_pubrec, c._handle_pubackcomp = on_pubrec, on_pubackcomp
 
     def on_connect(self, client, userdata, flags, rc, properties=None):
         ok = (rc if isinstance(rc, int) else rc.value) == 0
@@ -111,8 +137,14 @@ class Recorder:
 
     def on_publish(self, client, userdata, mid):
         payload = self.pending.pop(mid, None)
-        if payload is not None:
+        code = self.refused.pop(mid, None)
+        if payload is None:
+            return
+        if code is None:
             self.history.record("ack", client=self.client_id, conn=self.conn, id=payload, ok=True)
+        else:
+            self.history.record("ack", client=self.client_id, conn=self.conn, id=payload, ok=False,
+                                rc=f"0x{code:02X}")
 
     def on_subscribe(self, client, userdata, mid, granted, properties=None):
         _, filter_, qos = self.requests.pop(mid, (None, None, None))
