@@ -781,7 +781,7 @@ std::int64_t cluster_node::lease_ms() const {
          (settings_.dead_timeout.count() - settings_.suspect_timeout.count()) / 2;
 }
 
-std::int64_t cluster_node::lease_expiry(std::int64_t now) const {
+std::int64_t cluster_node::lease_expiry() const {
   constexpr auto never = std::numeric_limits<std::int64_t>::max();
   // Only replicated sessions can be taken over by a peer that finds this
   // node dead (found by the chaos run: a node back from a pause or a
@@ -814,7 +814,7 @@ std::int64_t cluster_node::lease_expiry(std::int64_t now) const {
 void cluster_node::extend_lease(std::int64_t now) {
   // Never past a lapse: the cluster thread must see it (check_lease) and
   // put the sessions in doubt first, even if the peers answer again by then.
-  const auto until = lease_expiry(now);
+  const auto until = lease_expiry();
   auto held = held_until_.load();
   while (held > now && until > held && !held_until_.compare_exchange_weak(held, until)) {
   }
@@ -822,7 +822,7 @@ void cluster_node::extend_lease(std::int64_t now) {
 
 void cluster_node::check_lease(std::int64_t now) {
   const auto previous = held_until_.load();
-  const auto until = lease_expiry(now);
+  const auto until = lease_expiry();
   held_until_.store(until);
   // Lapsed since the last look (a pause: the peers may have answered the
   // first heartbeats after it already, but found this node dead before),

@@ -469,7 +469,7 @@ class cluster_node final : public core::cluster_link {
   // serving its sessions well before, at t + lease_ms().
   std::int64_t lease_ms() const;
   // Until when the answers this node has make its lease hold.
-  std::int64_t lease_expiry(std::int64_t now) const;
+  std::int64_t lease_expiry() const;
   // An answer came (a gRPC thread): the lease holds longer, unless it lapsed.
   void extend_lease(std::int64_t now);
   // Cluster thread: tells the sessions when the node is cut off and back.
