@@ -304,7 +304,12 @@ TEST_P(ElasticRun, DeadMembersAreReplacedAndEverySessionIsBackAtThreeCopies) {
   c.node(4).kill();
   ASSERT_TRUE(load.wait_progress(10)) << load.error();
   const auto r = run_ctl(c.node(1), {"forget", c.node(4).id()});
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // A slow machine (a sanitizer build) may let n4 be dead for the whole
+  // dead_member_timeout first: the others removed it themselves, with the
+  // same event, and forget finds no such member.
+  const bool removed_already =
+      r.exit_code != 0 && (r.out + r.err).find("no member " + c.node(4).id()) != std::string::npos;
+  ASSERT_TRUE(r.exit_code == 0 || removed_already) << r.out << r.err;
   ASSERT_TRUE(c.wait_converged(6)) << c.describe();
   std::vector<cluster_member*> up{&c.node(1), &c.node(2), &c.node(3), &c.node(5)};
   ASSERT_TRUE(wait_placed(up, why)) << "after forgetting n4: " << why << "\n" << c.describe();
@@ -350,10 +355,10 @@ TEST_P(ElasticRun, RollingRestartOfEveryNodeLosesNothing) {
     load.set_nodes(up);
     // What the Helm chart's preStop hook runs: with every copy in sync it
     // lets the node stop.
-    const auto pre_stop = run_ctl(n, {"pre-stop", "--timeout", "60"});
+    const auto pre_stop = run_ctl(n, {"pre-stop", "--timeout", "60"}, std::chrono::seconds(70));
     ASSERT_EQ(pre_stop.exit_code, 0) << pre_stop.out << pre_stop.err;
     EXPECT_NE(pre_stop.out.find("the node may stop now"), std::string::npos) << pre_stop.out;
-    const auto status = n.stop();
+    const auto status = n.stop(std::chrono::seconds(60));
     ASSERT_TRUE(status && status->clean()) << n.describe();
     ASSERT_TRUE(load.wait_progress(10)) << load.error() << "\n" << c.describe();
     ASSERT_TRUE(n.start()) << n.describe();  // no seeds: it remembers its members

@@ -36,12 +36,15 @@ std::optional<std::uint64_t> latest_epoch(const std::string& log) {
 
 }  // namespace
 
-child_result run_ctl(cluster_member& node, std::vector<std::string> args) {
+child_result run_ctl(cluster_member& node, std::vector<std::string> args,
+                     std::chrono::milliseconds timeout) {
   std::vector<std::string> argv{ringmq_binary(), "ctl", "--url",
                                 "http://" + node.ip() + ":" + std::to_string(node.http_port()),
                                 "--token", "cluster-test-token"};
   argv.insert(argv.end(), args.begin(), args.end());
-  return run_child(argv);
+  child_options options;
+  options.timeout = timeout;
+  return run_child(argv, options);
 }
 
 std::vector<std::string> fast_cluster_timings() {

@@ -141,6 +141,9 @@ class test_cluster {
 std::vector<std::string> fast_cluster_timings();
 
 // ringmq ctl against a node's admin API, with the admin token of the test clusters.
-child_result run_ctl(cluster_member& node, std::vector<std::string> args);
+// `timeout`: how long the command may take before it is killed (a pre-stop
+// waits for the node's sessions to move, slow in a sanitizer build).
+child_result run_ctl(cluster_member& node, std::vector<std::string> args,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 }  // namespace ringmq::testing
