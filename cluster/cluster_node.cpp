@@ -960,6 +960,8 @@ void cluster_node::expire_departed_routes(std::int64_t now) {
       ++it;
       continue;
     }
+    // Dropped before it is logged: what reads the log may look at them next.
+    table_.drop(index);
     if (everyone) {
       spdlog::info("cluster: every live node took over the sessions of {}; its routes dropped",
                    dead->id());
@@ -968,7 +970,6 @@ void cluster_node::expire_departed_routes(std::int64_t now) {
                    "took over its sessions",
                    dead->id(), departed_route_grace(settings_).count());
     }
-    table_.drop(index);
     it = departed_.erase(it);
   }
   departed_changed();
