@@ -2,6 +2,7 @@
 from its log, stopped with SIGTERM, and what its log shows afterwards."""
 
 import ctypes
+import json
 import os
 import re
 import shutil
@@ -122,6 +123,16 @@ class Broker:
             return True
         except (OSError, subprocess.TimeoutExpired):
             return False
+
+
+def save_batch(artifacts, jobs, what):
+    """Writes a batch of jobs (one JSON object per line, as --replay reads them) to the artifacts
+    directory; returns its path."""
+    path = os.path.join(artifacts, f"{what}-batch-{jobs[0]['index']}-{jobs[-1]['index']}.jsonl")
+    with open(path, "w") as f:
+        for job in jobs:
+            f.write(json.dumps(job) + "\n")
+    return path
 
 
 def describe_status(code):

@@ -112,7 +112,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
-from broker_process import describe_status, log_findings
+from broker_process import describe_status, log_findings, save_batch
 from cluster_clients import RealClients, check_members, end_checks
 from cluster_nodes import CLUSTER_NAME, FAKE, TARGET, Cluster
 from mqtt_client import MqttClient
@@ -305,11 +305,7 @@ class Run:
               flush=True)
 
     def save_batch(self, jobs, what):
-        path = os.path.join(self.artifacts, f"{what}-batch-{jobs[0]['index']}-{jobs[-1]['index']}.jsonl")
-        with open(path, "w") as f:
-            for job in jobs:
-                f.write(json.dumps(job) + "\n")
-        return path
+        return save_batch(self.artifacts, jobs, what)
 
     def crashed(self, jobs, dead):
         self.crashes += 1

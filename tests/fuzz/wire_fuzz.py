@@ -73,7 +73,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from broker_process import HOST, Broker, describe_status, log_findings
+from broker_process import HOST, Broker, describe_status, log_findings, save_batch
 from mutations import mutate, mutate_bit_flip, mutate_byte_delete, mutate_byte_insert, mutate_chunk_duplicate
 from probe import PROBE_DEADLINE_S, PROBE_RETRY_AFTER_S, PROBE_RETRY_DEADLINE_S, Probe, fresh_connack, percentile
 from wire_seeds import CORPUS_DIR, capture_sessions, load_corpus
@@ -327,11 +327,7 @@ class Run:
         return fresh_connack(self.broker.ports[transport], transport == "ws")
 
     def save_batch(self, jobs, what):
-        path = os.path.join(self.artifacts, f"{what}-batch-{jobs[0]['index']}-{jobs[-1]['index']}.jsonl")
-        with open(path, "w") as f:
-            for job in jobs:
-                f.write(json.dumps(job) + "\n")
-        return path
+        return save_batch(self.artifacts, jobs, what)
 
     def crashed(self, jobs):
         self.crashes += 1
