@@ -64,8 +64,12 @@ void cluster_node::local_route_changed(const std::string& filter, int delta) {
   d->set_seq(seq);
   d->mutable_route()->set_filter(filter);
   d->mutable_route()->set_count(announced(after));
+  // Dead peers too: a stream to one may be open, or opening with a snapshot
+  // taken before this change, and carry on once the peer answers again (a
+  // partition heals). A delta left out then would be missing from the peer's
+  // table for good. A stream opened later drops queued deltas and restates
+  // them in its snapshot.
   for (const auto& link : peers.all) {
-    if (link->dead()) continue;  // it gets a snapshot when it is back
     v1::PeerFrame copy = f;
     link->enqueue_frame(std::move(copy), false);
   }
@@ -580,6 +584,13 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
         auto& in = origin->inbound;
         // Deltas the snapshot already contains are skipped.
         if (in.stream != &stream || f.route_delta().seq() <= in.applied_route_seq) break;
+        // After the snapshot a stream carries every delta, numbered one by
+        // one: a gap is a change this table missed, so the whole set comes again.
+        if (in.routes_synced && f.route_delta().seq() != in.applied_route_seq + 1) {
+          spdlog::warn("cluster: routes of {} skipped from seq {} to {}; asking for a snapshot",
+                       origin->id(), in.applied_route_seq, f.route_delta().seq());
+          result.replies.emplace_back().mutable_resync()->set_routes(true);
+        }
         table_.set(origin->index(), f.route_delta().route().filter(),
                    f.route_delta().route().count());
         in.applied_route_seq = f.route_delta().seq();
@@ -590,12 +601,16 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
       case v1::PeerFrame::kRouteDigest: {
         std::lock_guard lock(origin->inbound_mutex);
         const auto& d = f.route_digest();
-        if (d.seq() != origin->inbound.applied_route_seq) break;
-        if (table_.digest_of(origin->index()) != d.digest() ||
+        const auto& in = origin->inbound;
+        if (in.stream != &stream || !in.routes_synced) break;
+        // Every delta up to the digest's seq came before it on this stream:
+        // a table behind it missed one.
+        if (d.seq() != in.applied_route_seq ||
+            table_.digest_of(origin->index()) != d.digest() ||
             table_.count_of(origin->index()) != d.count()) {
-          spdlog::warn("cluster: routes of {} diverged (digest differs at seq {}); asking for "
-                       "a snapshot",
-                       origin->id(), d.seq());
+          spdlog::warn("cluster: routes of {} diverged (digest at seq {}, applied up to {}); "
+                       "asking for a snapshot",
+                       origin->id(), d.seq(), in.applied_route_seq);
           result.replies.emplace_back().mutable_resync()->set_routes(true);
         }
         break;

@@ -177,5 +177,68 @@ TEST(ClusterPartition, TheMinorityRefusesSessionsItHasNoQuorumForAndHealingLoses
   }
 }
 
+// What `node` says of its link to `peer`: how many streams it opened to it,
+// and whether one is open (or opening) now.
+struct stream_view {
+  std::int64_t opened = 0;
+  bool open = false;
+};
+stream_view stream_to(cluster_member& node, const std::string& peer) {
+  const auto v = node.get_json("/api/v1/cluster");
+  if (!v.is_object()) return {};
+  for (const auto& p : v.as_object().at("peers").as_array()) {
+    const auto& o = p.as_object();
+    if (o.at("id").as_string() != peer) continue;
+    return {o.at("streams_opened").to_number<std::int64_t>(), o.at("stream").as_string() == "open"};
+  }
+  return {};
+}
+
+// A node that finds a cut-off peer dead closes its stream to it and opens a
+// new one at once; that stream starts with a snapshot of the node's routes
+// and waits, unanswered, until the cut heals. A subscription made meanwhile
+// must reach the peer too: a route change was once sent to alive peers only,
+// so the peer got the old snapshot and never the change, and forwarded
+// nothing to the new subscriber.
+TEST(ClusterPartition, ASubscriptionMadeWhileAPeerIsCutOffReachesItWhenTheCutHeals) {
+  if (!run("nft list tables >/dev/null 2>&1")) GTEST_SKIP() << "nft does not work here";
+  test_cluster c(3, {}, {.separate_users = true});
+  ASSERT_TRUE(c.started()) << c.describe();
+  const auto before_cut = stream_to(c.node(2), "n1").opened;
+  ASSERT_GT(before_cut, 0) << c.describe();
+
+  partition cut(c, {1});
+  ASSERT_TRUE(cut.cut()) << "nft refused the rules";
+  ASSERT_TRUE(c.node(2).wait_for_log("peer dead: node=n1", 10s)) << c.describe();
+  const auto reopened = [&] {
+    const auto s = stream_to(c.node(2), "n1");
+    return s.open && s.opened > before_cut;
+  };
+  const auto deadline = steady::now() + 10s;
+  while (!reopened() && steady::now() < deadline) std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(reopened()) << "n2 opened no new stream to n1 during the cut\n" << c.describe();
+
+  cluster_client subscriber;
+  ASSERT_TRUE(subscriber.connect(c.node(2), "late-subscriber")) << subscriber.error();
+  const auto granted = subscriber.subscribe("healed/#", qos::at_least_once);
+  ASSERT_EQ(granted.size(), 1u);
+  ASSERT_EQ(granted[0], codec::reason_code::granted_qos_1);
+
+  cut.heal();
+  ASSERT_TRUE(c.wait_converged(3, 20s)) << c.describe();
+  // Until then n1 takes no QoS 1 message: it was cut off (docs/cluster.md).
+  ASSERT_TRUE(c.node(1).wait_for_log("cluster: the peers answer again", 10s)) << c.describe();
+
+  cluster_client publisher;
+  ASSERT_TRUE(publisher.connect(c.node(1), "healed-publisher")) << publisher.error();
+  ASSERT_EQ(publisher.publish("healed/x", "after the cut"), codec::reason_code::success)
+      << c.describe();
+  const auto got = subscriber.receive(5s);
+  ASSERT_TRUE(got.has_value()) << "n1 did not forward to a subscription n2 made while it was "
+                                  "cut off\n"
+                               << c.describe();
+  EXPECT_EQ(got->payload, "after the cut");
+}
+
 }  // namespace
 }  // namespace ringmq::testing
