@@ -24,6 +24,12 @@ bool dedup_window::admit(std::uint64_t number, std::uint16_t packet_id) {
   return true;
 }
 
+void dedup_window::forget(std::uint64_t number, std::uint16_t packet_id) {
+  if (number > top_ || top_ - number >= span) return;
+  auto& id = ids_[top_ - number];
+  if (id == packet_id) id = 0;
+}
+
 std::string dedup_window::encode_ids() const {
   std::string out;
   out.reserve(span * 2);

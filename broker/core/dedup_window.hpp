@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,9 @@ class dedup_window {
 
   // True, and remembered, when `number` with `packet_id` was not taken yet.
   bool admit(std::uint64_t number, std::uint16_t packet_id);
+  // Takes back an admit() whose copy was not kept (its write failed): the
+  // number with that packet id is taken again when it comes again.
+  void forget(std::uint64_t number, std::uint16_t packet_id);
 
   std::uint64_t top() const noexcept { return top_; }
 
@@ -49,6 +53,8 @@ class dedup_window {
 struct dedup_note {
   const std::string& publisher;
   const dedup_window& window;
+  // Called (from any thread) when the change with the copy was not kept.
+  std::function<void()> on_lost;
 };
 
 }  // namespace ringmq::core

@@ -216,7 +216,7 @@ void journal::queue_put(const std::string& client, std::uint64_t order, const ou
   write_batch b;
   b.put(column::queue, ordered_key(client, order), r.SerializeAsString());
   if (taken) dedup_put(b, client, taken->publisher, taken->window);
-  append(client, std::move(b));
+  note_lost(append(client, std::move(b)), taken);
 }
 
 void journal::queue_erase(const std::string& client, std::uint64_t order) {
@@ -241,7 +241,16 @@ written journal::inflight_put(const std::string& client, std::uint64_t order,
   write_batch b;
   b.put(column::inflight, ordered_key(client, order), inflight_value(packet_id, stage, m));
   if (taken) dedup_put(b, client, taken->publisher, taken->window);
-  return append(client, std::move(b));
+  return note_lost(append(client, std::move(b)), taken);
+}
+
+written journal::note_lost(written w, const dedup_note* taken) {
+  if (taken && taken->on_lost && w.kept) {
+    w.kept->on_done([lost = taken->on_lost](bool committed) {
+      if (!committed) lost();
+    });
+  }
+  return w;
 }
 
 void journal::inflight_erase(const std::string& client, std::uint64_t order) {

@@ -153,6 +153,8 @@ class journal {
   storage::commit_seq append(storage::write_batch&& batch);
   // A change of one session: to the keeper when it keeps the session.
   written append(const std::string& client, storage::write_batch&& batch);
+  // Tells `taken` (if any) when the change `w` that wrote it was not kept.
+  static written note_lost(written w, const dedup_note* taken);
 
   storage::store& store_;
   session_keeper* keeper_ = nullptr;

@@ -360,6 +360,7 @@ void session::deliver(outgoing&& m, time_point now) {
   std::lock_guard lock(mutex_);
   if (ended()) return;
   const dedup_window* taken = nullptr;
+  if (m.msg->publish_number) take_back_lost_locked();
   if (m.msg->publish_number && !take_numbered(*m.msg, taken)) {
     local_probe().dropped(drop_reason::duplicate);
     // Known already, but settled only if the session is really kept here
@@ -375,10 +376,29 @@ void session::deliver(outgoing&& m, time_point now) {
   // The number is written in the change that writes the copy (the queue or
   // in flight): a session that moves to another node has both or neither.
   const auto publisher = m.msg->publisher;
-  const dedup_note note{publisher, *taken};
+  const dedup_note note{publisher, *taken,
+                        [lost = lost_takes_, publisher, number = m.msg->publish_number,
+                         id = m.msg->publish_packet_id] {
+                          std::lock_guard lock(lost->mutex);
+                          lost->takes.emplace_back(publisher, number, id);
+                        }};
   taking_ = &note;
   deliver_locked(std::move(m), now);
   taking_ = nullptr;
+}
+
+void session::take_back_lost_locked() {
+  std::vector<std::tuple<std::string, std::uint64_t, std::uint16_t>> takes;
+  {
+    std::lock_guard lock(lost_takes_->mutex);
+    if (lost_takes_->takes.empty()) return;
+    takes.swap(lost_takes_->takes);
+  }
+  if (!numbered_) return;
+  for (const auto& [publisher, number, id] : takes) {
+    auto it = numbered_->taken.find(publisher);
+    if (it != numbered_->taken.end()) it->second.window.forget(number, id);
+  }
 }
 
 session::numbered_state& session::numbered() {

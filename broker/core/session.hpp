@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -258,6 +259,16 @@ class session {
   // While deliver() hands a numbered message on: what the journal writes
   // with its copy.
   const dedup_note* taking_ = nullptr;
+  // Numbers taken whose copies were not kept (the write failed, perhaps
+  // while this node handed the session over): taken back before the next
+  // delivery, so that a resend is not dropped as a duplicate of a copy that
+  // is nowhere. Filled from any thread, hence its own lock.
+  struct lost_takes {
+    std::mutex mutex;
+    std::vector<std::tuple<std::string, std::uint64_t, std::uint16_t>> takes;
+  };
+  std::shared_ptr<lost_takes> lost_takes_ = std::make_shared<lost_takes>();
+  void take_back_lost_locked();
   std::map<std::string, stored_subscription> subscriptions_;
 
   std::atomic<std::shared_ptr<const client_identity>> identity_;

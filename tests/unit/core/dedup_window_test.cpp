@@ -47,6 +47,27 @@ TEST(DedupWindow, FurtherBackThanTheSpanIsTaken) {
   EXPECT_FALSE(w.admit(2, 1));
 }
 
+// A number whose copy was not kept (its write failed) is taken back: its
+// resend must be taken, or the message would be acknowledged and nowhere.
+TEST(DedupWindow, AForgottenNumberIsTakenAgainAndOnlyWithItsOwnPacketId) {
+  dedup_window w;
+  EXPECT_TRUE(w.admit(5, 50));
+  EXPECT_TRUE(w.admit(6, 60));
+  w.forget(5, 51);  // another packet id: not this number's take
+  EXPECT_FALSE(w.admit(5, 50));
+  w.forget(5, 50);
+  EXPECT_TRUE(w.admit(5, 50)) << "taken back, so taken again";
+  EXPECT_FALSE(w.admit(5, 50));
+  EXPECT_FALSE(w.admit(6, 60)) << "the others stay taken";
+  w.forget(6, 60);
+  EXPECT_TRUE(w.admit(6, 60)) << "the top number too";
+  w.forget(100, 1);  // beyond the top: nothing to take back
+  EXPECT_EQ(w.top(), 6u);
+  EXPECT_TRUE(w.admit(6 + dedup_window::span, 7));
+  w.forget(6, 60);  // older than the span: nothing either
+  EXPECT_TRUE(w.admit(6, 60)) << "further back than the span is always taken";
+}
+
 TEST(DedupWindow, EncodingKeepsEverythingItRemembers) {
   dedup_window w;
   for (std::uint64_t n = 1; n <= 70; n += 3) EXPECT_TRUE(w.admit(n, static_cast<std::uint16_t>(n + 1000)));

@@ -114,7 +114,7 @@ class EngineKeeper : public ::testing::Test {
   }
 
   std::unique_ptr<storage::store> store_;
-  scripted_keeper keeper_{{"kept"}};
+  scripted_keeper keeper_{{"kept", "kept-subscriber"}};
   bench bench_;
 };
 
@@ -297,6 +297,32 @@ TEST_F(EngineKeeper, AFailedNumberedQos2PublishClosesTheConnectionRatherThanRefu
   EXPECT_FALSE(std::holds_alternative<codec::pubrec_packet>(got.front()))
       << "a 0x97 PUBREC would end the exchange: the retry would be another message";
   EXPECT_TRUE(pub.closing()) << "closed: the client sends it again under packet id 9";
+}
+
+// The subscriber's copy (and with it the number it took) was not kept: the
+// publisher's resend under that number must be taken again, not dropped as a
+// duplicate of a copy that is nowhere (the message would be acknowledged and
+// lost).
+TEST_F(EngineKeeper, ANumberWhoseCopyWasNotKeptIsTakenAgainOnTheResend) {
+  keeper_.commit_at_once(true);
+  auto& sub = bench_.persistent("kept-subscriber");
+  sub.subscribe("t", qos::exactly_once);
+  sub.disconnect();
+  auto& pub = bench_.persistent("kept");
+  keeper_.commit_at_once(false);
+  pub.publish("t", "m", qos::exactly_once, 9);
+  keeper_.finish_all(/*committed=*/false);
+  EXPECT_TRUE(pub.closing()) << "nothing kept: the client sends it again";
+
+  const auto duplicates = dropped(drop_reason::duplicate);
+  auto& again = persistent("kept");
+  auto resend = make_publish("t", "m", qos::exactly_once, 9);
+  resend.dup = true;
+  again.publish(std::move(resend));
+  keeper_.finish_all();
+  EXPECT_EQ(again.expect<codec::pubrec_packet>().code, reason_code::success);
+  EXPECT_EQ(dropped(drop_reason::duplicate), duplicates)
+      << "the subscriber dropped the resend as one it had, though its copy was never kept";
 }
 
 }  // namespace
