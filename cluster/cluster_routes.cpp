@@ -67,11 +67,10 @@ void cluster_node::local_route_changed(const std::string& filter, int delta) {
   // Dead peers too: a stream to one may be open, or opening with a snapshot
   // taken before this change, and carry on once the peer answers again (a
   // partition heals). A delta left out then would be missing from the peer's
-  // table for good. A stream opened later drops queued deltas and restates
-  // them in its snapshot.
+  // table for good. Without a stream, the next one's snapshot has it.
   for (const auto& link : peers.all) {
     v1::PeerFrame copy = f;
-    link->enqueue_frame(std::move(copy), false);
+    link->enqueue_restated(std::move(copy));
   }
   // The router's write lock is held here: the writes start on the cluster
   // thread, so that no publisher waits for a batch to be serialized.

@@ -201,6 +201,17 @@ void peer_link::enqueue_frame(v1::PeerFrame&& frame, bool write_now) {
   if (write_now) pump();
 }
 
+void peer_link::enqueue_restated(v1::PeerFrame&& frame) {
+  std::lock_guard lock(mutex_);
+  if (!stream_) return;
+  outbound_item item;
+  item.what = outbound_item::kind::frame;
+  item.bytes = frame.ByteSizeLong();
+  item.frame = std::make_unique<v1::PeerFrame>(std::move(frame));
+  queue_bytes_ += item.bytes;
+  queue_.push_back(std::move(item));
+}
+
 std::size_t peer_link::drop_queue() {
   settle_list settled;
   std::size_t dropped = 0;

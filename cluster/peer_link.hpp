@@ -161,6 +161,9 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   // Protocol frames are never dropped. Without `write_now` the caller (who
   // holds a lock) calls pump() later itself.
   void enqueue_frame(v1::PeerFrame&& frame, bool write_now = true);
+  // A frame the next stream's opening frames restate (a route delta): queued
+  // only while a stream is open or opening, else left to that restatement.
+  void enqueue_restated(v1::PeerFrame&& frame);
   // Starts a write of what is queued if none is in flight. Never under a lock.
   void pump();
   // Drops every queued message (the peer is dead); returns how many.

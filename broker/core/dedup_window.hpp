@@ -51,10 +51,14 @@ class dedup_window {
 // same change as its copy (queued or in flight), so that the copy and the
 // knowledge that it was taken survive together or not at all.
 struct dedup_note {
+  // Called (from any thread) with publisher, number and packet id when the
+  // change with the copy was not kept.
+  using lost_handler = std::function<void(const std::string&, std::uint64_t, std::uint16_t)>;
   const std::string& publisher;
   const dedup_window& window;
-  // Called (from any thread) when the change with the copy was not kept.
-  std::function<void()> on_lost;
+  std::uint64_t number = 0;
+  std::uint16_t packet_id = 0;
+  const lost_handler* on_lost = nullptr;
 };
 
 }  // namespace ringmq::core

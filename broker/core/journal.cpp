@@ -246,8 +246,9 @@ written journal::inflight_put(const std::string& client, std::uint64_t order,
 
 written journal::note_lost(written w, const dedup_note* taken) {
   if (taken && taken->on_lost && w.kept) {
-    w.kept->on_done([lost = taken->on_lost](bool committed) {
-      if (!committed) lost();
+    w.kept->on_done([lost = *taken->on_lost, publisher = taken->publisher,
+                     number = taken->number, id = taken->packet_id](bool committed) {
+      if (!committed) lost(publisher, number, id);
     });
   }
   return w;

@@ -360,14 +360,16 @@ void session::deliver(outgoing&& m, time_point now) {
   std::lock_guard lock(mutex_);
   if (ended()) return;
   const dedup_window* taken = nullptr;
-  if (m.msg->publish_number) take_back_lost_locked();
-  if (m.msg->publish_number && !take_numbered(*m.msg, taken)) {
-    local_probe().dropped(drop_reason::duplicate);
-    // Known already, but settled only if the session is really kept here
-    // (its records with it): a node that no longer serves it must fail the
-    // message, so that it goes where the session is now.
-    if (journaled()) journal_->sync_point(client_id_);
-    return;
+  if (m.msg->publish_number) {
+    take_back_lost_locked();
+    if (!take_numbered(*m.msg, taken)) {
+      local_probe().dropped(drop_reason::duplicate);
+      // Known already, but settled only if the session is really kept here
+      // (its records with it): a node that no longer serves it must fail the
+      // message, so that it goes where the session is now.
+      if (journaled()) journal_->sync_point(client_id_);
+      return;
+    }
   }
   if (!taken) {
     deliver_locked(std::move(m), now);
@@ -376,23 +378,20 @@ void session::deliver(outgoing&& m, time_point now) {
   // The number is written in the change that writes the copy (the queue or
   // in flight): a session that moves to another node has both or neither.
   const auto publisher = m.msg->publisher;
-  const dedup_note note{publisher, *taken,
-                        [lost = lost_takes_, publisher, number = m.msg->publish_number,
-                         id = m.msg->publish_packet_id] {
-                          std::lock_guard lock(lost->mutex);
-                          lost->takes.emplace_back(publisher, number, id);
-                        }};
+  const dedup_note note{publisher, *taken, m.msg->publish_number, m.msg->publish_packet_id,
+                        &note_lost_};
   taking_ = &note;
   deliver_locked(std::move(m), now);
   taking_ = nullptr;
 }
 
 void session::take_back_lost_locked() {
+  if (!lost_takes_->any.load(std::memory_order_acquire)) return;
   std::vector<std::tuple<std::string, std::uint64_t, std::uint16_t>> takes;
   {
     std::lock_guard lock(lost_takes_->mutex);
-    if (lost_takes_->takes.empty()) return;
     takes.swap(lost_takes_->takes);
+    lost_takes_->any.store(false, std::memory_order_relaxed);
   }
   if (!numbered_) return;
   for (const auto& [publisher, number, id] : takes) {

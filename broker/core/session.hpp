@@ -264,10 +264,17 @@ class session {
   // delivery, so that a resend is not dropped as a duplicate of a copy that
   // is nowhere. Filled from any thread, hence its own lock.
   struct lost_takes {
+    std::atomic<bool> any{false};  // read on every numbered delivery, without the lock
     std::mutex mutex;
     std::vector<std::tuple<std::string, std::uint64_t, std::uint16_t>> takes;
   };
   std::shared_ptr<lost_takes> lost_takes_ = std::make_shared<lost_takes>();
+  const dedup_note::lost_handler note_lost_ =
+      [lost = lost_takes_](const std::string& publisher, std::uint64_t number, std::uint16_t id) {
+        std::lock_guard lock(lost->mutex);
+        lost->takes.emplace_back(publisher, number, id);
+        lost->any.store(true, std::memory_order_release);
+      };
   void take_back_lost_locked();
   std::map<std::string, stored_subscription> subscriptions_;
 
