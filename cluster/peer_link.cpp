@@ -191,19 +191,17 @@ bool peer_link::enqueue_message(outbound_item&& item) {
 void peer_link::enqueue_frame(v1::PeerFrame&& frame, bool write_now) {
   {
     std::lock_guard lock(mutex_);
-    outbound_item item;
-    item.what = outbound_item::kind::frame;
-    item.bytes = frame.ByteSizeLong();
-    item.frame = std::make_unique<v1::PeerFrame>(std::move(frame));
-    queue_bytes_ += item.bytes;
-    queue_.push_back(std::move(item));
+    queue_frame_locked(std::move(frame));
   }
   if (write_now) pump();
 }
 
 void peer_link::enqueue_restated(v1::PeerFrame&& frame) {
   std::lock_guard lock(mutex_);
-  if (!stream_) return;
+  if (stream_) queue_frame_locked(std::move(frame));
+}
+
+void peer_link::queue_frame_locked(v1::PeerFrame&& frame) {
   outbound_item item;
   item.what = outbound_item::kind::frame;
   item.bytes = frame.ByteSizeLong();

@@ -232,6 +232,7 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   // A write on `s` (or its opening) ended; true when its hold is to be released.
   bool end_write_locked(outbound_stream* s);
   // Moves up to one batch's worth of items out of the queue (under mutex_).
+  void queue_frame_locked(v1::PeerFrame&& frame);
   std::vector<outbound_item> take_batch_locked();
   void build_batch(std::vector<outbound_item>& items, v1::PeerBatch& out);
 
