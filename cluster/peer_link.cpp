@@ -47,14 +47,7 @@ class outbound_stream final : public grpc::ClientBidiReactor<v1::PeerBatch, v1::
     in_.Clear();
     StartRead(&in_);
   }
-  void OnWriteDone(bool ok) override {
-    // Pairs with the release in pump(): gRPC orders the write's start before
-    // its completion, but inside libgrpc, which ThreadSanitizer cannot see;
-    // this makes the order of the batch's building and its next reuse (by
-    // whichever thread pumps next) visible to it. Costs one atomic a batch.
-    (void)written.load(std::memory_order_acquire);
-    link_->on_write_done(this, ok);
-  }
+  void OnWriteDone(bool ok) override { link_->on_write_done(this, ok); }
   void OnDone(const grpc::Status& status) override {
     auto link = std::move(link_);
     link->on_done(this, status);
@@ -64,9 +57,14 @@ class outbound_stream final : public grpc::ClientBidiReactor<v1::PeerBatch, v1::
   grpc::ClientContext context;
   v1::PeerBatch out;
   std::vector<outbound_item> out_messages;  // kept until acknowledged
-  std::atomic<std::uint64_t> written{0};    // batches started (see OnWriteDone)
   // Guarded by the link's mutex.
   bool writing = false;
+  // A write ends when both its completion came and the thread that started it
+  // returned from StartWrite (which serializes `out`): only then may `out` be
+  // reused. gRPC orders the two, but inside libgrpc, where ThreadSanitizer
+  // cannot see it; counting both under the link's mutex orders them visibly.
+  int write_steps_left = 0;
+  bool write_ok = false;
   bool broken = false;
   bool hold_released = false;
 
@@ -136,12 +134,27 @@ void peer_link::set_address(const std::string& address,
     std::lock_guard lock(mutex_);
     if (address == address_ && channel_) return;
     address_ = address;
-    channel_ = grpc::CreateCustomChannel(address, std::move(creds), args);
-    stub_ = std::shared_ptr<v1::Peer::Stub>(v1::Peer::NewStub(channel_));
-    next_attempt_ms_ = 0;
-    backoff_ms_ = 100;
+    creds_ = std::move(creds);
+    args_ = args;
+    new_channel_locked();
   }
   close_stream();
+}
+
+void peer_link::reconnect() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!channel_) return;
+    new_channel_locked();
+  }
+  close_stream();
+}
+
+void peer_link::new_channel_locked() {
+  channel_ = grpc::CreateCustomChannel(address_, creds_, args_);
+  stub_ = std::shared_ptr<v1::Peer::Stub>(v1::Peer::NewStub(channel_));
+  next_attempt_ms_ = 0;
+  backoff_ms_ = 100;
 }
 
 std::string peer_link::address() const {
@@ -448,32 +461,48 @@ void peer_link::build_batch(std::vector<outbound_item>& items, v1::PeerBatch& ou
 }
 
 void peer_link::pump() {
-  outbound_stream* s = nullptr;
-  std::vector<outbound_item> items;
-  {
-    std::lock_guard lock(mutex_);
-    s = stream_;
-    if (!s || s->writing || s->broken || queue_.empty()) return;
-    items = take_batch_locked();
-    s->writing = true;
+  for (;;) {
+    outbound_stream* s = nullptr;
+    std::vector<outbound_item> items;
+    {
+      std::lock_guard lock(mutex_);
+      s = stream_;
+      if (!s || s->writing || s->broken || queue_.empty()) return;
+      items = take_batch_locked();
+      s->writing = true;
+      s->write_steps_left = 2;
+    }
+    // Built outside the lock: other threads keep queueing meanwhile, and only
+    // this thread writes while `writing` is set.
+    build_batch(items, s->out);
+    s->out_messages.clear();
+    for (auto& item : items) {
+      if (item.what != outbound_item::kind::frame) s->out_messages.push_back(std::move(item));
+    }
+    counters.batches_out.fetch_add(1, std::memory_order_relaxed);
+    s->StartWrite(&s->out);
+    // The write may have completed already: then this thread finishes it,
+    // and goes on with the next batch itself.
+    if (!write_step_done(s)) return;
   }
-  // Built outside the lock: other threads keep queueing meanwhile, and only
-  // this thread writes while `writing` is set.
-  build_batch(items, s->out);
-  s->out_messages.clear();
-  for (auto& item : items) {
-    if (item.what != outbound_item::kind::frame) s->out_messages.push_back(std::move(item));
-  }
-  counters.batches_out.fetch_add(1, std::memory_order_relaxed);
-  s->written.fetch_add(1, std::memory_order_release);
-  s->StartWrite(&s->out);
 }
 
 void peer_link::on_write_done(outbound_stream* s, bool ok) {
+  {
+    std::lock_guard lock(mutex_);
+    s->write_ok = ok;
+  }
+  if (write_step_done(s)) pump();
+}
+
+bool peer_link::write_step_done(outbound_stream* s) {
   bool release = false;
+  bool ok = false;
   settle_list settled;
   {
     std::lock_guard lock(mutex_);
+    if (--s->write_steps_left > 0) return false;
+    ok = s->write_ok;
     if (ok) {
       std::uint64_t forwards = 0;
       for (const auto& item : s->out_messages) {
@@ -503,9 +532,9 @@ void peer_link::on_write_done(outbound_stream* s, bool ok) {
   settled.finish();
   if (release) {
     s->RemoveHold();
-    return;
+    return false;
   }
-  if (ok) pump();
+  return ok;
 }
 
 void peer_link::on_response(outbound_stream*, v1::PeerBatch& batch) {

@@ -30,7 +30,7 @@ class inbound_stream final : public grpc::ServerBidiReactor<v1::PeerBatch, v1::P
       for (auto& f : frames) pending_.push_back(std::move(f));
       if (!writing_) write = prepare_write_locked();
     }
-    if (write) StartWrite(&out_);
+    if (write) start_write();
   }
 
   void OnReadDone(bool ok) override {
@@ -52,22 +52,11 @@ class inbound_stream final : public grpc::ServerBidiReactor<v1::PeerBatch, v1::P
   }
 
   void OnWriteDone(bool ok) override {
-    bool write = false;
-    bool finish_now = false;
     {
       std::lock_guard lock(mutex_);
-      writing_ = false;
-      if (!ok) pending_.clear();
-      if (!pending_.empty() && !finishing_) {
-        write = prepare_write_locked();
-      } else if (finishing_ && !finished_) {
-        finished_ = true;
-        finish_now = true;
-      }
+      write_ok_ = ok;
     }
-    // gRPC calls are never made under the lock: a reaction may run on this thread.
-    if (write) StartWrite(&out_);
-    if (finish_now) Finish(status_);
+    write_step_done();
   }
 
   void OnDone() override {
@@ -85,7 +74,41 @@ class inbound_stream final : public grpc::ServerBidiReactor<v1::PeerBatch, v1::P
       pending_.pop_front();
     }
     writing_ = true;
+    write_steps_left_ = 2;
     return true;
+  }
+
+  // gRPC calls are never made under the lock: a reaction may run on this thread.
+  void start_write() {
+    StartWrite(&out_);
+    write_step_done();
+  }
+
+  // A write ends when both its completion came and the thread that started it
+  // returned from StartWrite (which serializes out_): only then is out_ reused.
+  // gRPC orders the two inside libgrpc, where ThreadSanitizer cannot see it;
+  // counting both under the mutex orders them visibly. Whichever end comes
+  // last starts the next write, or finishes the stream.
+  void write_step_done() {
+    for (;;) {
+      bool write = false;
+      bool finish_now = false;
+      {
+        std::lock_guard lock(mutex_);
+        if (--write_steps_left_ > 0) return;
+        writing_ = false;
+        if (!write_ok_) pending_.clear();
+        if (!pending_.empty() && !finishing_) {
+          write = prepare_write_locked();
+        } else if (finishing_ && !finished_) {
+          finished_ = true;
+          finish_now = true;
+        }
+      }
+      if (finish_now) Finish(status_);
+      if (!write) return;
+      StartWrite(&out_);
+    }
   }
 
   void finish(const grpc::Status& status) {
@@ -113,6 +136,8 @@ class inbound_stream final : public grpc::ServerBidiReactor<v1::PeerBatch, v1::P
   std::mutex mutex_;
   std::deque<v1::PeerFrame> pending_;
   bool writing_ = false;
+  int write_steps_left_ = 0;  // see write_step_done
+  bool write_ok_ = false;
   bool finishing_ = false;
   bool finished_ = false;
   grpc::Status status_;
