@@ -145,7 +145,7 @@ void session_replication::restore_own_sessions() {
     if (!replication::session_replicator::records_of(*log, client, records)) continue;
     auto session = as_session(client, records, now);
     if (!session) continue;
-    broker_.adopt_session(std::move(*session), now);
+    adopted_[client] = broker_.adopt_session(std::move(*session), now);
     handing_over_[client] = handover_wait{now + settings_.handover_timeout};
     ++restored;
   }
@@ -197,12 +197,19 @@ replication::session_log::config session_replication::placement(const std::strin
 
 // ----- the keeper
 
-void session_replication::append(const std::string& client, storage::write_batch&& change,
+void session_replication::append(const std::string& client, std::uint64_t writer,
+                                 storage::write_batch&& change,
                                  std::function<void(bool committed)> done) {
   auto data = replication::encode_change(change);
-  boost::asio::post(strand_, [this, client, data = std::move(data),
+  boost::asio::post(strand_, [this, client, writer, data = std::move(data),
                               done = std::move(done)]() mutable {
-    if (stopped_ || !replicator_->propose(client, std::move(data), done)) {
+    // A change of a session object that the copy loaded from the log since
+    // replaced: that copy does not hold it, so the log must not either (it
+    // would commit behind the copy's back: a delivery the copy never sent,
+    // numbered in its place).
+    const auto adopted = adopted_.find(client);
+    const bool replaced = writer != 0 && adopted != adopted_.end() && writer < adopted->second;
+    if (stopped_ || replaced || !replicator_->propose(client, std::move(data), done)) {
       // Not served here (any more): the change is not made, and what waits
       // for it fails (the client is told, or its connection closed).
       done(false);
@@ -249,10 +256,11 @@ void session_replication::on_owned(const std::string& client,
   handing_over_.erase(client);
   in_doubt_.erase(client);
   if (auto session = as_session(client, records, now)) {
-    broker_.adopt_session(std::move(*session), now);
+    adopted_[client] = broker_.adopt_session(std::move(*session), now);
   } else {
     // No session in the log (it ended): nothing here may stand for it.
     broker_.let_go_session(client);
+    adopted_.erase(client);
   }
   spdlog::debug("cluster: serving session {} ({} records)", client, records.size());
   finish_acquire(client, true);
@@ -338,6 +346,7 @@ void session_replication::set_cut_off(bool off) {
 void session_replication::let_go(const std::string& client, const char* why) {
   handing_over_.erase(client);
   if (replicator_->serving(client)) return;  // served here again meanwhile
+  adopted_.erase(client);
   if (broker_.let_go_session(client)) {
     spdlog::info("cluster: session {} {}; its connection here closed", client, why);
   }

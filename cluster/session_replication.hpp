@@ -113,7 +113,7 @@ class session_replication final : public core::session_keeper {
   // this node's store held when replication started (kept as before, on this
   // node, until they end: see start()).
   bool keeps(const std::string& client) const override { return !local_.contains(client); }
-  void append(const std::string& client, storage::write_batch&& change,
+  void append(const std::string& client, std::uint64_t writer, storage::write_batch&& change,
               std::function<void(bool committed)> done) override;
 
   // --- the cluster node --------------------------------------------------------
@@ -227,6 +227,9 @@ class session_replication final : public core::session_keeper {
     int asks = 0;  // handover requests sent since the last try to take it back
   };
   std::unordered_map<std::string, handover_wait> handing_over_;
+  // The serial of the session object last loaded from each log into the
+  // broker (broker::adopt_session): changes of older objects are refused.
+  std::unordered_map<std::string, std::uint64_t> adopted_;
   // Sessions served here whose routes every live peer has (after taking them
   // over): a handover may be given for them.
   std::unordered_set<std::string> routed_;

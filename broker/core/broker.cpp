@@ -138,7 +138,7 @@ void close_taken_over(const std::shared_ptr<outbox>& connection) {
 
 }  // namespace
 
-void broker::adopt_session(recovered_session&& r, time_point now) {
+std::uint64_t broker::adopt_session(recovered_session&& r, time_point now) {
   auto subscriptions = r.subscriptions;
   std::shared_ptr<session> replaced;
   std::shared_ptr<outbox> connection;
@@ -146,6 +146,7 @@ void broker::adopt_session(recovered_session&& r, time_point now) {
   close_taken_over(connection);
   if (replaced) router_.unsubscribe_all(*replaced, replaced->take_subscriptions());
   for (const auto& [filter, sub] : subscriptions) router_.subscribe(s, filter, sub);
+  return s->serial();
 }
 
 bool broker::let_go_session(const std::string& client_id) {

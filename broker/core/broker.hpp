@@ -104,7 +104,10 @@ class broker {
   // as its replicated log holds it. Any session of the client id here is
   // replaced (its connection closed with Session taken over), without
   // erasing records or publishing its will: it is the same session.
-  void adopt_session(recovered_session&& r, time_point now);
+  // Returns the new session object's serial: changes of older objects of
+  // the client id (still finishing what they were doing) are no longer its
+  // changes, and its keeper refuses them (session_keeper::append).
+  std::uint64_t adopt_session(recovered_session&& r, time_point now);
   // Another node serves the session of `client_id` now: this node forgets
   // it (no records erased, no will) and closes its connection (Session taken
   // over). False when there was none.

@@ -633,6 +633,12 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
   }
 
   local_probe().messages_received[static_cast<std::size_t>(qos)].add();
+  if (route && number != 0) {
+    // The number's write, taken apart from what routing writes (the copies).
+    const written number_written{take_commit_watermark(), take_keeper_wait()};
+    route_numbered(std::move(p), number, packet_id, number_written, now);
+    return;
+  }
   if (route) {
     auto m = std::make_shared<message>();
     m->topic = std::move(p.topic);
@@ -667,6 +673,68 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
       acknowledge(std::move(rec));
     }
   }
+}
+
+void engine::route_numbered(codec::publish_packet&& p, std::uint64_t number,
+                            std::uint16_t packet_id, const written& number_written,
+                            time_point now) {
+  // Routed only once its number is committed with its packet id in this
+  // session's log. Were it routed first and that write failed (the session
+  // moved, its replicas did not answer), the client's resend would get a new
+  // number wherever the session is served next, and every session that took
+  // it under the first number would take it again: twice. A resend of a
+  // number this session knows waits for the same: everything written so far
+  // for the session. The client's next QoS 2 messages wait meanwhile (in order).
+  const bool v5 = codec::is_v5(version_);
+  auto m = std::make_shared<message>();
+  m->topic = std::move(p.topic);
+  m->payload = std::move(p.payload);
+  m->qos = codec::qos::exactly_once;
+  m->retain = p.retain;
+  m->props = std::move(p.props);
+  m->publisher = identity_->client_id;
+  m->publish_number = number;
+  m->publish_packet_id = packet_id;
+  m->received_at = now;
+  if (m->props.message_expiry_interval) {
+    m->expires_at = now + std::chrono::seconds(*m->props.message_expiry_interval);
+  }
+  written w = number_written;
+  if (!w.pending()) {
+    w = session_->sync_point();
+    take_commit_watermark();  // w has it; not the thread's next packet
+    take_keeper_wait();
+  }
+  const auto route = [this, m = std::move(m), packet_id, v5](bool committed) {
+    if (out_->closing()) return;
+    if (!committed) {
+      // Not kept: not routed, not acknowledged; the client sends it again
+      // under its packet id, to wherever the session is served then.
+      close(reason_code::unspecified_error, "the session could not store a QoS 2 message");
+      return;
+    }
+    take_commit_watermark();  // the copies' writes are this message's alone
+    take_keeper_wait();
+    const auto reached = broker_.publish(m, clock::now());
+    codec::pubrec_packet rec;
+    rec.packet_id = packet_id;
+    rec.code = v5 && reached == 0 ? reason_code::no_matching_subscribers : reason_code::success;
+    acknowledge_numbered(std::move(rec));
+  };
+  if (!w.pending()) {
+    route(true);
+    return;
+  }
+  routing_numbered_ = true;
+  when_written(broker_.store(), w,
+               [this, back = on_this_connection(), route = std::move(route)](bool committed) mutable {
+                 back([this, route = std::move(route), committed]() mutable {
+                   routing_numbered_ = false;
+                   route(committed);
+                   // Unless the acknowledgement holds them in turn.
+                   if (!routing_numbered_) route_held_publishes();
+                 });
+               });
 }
 
 void engine::acknowledge_numbered(codec::pubrec_packet&& rec) {

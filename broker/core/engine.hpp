@@ -107,6 +107,10 @@ class engine {
   // connection on failure, and holds the client's next QoS 2 messages until
   // this one is settled.
   void acknowledge_numbered(codec::pubrec_packet&& rec);
+  // Routes a numbered QoS 2 message once `number_written` (its number's
+  // write) is committed, then acknowledges it.
+  void route_numbered(codec::publish_packet&& p, std::uint64_t number, std::uint16_t packet_id,
+                      const written& number_written, time_point now);
   void route_held_publishes();
   ack_sequencer& acks();
   // Publishes the will now, or parks it in the session for its delay.

@@ -143,7 +143,7 @@ storage::commit_seq journal::append(storage::write_batch&& batch) {
   return seq;
 }
 
-written journal::append(const std::string& client, storage::write_batch&& batch) {
+written journal::append(const session_key& client, storage::write_batch&& batch) {
   if (!keeper_ || !keeper_->keeps(client)) return {append(std::move(batch)), nullptr};
   // Its own wait (for a QoS 2 PUBLISH that waits for just this change) and
   // the thread's (for the acknowledgement of the packet being handled).
@@ -151,24 +151,25 @@ written journal::append(const std::string& client, storage::write_batch&& batch)
   if (!kept_watermark) kept_watermark = std::make_shared<keeper_wait>();
   own->add();
   kept_watermark->add();
-  keeper_->append(client, std::move(batch), [own, all = kept_watermark](bool committed) {
-    own->finish(committed);
-    all->finish(committed);
-  });
+  keeper_->append(client, client.writer, std::move(batch),
+                  [own, all = kept_watermark](bool committed) {
+                    own->finish(committed);
+                    all->finish(committed);
+                  });
   return {0, std::move(own)};
 }
 
-written journal::sync_point(const std::string& client) {
+written journal::sync_point(const session_key& client) {
   if (!keeper_ || !keeper_->keeps(client)) return {store_.last_appended(), nullptr};
   // An empty change commits after every change before it.
   return append(client, write_batch{});
 }
 
-void journal::save_session(const std::string& client, std::uint32_t expiry_interval,
+void journal::save_session(const session_key& client, std::uint32_t expiry_interval,
                            std::int64_t disconnected_at_ms,
                            const std::optional<std::string>& username) {
   v1::SessionRecord r;
-  r.set_client_id(client);
+  r.set_client_id(client.client);
   r.set_expiry_interval_s(expiry_interval);
   r.set_disconnected_at_ms(disconnected_at_ms);
   if (username) r.set_username(*username);
@@ -177,7 +178,7 @@ void journal::save_session(const std::string& client, std::uint32_t expiry_inter
   append(client, std::move(b));
 }
 
-void journal::erase_session(const std::string& client) {
+void journal::erase_session(const session_key& client) {
   const auto prefix = client_key(client);
   write_batch b;
   b.erase(column::sessions, prefix);
@@ -189,7 +190,7 @@ void journal::erase_session(const std::string& client) {
   append(client, std::move(b));
 }
 
-void journal::save_subscription(const std::string& client, const std::string& filter,
+void journal::save_subscription(const session_key& client, const std::string& filter,
                                 const stored_subscription& sub) {
   v1::SubscriptionRecord r;
   r.set_filter(filter);
@@ -203,13 +204,13 @@ void journal::save_subscription(const std::string& client, const std::string& fi
   append(client, std::move(b));
 }
 
-void journal::erase_subscription(const std::string& client, const std::string& filter) {
+void journal::erase_subscription(const session_key& client, const std::string& filter) {
   write_batch b;
   b.erase(column::subscriptions, client_key(client) + filter);
   append(client, std::move(b));
 }
 
-void journal::queue_put(const std::string& client, std::uint64_t order, const outgoing& m,
+void journal::queue_put(const session_key& client, std::uint64_t order, const outgoing& m,
                         const dedup_note* taken) {
   v1::DeliveryRecord r;
   to_record(m, r);
@@ -219,13 +220,13 @@ void journal::queue_put(const std::string& client, std::uint64_t order, const ou
   note_lost(append(client, std::move(b)), taken);
 }
 
-void journal::queue_erase(const std::string& client, std::uint64_t order) {
+void journal::queue_erase(const session_key& client, std::uint64_t order) {
   write_batch b;
   b.erase(column::queue, ordered_key(client, order));
   append(client, std::move(b));
 }
 
-written journal::queue_to_inflight(const std::string& client, std::uint64_t queue_order,
+written journal::queue_to_inflight(const session_key& client, std::uint64_t queue_order,
                                    std::uint64_t inflight_order, std::uint16_t packet_id,
                                    inflight_stage stage, const outgoing& m) {
   write_batch b;
@@ -235,7 +236,7 @@ written journal::queue_to_inflight(const std::string& client, std::uint64_t queu
   return append(client, std::move(b));
 }
 
-written journal::inflight_put(const std::string& client, std::uint64_t order,
+written journal::inflight_put(const session_key& client, std::uint64_t order,
                               std::uint16_t packet_id, inflight_stage stage, const outgoing* m,
                               const dedup_note* taken) {
   write_batch b;
@@ -254,13 +255,13 @@ written journal::note_lost(written w, const dedup_note* taken) {
   return w;
 }
 
-void journal::inflight_erase(const std::string& client, std::uint64_t order) {
+void journal::inflight_erase(const session_key& client, std::uint64_t order) {
   write_batch b;
   b.erase(column::inflight, ordered_key(client, order));
   append(client, std::move(b));
 }
 
-void journal::inbound_put(const std::string& client, std::uint16_t packet_id,
+void journal::inbound_put(const session_key& client, std::uint16_t packet_id,
                           std::uint64_t number) {
   auto key = client_key(client);
   storage::keys::append_u16(key, packet_id);
@@ -288,20 +289,20 @@ void journal::dedup_put(write_batch& b, const std::string& client, const std::st
   b.put(column::dedup, dedup_key(client, publisher), r.SerializeAsString());
 }
 
-void journal::dedup_put(const std::string& client, const std::string& publisher,
+void journal::dedup_put(const session_key& client, const std::string& publisher,
                         const dedup_window& w) {
   write_batch b;
   dedup_put(b, client, publisher, w);
   append(client, std::move(b));
 }
 
-void journal::dedup_erase(const std::string& client, const std::string& publisher) {
+void journal::dedup_erase(const session_key& client, const std::string& publisher) {
   write_batch b;
   b.erase(column::dedup, dedup_key(client, publisher));
   append(client, std::move(b));
 }
 
-void journal::inbound_erase(const std::string& client, std::uint16_t packet_id) {
+void journal::inbound_erase(const session_key& client, std::uint16_t packet_id) {
   auto key = client_key(client);
   storage::keys::append_u16(key, packet_id);
   write_batch b;
@@ -309,7 +310,7 @@ void journal::inbound_erase(const std::string& client, std::uint16_t packet_id) 
   append(client, std::move(b));
 }
 
-void journal::will_put(const std::string& client, const message& will, time_point due) {
+void journal::will_put(const session_key& client, const message& will, time_point due) {
   v1::WillRecord r;
   to_record(will, *r.mutable_message());
   r.set_due_at_ms(to_unix_ms(due));
@@ -318,7 +319,7 @@ void journal::will_put(const std::string& client, const message& will, time_poin
   append(client, std::move(b));
 }
 
-void journal::will_arm(const std::string& client, const message& will, std::uint32_t delay_s) {
+void journal::will_arm(const session_key& client, const message& will, std::uint32_t delay_s) {
   v1::WillRecord r;
   to_record(will, *r.mutable_message());
   r.set_armed(true);
@@ -328,7 +329,7 @@ void journal::will_arm(const std::string& client, const message& will, std::uint
   append(client, std::move(b));
 }
 
-void journal::will_erase(const std::string& client) {
+void journal::will_erase(const session_key& client) {
   write_batch b;
   b.erase(column::wills, client_key(client));
   append(client, std::move(b));

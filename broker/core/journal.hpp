@@ -99,47 +99,47 @@ class journal {
   storage::store& store() noexcept { return store_; }
   bool writable() const { return store_.writable(); }
 
-  void save_session(const std::string& client, std::uint32_t expiry_interval,
+  void save_session(const session_key& client, std::uint32_t expiry_interval,
                     std::int64_t disconnected_at_ms,
                     const std::optional<std::string>& username = std::nullopt);
   // Removes every record of the session (it ended).
-  void erase_session(const std::string& client);
+  void erase_session(const session_key& client);
 
-  void save_subscription(const std::string& client, const std::string& filter,
+  void save_subscription(const session_key& client, const std::string& filter,
                          const stored_subscription& sub);
-  void erase_subscription(const std::string& client, const std::string& filter);
+  void erase_subscription(const session_key& client, const std::string& filter);
 
-  void queue_put(const std::string& client, std::uint64_t order, const outgoing& m,
+  void queue_put(const session_key& client, std::uint64_t order, const outgoing& m,
                  const dedup_note* taken = nullptr);
-  void queue_erase(const std::string& client, std::uint64_t order);
+  void queue_erase(const session_key& client, std::uint64_t order);
   // A queued message goes in flight: one change, so a crash sees it in exactly one place.
   // These two say where their write stands (to wait for it).
-  written queue_to_inflight(const std::string& client, std::uint64_t queue_order,
+  written queue_to_inflight(const session_key& client, std::uint64_t queue_order,
                             std::uint64_t inflight_order, std::uint16_t packet_id,
                             inflight_stage stage, const outgoing& m);
-  written inflight_put(const std::string& client, std::uint64_t order, std::uint16_t packet_id,
+  written inflight_put(const session_key& client, std::uint64_t order, std::uint16_t packet_id,
                        inflight_stage stage, const outgoing* m,
                        const dedup_note* taken = nullptr);
   // Everything written so far for `client`: to wait for it.
-  written sync_point(const std::string& client);
-  void inflight_erase(const std::string& client, std::uint64_t order);
+  written sync_point(const session_key& client);
+  void inflight_erase(const session_key& client, std::uint64_t order);
 
   // `number` (0: none): the message's number in the publisher's sequence,
   // which is also written as the publisher's counter.
-  void inbound_put(const std::string& client, std::uint16_t packet_id, std::uint64_t number = 0);
-  void inbound_erase(const std::string& client, std::uint16_t packet_id);
+  void inbound_put(const session_key& client, std::uint16_t packet_id, std::uint64_t number = 0);
+  void inbound_erase(const session_key& client, std::uint16_t packet_id);
 
   // What `client` took of `publisher`'s numbered messages; erased when the
   // session forgets that publisher.
-  void dedup_put(const std::string& client, const std::string& publisher, const dedup_window& w);
+  void dedup_put(const session_key& client, const std::string& publisher, const dedup_window& w);
   static void dedup_put(storage::write_batch& b, const std::string& client,
                         const std::string& publisher, const dedup_window& w);
-  void dedup_erase(const std::string& client, const std::string& publisher);
+  void dedup_erase(const session_key& client, const std::string& publisher);
 
-  void will_put(const std::string& client, const message& will, time_point due);
+  void will_put(const session_key& client, const message& will, time_point due);
   // The will of the open connection, so that it outlives this node.
-  void will_arm(const std::string& client, const message& will, std::uint32_t delay_s);
-  void will_erase(const std::string& client);
+  void will_arm(const session_key& client, const message& will, std::uint32_t delay_s);
+  void will_erase(const session_key& client);
 
   void retained_put(const message& m, const retained_version& v);
   // A cleared retained message is remembered by its version (see retained_index.hpp).
@@ -152,7 +152,7 @@ class journal {
  private:
   storage::commit_seq append(storage::write_batch&& batch);
   // A change of one session: to the keeper when it keeps the session.
-  written append(const std::string& client, storage::write_batch&& batch);
+  written append(const session_key& client, storage::write_batch&& batch);
   // Tells `taken` (if any) when the change `w` that wrote it was not kept.
   static written note_lost(written w, const dedup_note* taken);
 

@@ -23,9 +23,17 @@ inflight_stage first_stage(codec::qos q) noexcept {
 
 }  // namespace
 
+namespace {
+std::atomic<std::uint64_t> last_serial{0};
+}  // namespace
+
 session::session(std::string client_id, const session_limits& limits, journal* journal,
                  const receive_gate* gate)
-    : client_id_(std::move(client_id)), limits_(limits), journal_(journal), gate_(gate) {}
+    : client_id_(std::move(client_id)),
+      serial_(last_serial.fetch_add(1, std::memory_order_relaxed) + 1),
+      limits_(limits),
+      journal_(journal),
+      gate_(gate) {}
 
 session::~session() = default;
 
@@ -61,7 +69,7 @@ bool session::attach(std::uint64_t connection_id, std::shared_ptr<outbox> out,
   online_.store(true, std::memory_order_relaxed);
   // The records of what is resent may come from the previous connection and
   // not be durable yet: QoS 2 resends wait for everything written so far.
-  const written before = holds_qos2() ? journal_->sync_point(client_id_) : written{};
+  const written before = holds_qos2() ? journal_->sync_point(key()) : written{};
   // [MQTT-4.4.0-1]: resend unacknowledged PUBLISH (DUP set) and PUBREL, in order.
   for (auto& f : inflight_) {
     if (f.at == stage::awaiting_pubcomp) {
@@ -104,7 +112,7 @@ std::vector<outgoing> session::detach(std::uint64_t connection_id, time_point no
   // [MQTT-4.8.2-5]).
   for (auto it = inflight_.begin(); it != inflight_.end();) {
     if (!it->m.share.empty() && it->at == stage::awaiting_puback) {
-      if (record) journal_->inflight_erase(client_id_, it->order);
+      if (record) journal_->inflight_erase(key(), it->order);
       shared.push_back(std::move(it->m));
       it = inflight_.erase(it);
     } else {
@@ -113,7 +121,7 @@ std::vector<outgoing> session::detach(std::uint64_t connection_id, time_point no
   }
   for (auto it = queue_.begin(); it != queue_.end();) {
     if (!it->m.share.empty()) {
-      if (record) journal_->queue_erase(client_id_, it->order);
+      if (record) journal_->queue_erase(key(), it->order);
       shared.push_back(std::move(it->m));
       it = queue_.erase(it);
     } else {
@@ -152,14 +160,14 @@ void session::set_expiry_interval(std::uint32_t seconds) {
     if (!was) {
       // Becoming persistent: everything it holds so far goes to the store too.
       for (const auto& [filter, sub] : subscriptions_) {
-        journal_->save_subscription(client_id_, filter, sub);
+        journal_->save_subscription(key(), filter, sub);
       }
     }
     save_record(disconnected_at_ ? to_unix_ms(*disconnected_at_) : 0);
     ever_journaled_ = true;
   } else if (was) {
     // No longer persistent: it ends with its connection, the store forgets it now.
-    journal_->erase_session(client_id_);
+    journal_->erase_session(key());
   }
 }
 
@@ -177,7 +185,7 @@ std::optional<time_point> session::expires_at() const {
 
 void session::set_pending_will(message_ptr will, time_point due) {
   std::lock_guard lock(mutex_);
-  if (journaled() && !ended()) journal_->will_put(client_id_, *will, due);
+  if (journaled() && !ended()) journal_->will_put(key(), *will, due);
   pending_will_ = std::move(will);
   pending_will_due_ = due;
   will_armed_ = false;  // the same record, replaced
@@ -186,7 +194,7 @@ void session::set_pending_will(message_ptr will, time_point due) {
 message_ptr session::take_pending_will(time_point now, bool force) {
   std::lock_guard lock(mutex_);
   if (!pending_will_ || (!force && now < pending_will_due_)) return nullptr;
-  if (journaled() && !ended()) journal_->will_erase(client_id_);
+  if (journaled() && !ended()) journal_->will_erase(key());
   will_armed_ = false;
   return std::exchange(pending_will_, nullptr);
 }
@@ -194,7 +202,7 @@ message_ptr session::take_pending_will(time_point now, bool force) {
 void session::arm_will(const message& will, std::uint32_t delay_s) {
   std::lock_guard lock(mutex_);
   if (!journaled() || ended()) return;
-  journal_->will_arm(client_id_, will, delay_s);
+  journal_->will_arm(key(), will, delay_s);
   will_armed_ = true;
 }
 
@@ -202,7 +210,7 @@ void session::disarm_will() {
   std::lock_guard lock(mutex_);
   if (!will_armed_) return;
   will_armed_ = false;
-  if (journaled() && !ended()) journal_->will_erase(client_id_);
+  if (journaled() && !ended()) journal_->will_erase(key());
 }
 
 std::optional<time_point> session::pending_will_due() const {
@@ -281,9 +289,9 @@ written session::add_inflight(outgoing&& m, std::uint16_t packet_id,
   written seq;
   if (journaled() && !ended()) {
     if (queued_as) {
-      seq = journal_->queue_to_inflight(client_id_, order, order, packet_id, at, m);
+      seq = journal_->queue_to_inflight(key(), order, order, packet_id, at, m);
     } else {
-      seq = journal_->inflight_put(client_id_, order, packet_id, at, &m, taking_);
+      seq = journal_->inflight_put(key(), order, packet_id, at, &m, taking_);
       taking_ = nullptr;
     }
   }
@@ -299,7 +307,7 @@ bool session::send_new(outgoing&& m, std::uint16_t packet_id,
     const auto seq = add_inflight(std::move(m), packet_id, queued_as);
     if (transmit(inflight_.back().m, packet_id, false, now, seq)) return true;
     // Too large for the client: not sent after all.
-    journal_->inflight_erase(client_id_, inflight_.back().order);
+    journal_->inflight_erase(key(), inflight_.back().order);
     inflight_.pop_back();
     return false;
   }
@@ -315,13 +323,13 @@ void session::fill_window(time_point now) {
     queued q = std::move(queue_.front());
     queue_.pop_front();
     if (q.m.msg->expired(now)) {
-      if (record) journal_->queue_erase(client_id_, q.order);
+      if (record) journal_->queue_erase(key(), q.order);
       local_probe().dropped(drop_reason::expired);
       continue;
     }
     if (gate_ && !gate_->allows(*this, *q.m.msg)) {
       // The ACL changed while it waited (counted by the gate).
-      if (record) journal_->queue_erase(client_id_, q.order);
+      if (record) journal_->queue_erase(key(), q.order);
       continue;
     }
     if (q.m.qos == codec::qos::at_most_once) {
@@ -333,7 +341,7 @@ void session::fill_window(time_point now) {
     const auto id = next_packet_id();
     if (!send_new(std::move(q.m), id, q.order, now)) {
       // Too large for the client: as if acknowledged.
-      if (record) journal_->queue_erase(client_id_, q.order);
+      if (record) journal_->queue_erase(key(), q.order);
     }
   }
 }
@@ -346,7 +354,7 @@ void session::enqueue(outgoing&& m) {
   const auto order = next_order_++;
   // QoS 0 queued for an offline client is not worth a disk write.
   if (journaled() && !ended() && m.qos != codec::qos::at_most_once) {
-    journal_->queue_put(client_id_, order, m, taking_);
+    journal_->queue_put(key(), order, m, taking_);
     taking_ = nullptr;
   }
   queue_.push_back({std::move(m), order});
@@ -367,7 +375,7 @@ void session::deliver(outgoing&& m, time_point now) {
       // Known already, but settled only if the session is really kept here
       // (its records with it): a node that no longer serves it must fail the
       // message, so that it goes where the session is now.
-      if (journaled()) journal_->sync_point(client_id_);
+      if (journaled()) journal_->sync_point(key());
       return;
     }
   }
@@ -413,7 +421,7 @@ bool session::take_numbered(const message& m, const dedup_window*& record) {
       auto oldest = std::min_element(n.taken.begin(), n.taken.end(), [](const auto& a, const auto& b) {
         return a.second.used < b.second.used;
       });
-      if (journaled() && !ended()) journal_->dedup_erase(client_id_, oldest->first);
+      if (journaled() && !ended()) journal_->dedup_erase(key(), oldest->first);
       n.taken.erase(oldest);
     }
     it = n.taken.emplace(m.publisher, numbered_state::taken_from{}).first;
@@ -464,7 +472,7 @@ void session::on_puback(std::uint16_t packet_id, time_point now) {
   std::lock_guard lock(mutex_);
   auto it = find_inflight(packet_id, stage::awaiting_puback);
   if (it == inflight_.end()) return;  // unknown id: nothing to release
-  if (journaled() && !ended()) journal_->inflight_erase(client_id_, it->order);
+  if (journaled() && !ended()) journal_->inflight_erase(key(), it->order);
   inflight_.erase(it);
   fill_window(now);
 }
@@ -491,12 +499,12 @@ void session::on_pubrec(std::uint16_t packet_id, codec::reason_code code, time_p
     if (find_inflight(packet_id, stage::awaiting_pubcomp) == inflight_.end()) {
       rel.code = codec::reason_code::packet_identifier_not_found;
     }
-    send(record ? journal_->sync_point(client_id_) : written{});
+    send(record ? journal_->sync_point(key()) : written{});
     return;
   }
   if (!codec::is_success(code)) {
     // [MQTT-4.3.3]: a PUBREC with an error code ends the exchange; no PUBREL.
-    if (record) journal_->inflight_erase(client_id_, it->order);
+    if (record) journal_->inflight_erase(key(), it->order);
     inflight_.erase(it);
     fill_window(now);
     return;
@@ -505,7 +513,7 @@ void session::on_pubrec(std::uint16_t packet_id, codec::reason_code code, time_p
   // The message itself is no longer needed; only the id is kept.
   it->m.msg = nullptr;
   written seq;
-  if (record) seq = journal_->inflight_put(client_id_, it->order, packet_id, it->at, nullptr);
+  if (record) seq = journal_->inflight_put(key(), it->order, packet_id, it->at, nullptr);
   send(seq);
 }
 
@@ -513,7 +521,7 @@ void session::on_pubcomp(std::uint16_t packet_id, time_point now) {
   std::lock_guard lock(mutex_);
   auto it = find_inflight(packet_id, stage::awaiting_pubcomp);
   if (it == inflight_.end()) return;
-  if (journaled() && !ended()) journal_->inflight_erase(client_id_, it->order);
+  if (journaled() && !ended()) journal_->inflight_erase(key(), it->order);
   inflight_.erase(it);
   fill_window(now);
 }
@@ -534,8 +542,14 @@ session::inbound_begin session::begin_inbound_qos2(std::uint16_t packet_id, bool
     result.number = ++n.counter;
     n.numbers[packet_id] = result.number;
   }
-  if (journaled() && !ended()) journal_->inbound_put(client_id_, packet_id, result.number);
+  if (journaled() && !ended()) journal_->inbound_put(key(), packet_id, result.number);
   return result;
+}
+
+written session::sync_point() {
+  std::lock_guard lock(mutex_);
+  if (!journaled() || ended()) return {};
+  return journal_->sync_point(key());
 }
 
 std::uint64_t session::inbound_number(std::uint16_t packet_id) const {
@@ -554,7 +568,7 @@ bool session::release_inbound_qos2(std::uint16_t packet_id) {
   std::lock_guard lock(mutex_);
   if (numbered_) numbered_->numbers.erase(packet_id);
   const bool removed = inbound_qos2_.erase(packet_id) > 0;
-  if (removed && journaled() && !ended()) journal_->inbound_erase(client_id_, packet_id);
+  if (removed && journaled() && !ended()) journal_->inbound_erase(key(), packet_id);
   return removed;
 }
 
@@ -575,14 +589,14 @@ session::add_result session::add_subscription(const std::string& filter,
     subscriptions_.emplace(filter, sub);
     result = add_result::added;
   }
-  if (journaled() && !ended()) journal_->save_subscription(client_id_, filter, sub);
+  if (journaled() && !ended()) journal_->save_subscription(key(), filter, sub);
   return result;
 }
 
 bool session::remove_subscription(const std::string& filter) {
   std::lock_guard lock(mutex_);
   const bool removed = subscriptions_.erase(filter) > 0;
-  if (removed && journaled() && !ended()) journal_->erase_subscription(client_id_, filter);
+  if (removed && journaled() && !ended()) journal_->erase_subscription(key(), filter);
   return removed;
 }
 
@@ -603,7 +617,7 @@ std::map<std::string, stored_subscription> session::take_subscriptions() {
 
 void session::save_record(std::int64_t disconnected_at_ms) {
   const auto who = identity();
-  journal_->save_session(client_id_, expiry_interval_, disconnected_at_ms,
+  journal_->save_session(key(), expiry_interval_, disconnected_at_ms,
                          who ? who->username : std::nullopt);
 }
 

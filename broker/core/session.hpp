@@ -61,6 +61,10 @@ class session {
   ~session();
 
   const std::string& client_id() const noexcept { return client_id_; }
+  // This object's place among every session object made in this process
+  // (later ones are higher): a keeper refuses changes of a session object
+  // older than the copy it last loaded (session_keeper::append).
+  std::uint64_t serial() const noexcept { return serial_; }
 
   // --- connection lifecycle -------------------------------------------------
   // Reserves the session for connection `connection_id` (under the registry's
@@ -130,6 +134,9 @@ class session {
   // kept by a session keeper (replicated), so the copies a message makes in
   // other sessions are not written together with its packet id.
   bool numbers_qos2() const;
+  // Everything written so far for this session: to wait for it (nothing to
+  // wait for when it is not journaled).
+  written sync_point();
   // The number of the QoS 2 message awaiting PUBREL under `packet_id` (0: none).
   std::uint64_t inbound_number(std::uint16_t packet_id) const;
   // False when the id was not awaiting PUBREL.
@@ -210,6 +217,8 @@ class session {
   inflight_list::iterator find_inflight(std::uint16_t packet_id, stage at);
 
   const std::string client_id_;
+  const std::uint64_t serial_;
+  session_key key() const noexcept { return {client_id_, serial_}; }
   const session_limits limits_;
   journal* const journal_;
   const receive_gate* const gate_;

@@ -6,6 +6,7 @@
 // PUBLISH or PUBREL) waits for the keeper to say the change is committed.
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,15 @@
 #include "storage/store.hpp"
 
 namespace ringmq::core {
+
+// Whose change it is: a session's client id, and the serial of the session
+// object that made it (0: no particular one; see session_keeper::append).
+struct session_key {
+  session_key(const std::string& c, std::uint64_t w = 0) noexcept : client(c), writer(w) {}
+  operator const std::string&() const noexcept { return client; }
+  const std::string& client;
+  std::uint64_t writer;
+};
 
 class session_keeper {
  public:
@@ -27,10 +37,12 @@ class session_keeper {
   // Appends one change of `client` (store operations on its own keys), in
   // the order of the calls for that client. Calls `done(true)` once it is
   // durable as the keeper promises, `done(false)` when it never will be (the
-  // session is served elsewhere now). From any thread; `done` may run inline
-  // or on another thread.
-  virtual void append(const std::string& client, storage::write_batch&& change,
-                      std::function<void(bool committed)> done) = 0;
+  // session is served elsewhere now, or `writer`, the serial of the session
+  // object that made the change, is older than the copy the keeper last
+  // loaded into the broker: see broker::adopt_session). From any thread;
+  // `done` may run inline or on another thread.
+  virtual void append(const std::string& client, std::uint64_t writer,
+                      storage::write_batch&& change, std::function<void(bool committed)> done) = 0;
 };
 
 // Waits for changes handed to a keeper: done once every one added is

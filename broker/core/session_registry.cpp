@@ -9,7 +9,7 @@ session_registry::session_registry(const session_limits& limits, journal* journa
     : limits_(limits), journal_(journal), gate_(gate) {}
 
 void session_registry::end_locked(session& s) {
-  if (s.end() && journal_) journal_->erase_session(s.client_id());
+  if (s.end() && journal_) journal_->erase_session({s.client_id(), s.serial()});
 }
 
 std::shared_ptr<session> session_registry::restore(recovered_session&& r, time_point now) {

@@ -82,10 +82,10 @@ class tagging_keeper final : public core::session_keeper {
                  committed_fn on_commit)
       : inner_(inner), connection_of_(std::move(connection_of)), on_commit_(std::move(on_commit)) {}
   bool keeps(const std::string& client) const override { return inner_.keeps(client); }
-  void append(const std::string& client, storage::write_batch&& change,
+  void append(const std::string& client, std::uint64_t writer, storage::write_batch&& change,
               std::function<void(bool)> done) override {
     const auto connection = connection_of_(client);
-    inner_.append(client, std::move(change),
+    inner_.append(client, writer, std::move(change),
                   [this, client, connection, done = std::move(done)](bool committed) {
                     if (committed && connection) on_commit_(client, connection);
                     done(committed);

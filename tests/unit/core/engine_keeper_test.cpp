@@ -23,7 +23,7 @@ class scripted_keeper final : public session_keeper {
     std::lock_guard lock(mutex_);
     return kept_.contains(client);
   }
-  void append(const std::string& client, storage::write_batch&& change,
+  void append(const std::string& client, std::uint64_t, storage::write_batch&& change,
               std::function<void(bool)> done) override {
     {
       std::lock_guard lock(mutex_);
@@ -56,6 +56,18 @@ class scripted_keeper final : public session_keeper {
     std::vector<std::string> out;
     for (const auto& p : pending_) out.push_back(p.client);
     return out;
+  }
+  // Answers the oldest change waiting (false: none waits).
+  bool finish_first(bool committed = true) {
+    change first;
+    {
+      std::lock_guard lock(mutex_);
+      if (pending_.empty()) return false;
+      first = std::move(pending_.front());
+      pending_.erase(pending_.begin());
+    }
+    first.done(committed);
+    return true;
   }
   // Answers every change waiting.
   void finish_all(bool committed = true) {
@@ -297,6 +309,33 @@ TEST_F(EngineKeeper, AFailedNumberedQos2PublishClosesTheConnectionRatherThanRefu
   EXPECT_FALSE(std::holds_alternative<codec::pubrec_packet>(got.front()))
       << "a 0x97 PUBREC would end the exchange: the retry would be another message";
   EXPECT_TRUE(pub.closing()) << "closed: the client sends it again under packet id 9";
+  EXPECT_TRUE(sub.publishes().empty())
+      << "delivered under a number that was never kept: the resend gets another number "
+         "wherever the session is served next, and is delivered again";
+}
+
+// A numbered QoS 2 message reaches no session before its number is committed
+// with its packet id in the publisher's log; the client's next QoS 2 message
+// waits behind it, in order.
+TEST_F(EngineKeeper, ANumberedQos2MessageIsRoutedOnlyOnceItsNumberIsCommitted) {
+  auto& sub = bench_.persistent("local");
+  sub.subscribe("t", qos::exactly_once);
+  auto& pub = persistent("kept");
+  pub.publish("t", "first", qos::exactly_once, 1);
+  pub.publish("t", "second", qos::exactly_once, 2);
+  EXPECT_TRUE(sub.publishes().empty()) << "routed before its number was committed";
+  pub.expect_nothing();
+  ASSERT_TRUE(keeper_.finish_first()) << "the first message's number";
+  auto got = sub.publishes();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload, "first");
+  keeper_.finish_all();  // the second's number once the first was settled
+  keeper_.finish_all();
+  EXPECT_EQ(pub.expect<codec::pubrec_packet>().packet_id, 1);
+  EXPECT_EQ(pub.expect<codec::pubrec_packet>().packet_id, 2);
+  got = sub.publishes();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload, "second");
 }
 
 // The subscriber's copy (and with it the number it took) was not kept: the
@@ -311,8 +350,9 @@ TEST_F(EngineKeeper, ANumberWhoseCopyWasNotKeptIsTakenAgainOnTheResend) {
   auto& pub = bench_.persistent("kept");
   keeper_.commit_at_once(false);
   pub.publish("t", "m", qos::exactly_once, 9);
-  keeper_.finish_all(/*committed=*/false);
-  EXPECT_TRUE(pub.closing()) << "nothing kept: the client sends it again";
+  ASSERT_TRUE(keeper_.finish_first()) << "its number is kept; routed then";
+  keeper_.finish_all(/*committed=*/false);  // the subscriber's copy is not
+  EXPECT_TRUE(pub.closing()) << "not kept everywhere: the client sends it again";
 
   const auto duplicates = dropped(drop_reason::duplicate);
   auto& again = persistent("kept");
