@@ -359,7 +359,8 @@ TEST_F(EngineKeeper, ANumberWhoseCopyWasNotKeptIsTakenAgainOnTheResend) {
   auto resend = make_publish("t", "m", qos::exactly_once, 9);
   resend.dup = true;
   again.publish(std::move(resend));
-  keeper_.finish_all();
+  keeper_.finish_all();  // the session's sync point: routed after it
+  keeper_.finish_all();  // the subscriber's copy
   EXPECT_EQ(again.expect<codec::pubrec_packet>().code, reason_code::success);
   EXPECT_EQ(dropped(drop_reason::duplicate), duplicates)
       << "the subscriber dropped the resend as one it had, though its copy was never kept";

@@ -133,11 +133,11 @@ TEST_F(JournalTest, EveryRecordKindSurvivesAReopen) {
 }
 
 TEST_F(JournalTest, AnArmedWillComesBackWithItsDelayAndAPendingOneWithoutIt) {
-  journal_->save_session("open", 600, 0);
-  journal_->will_arm("open", *make_message("wills/open", "gone"), 30);
-  journal_->save_session("delayed", 600, 1'700'000'000'000);
-  journal_->will_arm("delayed", *make_message("wills/delayed", "gone"), 30);
-  journal_->will_put("delayed", *make_message("wills/delayed", "gone"),
+  journal_->save_session(std::string("open"), 600, 0);
+  journal_->will_arm(std::string("open"), *make_message("wills/open", "gone"), 30);
+  journal_->save_session(std::string("delayed"), 600, 1'700'000'000'000);
+  journal_->will_arm(std::string("delayed"), *make_message("wills/delayed", "gone"), 30);
+  journal_->will_put(std::string("delayed"), *make_message("wills/delayed", "gone"),
                      clock::now() + std::chrono::seconds(10));
   auto state = reopen_and_load();
   ASSERT_EQ(state.sessions.size(), 2u);
@@ -164,7 +164,7 @@ TEST_F(JournalTest, ErasingASessionLeavesItsNeighbours) {
     journal_->inflight_put(client, 2, 5, inflight_stage::awaiting_puback, &m);
     journal_->inbound_put(client, 9);
   }
-  journal_->erase_session("dev");
+  journal_->erase_session(std::string("dev"));
   const auto state = reopen_and_load();
   ASSERT_EQ(state.sessions.size(), 1u);
   EXPECT_EQ(state.sessions[0].client_id, "dev2");
@@ -178,9 +178,9 @@ TEST_F(JournalTest, QueueToInflightIsOneChange) {
   outgoing m;
   m.msg = make_message("t", "p");
   m.qos = codec::qos::at_least_once;
-  journal_->save_session("c", 60, 0);
-  journal_->queue_put("c", 10, m);
-  journal_->queue_to_inflight("c", 10, 10, 3, inflight_stage::awaiting_puback, m);
+  journal_->save_session(std::string("c"), 60, 0);
+  journal_->queue_put(std::string("c"), 10, m);
+  journal_->queue_to_inflight(std::string("c"), 10, 10, 3, inflight_stage::awaiting_puback, m);
   journal_->retained_put(*make_message("gone", "x"), {1, "n1"});
   journal_->retained_erase("gone");
   const auto state = reopen_and_load();
@@ -193,7 +193,7 @@ TEST_F(JournalTest, QueueToInflightIsOneChange) {
 
 TEST_F(JournalTest, AppendsRaiseTheThreadsCommitWatermark) {
   take_commit_watermark();
-  journal_->save_session("w", 60, 0);
+  journal_->save_session(std::string("w"), 60, 0);
   const auto seq = take_commit_watermark();
   EXPECT_GT(seq, 0u);
   EXPECT_EQ(take_commit_watermark(), 0u) << "taking resets the watermark";
