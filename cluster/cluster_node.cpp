@@ -7,7 +7,6 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <fstream>
@@ -306,19 +305,6 @@ void cluster_node::start() {
     channel_args_.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     channel_args_.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     channel_args_.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1'000);
-    // Each link's channel has connections of its own, so that a new channel
-    // (peer_link::reconnect) is a new connection, not the shared old one.
-    channel_args_.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    // A connection whose peer vanished without a reset (it died behind a
-    // partition) is found by HTTP/2 pings, not after TCP gives up (minutes).
-    // (Not below 2 s: a loaded node answers a ping late, and a closed
-    // connection costs a stream's resends.)
-    const auto keepalive_ms =
-        static_cast<int>(std::max<std::int64_t>(settings_.dead_timeout.count(), 2'000));
-    channel_args_.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms);
-    channel_args_.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, keepalive_ms);
-    channel_args_.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-    channel_args_.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
     channel_args_.SetMaxReceiveMessageSize(256 << 20);
     channel_args_.SetMaxSendMessageSize(256 << 20);
 
@@ -330,10 +316,6 @@ void cluster_node::start() {
     builder.RegisterService(service_.get());
     builder.SetMaxReceiveMessageSize(256 << 20);
     builder.SetMaxSendMessageSize(256 << 20);
-    // Peers ping as above: allowed as often, never answered with GOAWAY.
-    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-                               keepalive_ms / 2);
-    builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
     server_ = builder.BuildAndStart();
     if (!server_ || bound_port == 0) {
       throw std::runtime_error("cluster.bind: cannot listen on " + settings_.bind);

@@ -474,7 +474,10 @@ void cluster_node::on_stream_done(peer_link& link, const grpc::Status& status) {
     spdlog::error("cluster: {} refused this node's stream: {}", link.id(),
                   status.error_message());
   } else {
-    spdlog::debug("cluster: stream to {} ended: {}", link.id(), status.error_message());
+    // Info: streams end rarely outside of failures, and a peer that keeps
+    // ending this node's streams leaves it without this node's routes.
+    spdlog::info("cluster: stream to {} ended: {} ({})", link.id(), status.error_message(),
+                 static_cast<int>(status.error_code()));
   }
 }
 
@@ -542,18 +545,7 @@ void cluster_node::on_inbound_batch(inbound_handle& stream, std::shared_ptr<peer
       if (restarted) forget_holders_of(origin->index(), hello.boot_id());
       origin->heard(now);
       // It is up: this node's own stream to it need not wait for its backoff.
-      // A stream answered by an earlier process of it may be on a connection
-      // that only looks open (that process died behind a partition, its
-      // reset never came): a new connection, not TCP's retransmission
-      // backoff, decides when this node's routes reach it.
-      const auto answered_by = origin->peer_boot_id();
-      if (answered_by != 0 && answered_by != hello.boot_id()) {
-        spdlog::info("cluster: {} restarted; reconnecting this node's stream to it", origin->id());
-        origin->reconnect();
-        if (!stopping_) {
-          boost::asio::post(io_, [this, link = origin] { link->maintain(now_ms()); });
-        }
-      } else if (!origin->stream_open()) {
+      if (!origin->stream_open()) {
         origin->retry_now();
         if (!stopping_) {
           boost::asio::post(io_, [this, link = origin] { link->maintain(now_ms()); });

@@ -134,27 +134,12 @@ void peer_link::set_address(const std::string& address,
     std::lock_guard lock(mutex_);
     if (address == address_ && channel_) return;
     address_ = address;
-    creds_ = std::move(creds);
-    args_ = args;
-    new_channel_locked();
+    channel_ = grpc::CreateCustomChannel(address, std::move(creds), args);
+    stub_ = std::shared_ptr<v1::Peer::Stub>(v1::Peer::NewStub(channel_));
+    next_attempt_ms_ = 0;
+    backoff_ms_ = 100;
   }
   close_stream();
-}
-
-void peer_link::reconnect() {
-  {
-    std::lock_guard lock(mutex_);
-    if (!channel_) return;
-    new_channel_locked();
-  }
-  close_stream();
-}
-
-void peer_link::new_channel_locked() {
-  channel_ = grpc::CreateCustomChannel(address_, creds_, args_);
-  stub_ = std::shared_ptr<v1::Peer::Stub>(v1::Peer::NewStub(channel_));
-  next_attempt_ms_ = 0;
-  backoff_ms_ = 100;
 }
 
 std::string peer_link::address() const {

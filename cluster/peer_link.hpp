@@ -100,11 +100,6 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
                    const grpc::ChannelArguments& args);
   std::string address() const;
   std::shared_ptr<grpc::Channel> channel() const;
-  // A new channel (so a new connection) and a new stream at once: for a peer
-  // that restarted while this node's connection to its earlier process may
-  // still look open (the old process died behind a partition, its reset
-  // never came), where a stream would wait for TCP to give up.
-  void reconnect();
 
   // --- liveness ------------------------------------------------------------
   void heard(std::int64_t now_ms) noexcept {
@@ -239,7 +234,6 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   void on_done(outbound_stream* s, const grpc::Status& status);
   // A write on `s` (or its opening) ended; true when its hold is to be released.
   bool end_write_locked(outbound_stream* s);
-  void new_channel_locked();
   // Moves up to one batch's worth of items out of the queue (under mutex_).
   void queue_frame_locked(v1::PeerFrame&& frame);
   std::vector<outbound_item> take_batch_locked();
@@ -271,8 +265,6 @@ class peer_link : public std::enable_shared_from_this<peer_link> {
   std::string address_;
   std::shared_ptr<grpc::Channel> channel_;
   std::shared_ptr<v1::Peer::Stub> stub_;  // replaced when the address changes
-  std::shared_ptr<grpc::ChannelCredentials> creds_;
-  grpc::ChannelArguments args_;
   outbound_stream* stream_ = nullptr;  // alive while held (see outbound_stream)
   bool writing_ = false;
   bool broken_ = false;  // stream_ failed; its hold goes once no write is in flight

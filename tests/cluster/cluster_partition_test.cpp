@@ -240,39 +240,5 @@ TEST(ClusterPartition, ASubscriptionMadeWhileAPeerIsCutOffReachesItWhenTheCutHea
   EXPECT_EQ(got->payload, "after the cut");
 }
 
-
-// A node that dies behind a cut never resets its peers' connections to it:
-// its reset is dropped with everything else, and the connections still look
-// open when it comes back. Its peers must reach the new process as soon as
-// the cut heals (a Hello with a new boot id makes them reconnect; keepalive
-// pings close a connection to a vanished process): until their routes
-// arrive, it is not ready and takes no QoS 1 message.
-TEST(ClusterPartition, ANodeRestartedBehindACutGetsItsPeersRoutesAsSoonAsTheCutHeals) {
-  if (!run("nft list tables >/dev/null 2>&1")) GTEST_SKIP() << "nft does not work here";
-  test_cluster c(3, {}, {.separate_users = true});
-  ASSERT_TRUE(c.started()) << c.describe();
-  ASSERT_TRUE(c.node(1).wait_ready()) << c.describe();
-
-  partition cut(c, {1});
-  ASSERT_TRUE(cut.cut()) << "nft refused the rules";
-  const auto cut_at = steady::now();
-  ASSERT_TRUE(c.node(2).wait_for_log("peer dead: node=n1", 10s)) << c.describe();
-  ASSERT_TRUE(c.node(3).wait_for_log("peer dead: node=n1", 10s)) << c.describe();
-  c.node(1).kill();  // its resets are dropped by the cut
-  ASSERT_TRUE(c.node(1).start()) << c.node(1).describe();
-  // The cut lasts long enough for TCP's retransmissions on the dead
-  // connections to be seconds apart (from 0.2 s, doubling: 12.6 s, then 25.4 s
-  // after the cut began): were the peers to wait for them, healing after 14 s
-  // would leave the next one 11 s away.
-  std::this_thread::sleep_until(cut_at + 14s);
-  cut.heal();
-  for (const char* peer : {"n2", "n3"}) {
-    EXPECT_TRUE(c.node(1).wait_for_log(std::string("routes of ") + peer + " received", 6s))
-        << "the restarted n1 has not received " << peer << "'s routes 6 s after the cut healed\n"
-        << c.describe();
-  }
-  EXPECT_TRUE(c.node(1).wait_ready(5s)) << c.describe();
-}
-
 }  // namespace
 }  // namespace ringmq::testing
