@@ -314,12 +314,14 @@ void peer_link::on_route_ack(std::uint64_t seq) noexcept {
 void peer_link::maintain(std::int64_t now_ms) {
   outbound_stream* s = nullptr;
   std::shared_ptr<v1::Peer::Stub> stub;
+  std::shared_ptr<grpc::Channel> channel;
   {
     std::lock_guard lock(mutex_);
     // A broken stream's last write must have ended first: its messages are
     // then known to be unacknowledged, and go again in order.
     if (stream_ || !stub_ || draining_ || now_ms < next_attempt_ms_) return;
     stub = stub_;
+    channel = channel_;
     s = new outbound_stream(shared_from_this());
     // Opening counts as a write in flight: nobody starts one on it, and its
     // hold stays, until it is bound to its call (below).
@@ -352,6 +354,12 @@ void peer_link::maintain(std::int64_t now_ms) {
     }
     unacked_.clear();
   }
+  // This link's own backoff (on the steady clock) paces the attempts, not
+  // gRPC's: gRPC waits out its reconnect backoff on the wall clock, and a
+  // wall clock stepped back (NTP, or the chaos run's clock jumps) kept a
+  // channel failing every call with its last connect error for as long as
+  // the step (a restarted peer got no routes from this node for 60 to 90 s).
+  grpc::experimental::ChannelResetConnectionBackoff(channel.get());
   // Hello, the route snapshot and the retained digest go first.
   owner_.opening_frames(*this, [&](std::vector<v1::PeerFrame>&& frames) {
     std::lock_guard lock(mutex_);
