@@ -297,7 +297,7 @@ int run_failover(shared_state& s) {
       static_cast<std::uint64_t>(std::count(r.acknowledged.begin(), r.acknowledged.end(), 1));
   if (r.set_up.load() < n || r.acks.load() < n) {
     std::cerr << "ringmq-bench: failover: " << r.set_up.load() << " of " << n
-              << " sessions set up, " << r.acks.load() << " messages answered: " << s.first_error
+              << " sessions set up, " << r.acks.load() << " messages answered: " << s.error()
               << "\n";
     workers.stop();
     return 1;
@@ -358,7 +358,7 @@ int run_failover(shared_state& s) {
       .add("served_cdf_ms", served_cdf_ms(served));
   const bool ok = missing == 0 && served.size() == acknowledged;
   out.add("ok", ok ? "true" : "false");
-  if (!s.first_error.empty()) out.add_string("error", s.first_error);
+  if (!s.error().empty()) out.add_string("error", s.error());
   out.print();
   return missing > 0 ? 3 : ok ? 0 : 1;
 }
@@ -527,7 +527,7 @@ int run_route_convergence(shared_state& s) {
     asio::post(workers.at(i), [lane = all.back()] { lane->start(); });
   }
   if (!wait_until([&] { return s.ready.load() >= 2 * lanes; }, 60, s)) {
-    std::cerr << "ringmq-bench: lanes not connected: " << s.first_error << "\n";
+    std::cerr << "ringmq-bench: lanes not connected: " << s.error() << "\n";
     return 1;
   }
   const auto t0 = steady::now();
@@ -569,7 +569,7 @@ int run_route_convergence(shared_state& s) {
   out.add("latency_cdf_us", cdf.str() + "]");
   const bool ok = finished && misses == 0 && s.failures.load() == 0;
   out.add("ok", ok ? "true" : "false");
-  if (!s.first_error.empty()) out.add_string("error", s.first_error);
+  if (!s.error().empty()) out.add_string("error", s.error());
   out.print();
   return misses > 0 ? 3 : ok ? 0 : 1;
 }

@@ -49,14 +49,19 @@ struct shared_state {
   std::atomic<std::uint64_t> received_measured{0};
   std::atomic<std::uint64_t> sent_measured{0};
   std::atomic<std::uint64_t> disconnects{0};
-  std::mutex error_mutex;
-  std::string first_error;
+  mutable std::mutex error_mutex;
+  std::string first_error;  // under error_mutex: error() reads it
   std::uint32_t pid = static_cast<std::uint32_t>(getpid());
 
   void fail(const std::string& what) {
     failures.fetch_add(1);
     std::lock_guard lock(error_mutex);
     if (first_error.empty()) first_error = what;
+  }
+  // The first failure so far ("" if none); clients may still be failing.
+  std::string error() const {
+    std::lock_guard lock(error_mutex);
+    return first_error;
   }
   // Where a scenario's clients connect (see --placement): publishers on the
   // first broker; subscribers on another one (cross), the same one (same), or

@@ -53,7 +53,7 @@ int run_idle(shared_state& s) {
   }
   const bool ok = all && still_open == o.connections;
   r.add("ok", ok ? "true" : "false");
-  if (!s.first_error.empty()) r.add_string("error", s.first_error);
+  if (!s.error().empty()) r.add_string("error", s.error());
   r.print();
   for (auto& c : clients) c->disconnect();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -76,7 +76,7 @@ int run_persistent(shared_state& s) {
     subs.push_back(c);
   }
   if (!wait_until([&] { return s.ready.load() >= o.subscribers; }, 30, s)) {
-    std::cerr << "ringmq-bench: subscribers not ready: " << s.first_error << "\n";
+    std::cerr << "ringmq-bench: subscribers not ready: " << s.error() << "\n";
     return 1;
   }
   for (auto& c : subs) c->disconnect();
@@ -89,7 +89,7 @@ int run_persistent(shared_state& s) {
   s.now = phase::warmup;
   pub->go(o.messages);
   if (!wait_until([&] { return pub->acked().unique() >= o.messages; }, 120, s)) {
-    std::cerr << "ringmq-bench: publishes not acknowledged: " << s.first_error << "\n";
+    std::cerr << "ringmq-bench: publishes not acknowledged: " << s.error() << "\n";
     return 1;
   }
   pub->stop();
@@ -129,7 +129,7 @@ int run_persistent(shared_state& s) {
       .add("lost", lost)
       .add("duplicates", dups)
       .add("ok", ok ? "true" : "false");
-  if (!s.first_error.empty()) r.add_string("error", s.first_error);
+  if (!s.error().empty()) r.add_string("error", s.error());
   r.print();
   return ok ? 0 : 3;
 }
@@ -165,7 +165,7 @@ int run_sessions(shared_state& s) {
   report r;
   common_fields(r, o);
   r.add("sessions", created).add("seconds", seconds).add("ok", created == o.connections ? "true" : "false");
-  if (!s.first_error.empty()) r.add_string("error", s.first_error);
+  if (!s.error().empty()) r.add_string("error", s.error());
   r.print();
   return created == o.connections ? 0 : 1;
 }
@@ -219,7 +219,7 @@ int run(const options& input) {
     subs.push_back(std::move(c));
   }
   if (!wait_until([&] { return s.ready.load() >= o.subscribers; }, 60, s)) {
-    std::cerr << "ringmq-bench: subscribers not ready: " << s.first_error << "\n";
+    std::cerr << "ringmq-bench: subscribers not ready: " << s.error() << "\n";
     return 1;
   }
   std::vector<std::shared_ptr<publisher>> pubs;
@@ -231,7 +231,7 @@ int run(const options& input) {
     pubs.push_back(std::move(c));
   }
   if (!wait_until([&] { return s.ready.load() >= o.subscribers + o.publishers; }, 60, s)) {
-    std::cerr << "ringmq-bench: publishers not ready: " << s.first_error << "\n";
+    std::cerr << "ringmq-bench: publishers not ready: " << s.error() << "\n";
     return 1;
   }
 
@@ -305,7 +305,7 @@ int run(const options& input) {
       .add("disconnects", s.disconnects.load());
   add_latency(r, latency);
   r.add("ok", delivery_ok && s.failures.load() == 0 ? "true" : "false");
-  if (!s.first_error.empty()) r.add_string("error", s.first_error);
+  if (!s.error().empty()) r.add_string("error", s.error());
   r.print();
   if (!delivery_ok) return 3;
   return s.failures.load() == 0 ? 0 : 1;

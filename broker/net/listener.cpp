@@ -279,41 +279,27 @@ void listener::on_accept(const boost::system::error_code& ec, tcp::socket socket
   accept();
 }
 
-void listener::handshake(tcp::socket socket, core::connection_info info,
-                         std::shared_ptr<connection_slot> slot) {
+namespace {
+
+template <class Launch>
+void start_handshake(tcp::socket socket, core::connection_info info,
+                     std::shared_ptr<connection_slot> slot,
+                     std::shared_ptr<ssl::context> ctx, const listener_settings& settings,
+                     Launch launch) {
   auto executor = socket.get_executor();
-  auto& broker = broker_;
-  auto& tracker = tracker_;
-  const auto settings = connection_;
-  // Starts a connection on its worker once its transport is ready. Until
-  // then the slot is held by the handshake's handlers: a failed handshake
-  // releases it with them.
-  auto launch = [&broker, &tracker, settings](auto transport, core::connection_info info,
-                                              std::shared_ptr<connection_slot> slot) {
-    using transport_type = decltype(transport);
-    auto c = std::make_shared<net::connection<counted<transport_type>>>(
-        counted<transport_type>(std::move(transport), std::move(slot)), broker, tracker,
-        std::move(info), settings);
-    c->start();
-  };
-  switch (settings_.kind) {
+  switch (settings.kind) {
     case transport_kind::tcp:
-      boost::asio::post(executor, [launch, s = std::move(socket), info = std::move(info),
-                                   slot = std::move(slot)]() mutable {
-        launch(tcp_transport(std::move(s)), std::move(info), std::move(slot));
-      });
-      return;
+      return;  // no handshake (see listener::handshake)
     case transport_kind::tls: {
-      auto stream = std::make_unique<ssl::stream<tcp::socket>>(std::move(socket), *tls_);
-      auto deadline = std::make_shared<handshake_deadline>(executor, settings_.handshake_timeout,
+      auto stream = std::make_unique<ssl::stream<tcp::socket>>(std::move(socket), *ctx);
+      auto deadline = std::make_shared<handshake_deadline>(executor, settings.handshake_timeout,
                                                            stream->next_layer());
       auto* raw = stream.get();
-      auto ctx = tls_;  // kept alive for the handshake
       raw->async_handshake(
           ssl::stream_base::server,
           [stream = std::move(stream), deadline, launch, info = std::move(info), ctx,
            slot = std::move(slot),
-           name = settings_.name](const boost::system::error_code& ec) mutable {
+           name = settings.name](const boost::system::error_code& ec) mutable {
             deadline->done();
             if (ec) {
               spdlog::info("TLS handshake failed: listener={} peer={} reason={}", name,
@@ -329,10 +315,10 @@ void listener::handshake(tcp::socket socket, core::connection_info info,
     case transport_kind::ws: {
       using ws_stream = beast::websocket::stream<tcp::socket>;
       auto ws = std::make_unique<ws_stream>(std::move(socket));
-      auto deadline = std::make_shared<handshake_deadline>(executor, settings_.handshake_timeout,
+      auto deadline = std::make_shared<handshake_deadline>(executor, settings.handshake_timeout,
                                                            ws->next_layer());
       const auto peer = info.peer;
-      upgrade(std::move(ws), settings_, peer, deadline,
+      upgrade(std::move(ws), settings, peer, deadline,
               [launch, info = std::move(info),
                slot = std::move(slot)](std::unique_ptr<ws_stream> ws) mutable {
                 launch(ws_transport<tcp::socket>(std::move(ws)), std::move(info),
@@ -343,15 +329,14 @@ void listener::handshake(tcp::socket socket, core::connection_info info,
     case transport_kind::wss: {
       using tls_stream = ssl::stream<tcp::socket>;
       using wss_stream = beast::websocket::stream<tls_stream>;
-      auto ws = std::make_unique<wss_stream>(std::move(socket), *tls_);
+      auto ws = std::make_unique<wss_stream>(std::move(socket), *ctx);
       auto deadline = std::make_shared<handshake_deadline>(
-          executor, settings_.handshake_timeout, beast::get_lowest_layer(*ws));
+          executor, settings.handshake_timeout, beast::get_lowest_layer(*ws));
       auto* raw = ws.get();
-      auto ctx = tls_;
       raw->next_layer().async_handshake(
           ssl::stream_base::server,
           [ws = std::move(ws), deadline, launch, info = std::move(info), slot = std::move(slot),
-           ctx, settings = settings_](const boost::system::error_code& ec) mutable {
+           ctx, settings](const boost::system::error_code& ec) mutable {
             if (ec) {
               spdlog::info("TLS handshake failed: listener={} peer={} reason={}", settings.name,
                            info.peer,
@@ -370,6 +355,42 @@ void listener::handshake(tcp::socket socket, core::connection_info info,
       return;
     }
   }
+}
+
+}  // namespace
+
+void listener::handshake(tcp::socket socket, core::connection_info info,
+                         std::shared_ptr<connection_slot> slot) {
+  auto executor = socket.get_executor();
+  auto& broker = broker_;
+  auto& tracker = tracker_;
+  const auto settings = connection_;
+  // Starts a connection on its worker once its transport is ready. Until
+  // then the slot is held by the handshake's handlers: a failed handshake
+  // releases it with them.
+  auto launch = [&broker, &tracker, settings](auto transport, core::connection_info info,
+                                              std::shared_ptr<connection_slot> slot) {
+    using transport_type = decltype(transport);
+    auto c = std::make_shared<net::connection<counted<transport_type>>>(
+        counted<transport_type>(std::move(transport), std::move(slot)), broker, tracker,
+        std::move(info), settings);
+    c->start();
+  };
+  if (settings_.kind == transport_kind::tcp) {
+    boost::asio::post(executor, [launch, s = std::move(socket), info = std::move(info),
+                                 slot = std::move(slot)]() mutable {
+      launch(tcp_transport(std::move(s)), std::move(info), std::move(slot));
+    });
+    return;
+  }
+  // The handshake starts on the socket's own executor, where its deadline's
+  // timer runs too: started here (the accepting thread), the timer could
+  // close the socket while this thread was still setting up the first read.
+  boost::asio::post(executor, [launch, socket = std::move(socket), info = std::move(info),
+                               slot = std::move(slot), ctx = tls_,
+                               settings = settings_]() mutable {
+    start_handshake(std::move(socket), std::move(info), std::move(slot), ctx, settings, launch);
+  });
 }
 
 }  // namespace ringmq::net
