@@ -107,6 +107,25 @@ void engine::close(reason_code code, std::string reason, std::string server_refe
 
 namespace {
 
+// The message a client's PUBLISH makes; `number` 0: not numbered.
+message_ptr message_of(codec::publish_packet&& p, const std::string& publisher,
+                       std::uint64_t number, time_point now) {
+  auto m = std::make_shared<message>();
+  m->topic = std::move(p.topic);
+  m->payload = std::move(p.payload);
+  m->qos = p.qos;
+  m->retain = p.retain;
+  m->props = std::move(p.props);
+  m->publisher = publisher;
+  m->publish_number = number;
+  m->publish_packet_id = number ? p.packet_id : 0;
+  m->received_at = now;
+  if (m->props.message_expiry_interval) {
+    m->expires_at = now + std::chrono::seconds(*m->props.message_expiry_interval);
+  }
+  return m;
+}
+
 // Calls `then(true)` once everything `w` stands for is settled, on whatever
 // thread completes it last: false when a session keeper could not commit its
 // part. A local store that cannot write (a full disk, logged and shown by the
@@ -640,20 +659,7 @@ void engine::on_publish(codec::publish_packet&& p, time_point now) {
     return;
   }
   if (route) {
-    auto m = std::make_shared<message>();
-    m->topic = std::move(p.topic);
-    m->payload = std::move(p.payload);
-    m->qos = qos;
-    m->retain = p.retain;
-    m->props = std::move(p.props);
-    m->publisher = identity_->client_id;
-    m->publish_number = number;
-    m->publish_packet_id = number ? packet_id : 0;
-    m->received_at = now;
-    if (m->props.message_expiry_interval) {
-      m->expires_at = now + std::chrono::seconds(*m->props.message_expiry_interval);
-    }
-    const auto reached = broker_.publish(m, now);
+    const auto reached = broker_.publish(message_of(std::move(p), identity_->client_id, 0, now), now);
     if (v5 && reached == 0) code = reason_code::no_matching_subscribers;
   }
   together.reset();
@@ -686,19 +692,7 @@ void engine::route_numbered(codec::publish_packet&& p, std::uint64_t number,
   // number this session knows waits for the same: everything written so far
   // for the session. The client's next QoS 2 messages wait meanwhile (in order).
   const bool v5 = codec::is_v5(version_);
-  auto m = std::make_shared<message>();
-  m->topic = std::move(p.topic);
-  m->payload = std::move(p.payload);
-  m->qos = codec::qos::exactly_once;
-  m->retain = p.retain;
-  m->props = std::move(p.props);
-  m->publisher = identity_->client_id;
-  m->publish_number = number;
-  m->publish_packet_id = packet_id;
-  m->received_at = now;
-  if (m->props.message_expiry_interval) {
-    m->expires_at = now + std::chrono::seconds(*m->props.message_expiry_interval);
-  }
+  auto m = message_of(std::move(p), identity_->client_id, number, now);
   written w = number_written;
   if (!w.pending()) {
     w = session_->sync_point();

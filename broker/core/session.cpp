@@ -21,10 +21,9 @@ inflight_stage first_stage(codec::qos q) noexcept {
                                        : inflight_stage::awaiting_puback;
 }
 
-}  // namespace
-
-namespace {
+// Serials of session objects made in this process (session::serial).
 std::atomic<std::uint64_t> last_serial{0};
+
 }  // namespace
 
 session::session(std::string client_id, const session_limits& limits, journal* journal,
